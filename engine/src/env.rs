@@ -1,0 +1,78 @@
+//! What the kernel around the driver provides: a WARN log the oracle reads,
+//! and fail_nth fault injection on every fallible step.
+
+use smmu_sync::plain::{AtomicU64, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::{Errno, InvDesc};
+
+/// A driver `WARN_ON`: the code detected a broken invariant and carried on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// An entry in `to_unref` is not in the array, or is already trash.
+    UnrefAbsent(InvDesc),
+    /// `merge` produced two entries out of order (or equal): its input
+    /// `to_merge` was not sorted.
+    MergeUnsorted { index: usize },
+    /// `purge` found more trash than entries.
+    PurgeCounters { num_invs: usize, num_trashes: usize },
+}
+
+/// Where an injected failure can land.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultSite {
+    InvsMerge,
+    InvsPurge,
+}
+
+/// The per-world kernel environment. Writers reach it under their own locks;
+/// its state is never held across a scheduling point.
+#[derive(Default)]
+pub struct Env {
+    warnings: Mutex<Vec<Warning>>,
+    fallible_calls: AtomicU64,
+    fail_nth: AtomicU64,
+    injected: Mutex<Option<FaultSite>>,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn warn(&self, w: Warning) {
+        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+    }
+
+    pub fn warnings(&self) -> Vec<Warning> {
+        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Like iommufd's fail_nth: the `n`th fallible call from now fails with
+    /// `-ENOMEM`; 0 disarms.
+    pub fn set_fail_nth(&self, n: u64) {
+        self.fallible_calls.store(0, Relaxed);
+        *self.injected.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.fail_nth.store(n, Relaxed);
+    }
+
+    /// Fallible calls made since the last `set_fail_nth`.
+    pub fn fallible_calls(&self) -> u64 {
+        self.fallible_calls.load(Relaxed)
+    }
+
+    /// Where the armed failure landed, once it has.
+    pub fn injected(&self) -> Option<FaultSite> {
+        *self.injected.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every allocation the driver makes goes through here first.
+    pub fn alloc(&self, site: FaultSite) -> Result<(), Errno> {
+        let n = self.fallible_calls.fetch_add(1, Relaxed) + 1;
+        if n == self.fail_nth.load(Relaxed) {
+            *self.injected.lock().unwrap_or_else(|e| e.into_inner()) = Some(site);
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+}

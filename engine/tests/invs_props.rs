@@ -1,0 +1,133 @@
+//! Random merge/unref/purge sequences against a plain multiset model.
+
+use engine::{Env, InvDesc, InvType, Invs, Warning};
+use hwmodel::SmmuId;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+/// Every entry a sequence may use, in sorted order.
+fn universe() -> Vec<InvDesc> {
+    let mut u = Vec::new();
+    for smmu in 0..2 {
+        for (ty, id, ssid) in [
+            (InvType::S1Asid, 1, 0),
+            (InvType::S1Asid, 2, 0),
+            (InvType::S2Vmid, 1, 0),
+            (InvType::S2VmidS1Clear, 1, 0),
+            (InvType::Ats, 3, 0),
+            (InvType::Ats, 3, 1),
+            (InvType::AtsFull, 4, 0),
+        ] {
+            u.push(InvDesc::new(SmmuId(smmu), false, ty, id, ssid, 0));
+        }
+    }
+    u
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Merge(u16),
+    Unref(u16),
+    Purge,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => any::<u16>().prop_map(Op::Merge),
+        3 => any::<u16>().prop_map(Op::Unref),
+        1 => Just(Op::Purge),
+    ]
+}
+
+fn pick(u: &[InvDesc], mask: u16) -> Vec<InvDesc> {
+    u.iter().enumerate().filter(|(k, _)| mask & (1 << k) != 0).map(|(_, d)| *d).collect()
+}
+
+/// The bytes an array's entries occupy (empty for an empty array, whose
+/// dangling pointer every empty array shares).
+fn storage(invs: &Invs) -> std::ops::Range<usize> {
+    let e = invs.entries();
+    let start = e.as_ptr() as usize;
+    start..start + std::mem::size_of_val(e)
+}
+
+fn disjoint(a: &Invs, b: &Invs) -> bool {
+    let (a, b) = (storage(a), storage(b));
+    a.is_empty() || b.is_empty() || a.end <= b.start || b.end <= a.start
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matches_multiset_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let u = universe();
+        let env = Env::new();
+        let mut invs = Invs::new();
+        let mut model: BTreeMap<_, (InvDesc, u32)> = BTreeMap::new();
+        let mut warnings = 0;
+
+        for op in ops {
+            match op {
+                Op::Merge(mask) => {
+                    let input = pick(&u, mask);
+                    let new = invs.merge(&input, &env).unwrap();
+                    prop_assert!(disjoint(&invs, &new), "merge shares storage with its input");
+                    prop_assert_eq!(new.check(true), Ok(()));
+                    prop_assert_eq!(new.has_ats(), new.iter().any(|i| i.ty.is_ats()));
+                    for d in input {
+                        model.entry(d.key()).or_insert((d, 0)).1 += 1;
+                    }
+                    invs = new;
+                }
+                Op::Unref(mask) => {
+                    let input = pick(&u, mask);
+                    let mut expect_flushed = Vec::new();
+                    for d in &input {
+                        match model.get_mut(&d.key()) {
+                            Some((_, users)) => {
+                                *users -= 1;
+                                if *users == 0 {
+                                    expect_flushed.push(*d);
+                                    model.remove(&d.key());
+                                }
+                            }
+                            None => warnings += 1,
+                        }
+                    }
+                    let mut flushed = Vec::new();
+                    let trashes = invs.unref(&input, &env, |i| flushed.push(i.desc));
+                    prop_assert_eq!(flushed, expect_flushed);
+                    prop_assert_eq!(trashes, invs.num_trashes());
+                    if let Some(last) = invs.entries().last() {
+                        prop_assert!(last.users() > 0, "trailing trash not trimmed: {:?}", invs);
+                    }
+                }
+                Op::Purge => {
+                    let had_trash = invs.num_trashes() > 0;
+                    match invs.purge(&env).unwrap() {
+                        Some(new) => {
+                            prop_assert!(had_trash);
+                            prop_assert!(disjoint(&invs, &new), "purge shares storage with its input");
+                            prop_assert_eq!(new.check(true), Ok(()));
+                            prop_assert_eq!(new.has_ats(), new.iter().any(|i| i.ty.is_ats()));
+                            invs = new;
+                        }
+                        None => prop_assert!(!had_trash, "purge returned nothing with trash present"),
+                    }
+                }
+            }
+            prop_assert_eq!(invs.check(false), Ok(()));
+            let live: Vec<_> = invs.iter().map(|i| (i.desc, i.users())).collect();
+            let want: Vec<_> = model.values().copied().collect();
+            prop_assert_eq!(live, want);
+            // The walker skips the ATS fence when has_ats is false.
+            if model.values().any(|(d, _)| d.ty.is_ats()) {
+                prop_assert!(invs.has_ats());
+            }
+        }
+        let absent = env.warnings().iter().filter(|w| matches!(w, Warning::UnrefAbsent(_))).count();
+        prop_assert_eq!(absent, warnings);
+        prop_assert_eq!(env.warnings().len(), warnings, "no other warnings on sorted input");
+    }
+}

@@ -1,0 +1,201 @@
+//! The `stress` command line, as specified in DESIGN.md. Every bad input is
+//! turned into one line of text and exit code 2.
+
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SchedulerKind {
+    Pct,
+    Random,
+    Dfs,
+    Loom,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    Epoch,
+    Legacy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeKind {
+    Model,
+    Threads,
+}
+
+/// One shard of the seed space: this run takes every seed index `i` with
+/// `i % count == index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 0/4")?;
+    let index = k.parse().map_err(|_| format!("shard index {k:?} is not a number"))?;
+    let count: u64 = n.parse().map_err(|_| format!("shard count {n:?} is not a number"))?;
+    if count == 0 || index >= count {
+        return Err(format!("need 0 <= K < N, got {index}/{count}"));
+    }
+    Ok(Shard { index, count })
+}
+
+/// Deterministic stress of the SMMUv3 invalidation array.
+#[derive(Debug, Parser)]
+#[command(name = "stress", version, about)]
+pub struct Cli {
+    /// One scenario (repeatable); default: the whole catalogue
+    #[arg(long, value_name = "NAME")]
+    pub scenario: Vec<String>,
+    /// Base seed; default: from the clock, always printed
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Schedules per scenario
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<u64>,
+    #[arg(long, value_enum, default_value_t = SchedulerKind::Pct)]
+    pub scheduler: SchedulerKind,
+    /// PCT depth
+    #[arg(long, value_name = "D")]
+    pub depth: Option<usize>,
+    /// Simulated CPU threads (default per scenario)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub cpus: Option<u32>,
+    #[arg(long, value_enum, default_value_t = EngineKind::Epoch)]
+    pub engine: EngineKind,
+    #[arg(long, value_enum, default_value_t = ModeKind::Model)]
+    pub mode: ModeKind,
+    /// Inject one catalogued bug
+    #[arg(long, value_name = "NAME", conflicts_with = "mutants")]
+    pub mutant: Option<String>,
+    /// Mutation score table over all|A,B,...; exit 0 only if every one is caught
+    #[arg(long, value_name = "LIST")]
+    pub mutants: Option<String>,
+    /// Re-run a saved failure exactly
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Run only shard K of N of the seed space
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Parallel workers
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: u32,
+    #[arg(long, value_name = "SECS")]
+    pub time_budget: Option<f64>,
+    /// Where failure files go
+    #[arg(long, value_name = "DIR", default_value = "stress-failures")]
+    pub out: PathBuf,
+    /// One JSON object on stdout; human text on stderr
+    #[arg(long)]
+    pub json: bool,
+    /// Scenarios, and mutants with the scenario that catches each
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// What `main` should do after parsing: run, or print text and exit.
+pub enum Parsed {
+    Run(Box<Cli>),
+    Exit { text: String, code: i32 },
+}
+
+/// Parse `args` (program name first). Help and version exit 0 with clap's
+/// full text; every other error is one line and exit 2.
+pub fn parse<I, T>(args: I) -> Parsed
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if e.exit_code() == EXIT_OK => return Parsed::Exit { text: e.to_string(), code: EXIT_OK },
+        Err(e) => {
+            let first = e.to_string().lines().next().unwrap_or("bad usage").to_string();
+            return Parsed::Exit { text: format!("stress: {first}"), code: EXIT_USAGE };
+        }
+    };
+    if let Err(line) = validate(&cli) {
+        return Parsed::Exit { text: format!("stress: error: {line}"), code: EXIT_USAGE };
+    }
+    Parsed::Run(Box::new(cli))
+}
+
+fn validate(cli: &Cli) -> Result<(), String> {
+    if let Some(name) = cli.scenario.iter().find(|n| scenarios::find(n).is_none()) {
+        return Err(format!("unknown scenario {name:?} (see --list)"));
+    }
+    // No mutant is catalogued yet, so every name is unknown.
+    if let Some(m) = &cli.mutant {
+        return Err(format!("unknown mutant {m:?} (see --list)"));
+    }
+    if let Some(m) = cli.mutants.as_deref().filter(|m| *m != "all") {
+        return Err(format!("unknown mutant in {m:?} (see --list)"));
+    }
+    if cli.time_budget.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+        return Err("--time-budget must be a positive number of seconds".into());
+    }
+    Ok(())
+}
+
+/// The `--list` text.
+pub fn list() -> String {
+    let mut out = String::from("scenarios:\n");
+    if scenarios::catalogue().is_empty() {
+        out.push_str("  (none yet)\n");
+    }
+    for s in scenarios::catalogue() {
+        out.push_str(&format!("  {:<28} {}\n", s.name, s.about));
+    }
+    out.push_str("mutants:\n  (none yet)\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit_code(args: &[&str]) -> (i32, String) {
+        match parse(std::iter::once("stress").chain(args.iter().copied())) {
+            Parsed::Run(_) => (-1, String::new()),
+            Parsed::Exit { text, code } => (code, text),
+        }
+    }
+
+    #[test]
+    fn bad_input_is_one_line_and_exit_2() {
+        for args in [
+            &["--nonsense"][..],
+            &["--seed", "x"],
+            &["--scheduler", "fifo"],
+            &["--shard", "4/4"],
+            &["--shard", "1"],
+            &["--jobs", "0"],
+            &["--scenario", "no-such-thing"],
+            &["--mutant", "no-such-bug"],
+            &["--mutants", "no-such-bug"],
+            &["--time-budget", "-1"],
+            &["--mutant", "a", "--mutants", "all"],
+        ] {
+            let (code, text) = exit_code(args);
+            assert_eq!(code, EXIT_USAGE, "{args:?}");
+            assert_eq!(text.trim_end().lines().count(), 1, "{args:?}: {text}");
+            assert!(text.starts_with("stress: error: "), "{args:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn help_exits_0_and_good_flags_run() {
+        assert_eq!(exit_code(&["--help"]).0, EXIT_OK);
+        assert_eq!(exit_code(&["--seed", "7", "--shard", "1/4", "--json"]).0, -1);
+    }
+
+    #[test]
+    fn shard_parses() {
+        assert_eq!(parse_shard("2/8"), Ok(Shard { index: 2, count: 8 }));
+    }
+}

@@ -1,0 +1,3 @@
+//! The `stress` harness: command line, schedulers, replay, reports.
+
+pub mod cli;

@@ -1,0 +1,5 @@
+//! The simulated machine the driver runs on, and the oracle that judges it.
+
+pub mod cmd;
+
+pub use cmd::{Opcode, SmmuId};

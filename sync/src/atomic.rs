@@ -1,0 +1,76 @@
+use crate::backend::{backend, dispatch, Backend};
+pub use std::sync::atomic::Ordering;
+
+/// A memory fence: a real one under std, a C11 fence loom reasons about, and
+/// a scheduling point (shuttle is sequentially consistent, so it is no more)
+/// under shuttle.
+pub fn fence(order: Ordering) {
+    match backend() {
+        Backend::Std => std::sync::atomic::fence(order),
+        Backend::Shuttle => shuttle::sync::atomic::fence(order),
+        Backend::Loom => loom::sync::atomic::fence(order),
+    }
+}
+
+macro_rules! atomic {
+    ($name:ident, $inner:ident, $t:ty) => {
+        pub struct $name($inner);
+
+        enum $inner {
+            Std(std::sync::atomic::$name),
+            Shuttle(shuttle::sync::atomic::$name),
+            Loom(loom::sync::atomic::$name),
+        }
+
+        impl $name {
+            pub fn new(v: $t) -> Self {
+                Self(match backend() {
+                    Backend::Std => $inner::Std(std::sync::atomic::$name::new(v)),
+                    Backend::Shuttle => $inner::Shuttle(shuttle::sync::atomic::$name::new(v)),
+                    Backend::Loom => $inner::Loom(loom::sync::atomic::$name::new(v)),
+                })
+            }
+            #[inline]
+            pub fn load(&self, o: Ordering) -> $t {
+                dispatch!(&self.0, $inner, a => a.load(o))
+            }
+            #[inline]
+            pub fn store(&self, v: $t, o: Ordering) {
+                dispatch!(&self.0, $inner, a => a.store(v, o))
+            }
+            #[inline]
+            pub fn swap(&self, v: $t, o: Ordering) -> $t {
+                dispatch!(&self.0, $inner, a => a.swap(v, o))
+            }
+            #[inline]
+            pub fn compare_exchange(&self, cur: $t, new: $t, ok: Ordering, err: Ordering) -> Result<$t, $t> {
+                dispatch!(&self.0, $inner, a => a.compare_exchange(cur, new, ok, err))
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.load(Ordering::Relaxed), f)
+            }
+        }
+    };
+    ($name:ident, $inner:ident, $t:ty, int) => {
+        atomic!($name, $inner, $t);
+
+        impl $name {
+            #[inline]
+            pub fn fetch_add(&self, v: $t, o: Ordering) -> $t {
+                dispatch!(&self.0, $inner, a => a.fetch_add(v, o))
+            }
+            #[inline]
+            pub fn fetch_sub(&self, v: $t, o: Ordering) -> $t {
+                dispatch!(&self.0, $inner, a => a.fetch_sub(v, o))
+            }
+        }
+    };
+}
+
+atomic!(AtomicBool, AtomicBoolInner, bool);
+atomic!(AtomicU32, AtomicU32Inner, u32, int);
+atomic!(AtomicU64, AtomicU64Inner, u64, int);
+atomic!(AtomicUsize, AtomicUsizeInner, usize, int);

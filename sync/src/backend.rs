@@ -1,0 +1,50 @@
+use std::cell::Cell;
+
+/// Which world the current OS thread is simulating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Real OS threads and std primitives.
+    Std,
+    /// Inside a shuttle execution: every primitive is a scheduling point.
+    Shuttle,
+    /// Inside a loom model: C11 atomics, exhaustive interleavings.
+    Loom,
+}
+
+thread_local! {
+    static BACKEND: Cell<Backend> = const { Cell::new(Backend::Std) };
+}
+
+/// The backend primitives created now on this thread will use.
+pub fn backend() -> Backend {
+    BACKEND.with(Cell::get)
+}
+
+/// Restores the previous backend when dropped.
+#[must_use = "the backend is restored when the guard drops"]
+pub struct BackendGuard(Backend);
+
+impl Drop for BackendGuard {
+    fn drop(&mut self) {
+        BACKEND.with(|b| b.set(self.0));
+    }
+}
+
+/// Select the backend for everything this thread (and, under shuttle or
+/// loom, every simulated thread it spawns) creates until the guard drops.
+/// Call it first thing inside the shuttle or loom test closure.
+pub fn enter(b: Backend) -> BackendGuard {
+    BackendGuard(BACKEND.with(|c| c.replace(b)))
+}
+
+/// Expands to a `match` that forwards to whichever backend's value `$v` holds.
+macro_rules! dispatch {
+    ($v:expr, $inner:ident, $x:ident => $e:expr) => {
+        match $v {
+            $inner::Std($x) => $e,
+            $inner::Shuttle($x) => $e,
+            $inner::Loom($x) => $e,
+        }
+    };
+}
+pub(crate) use dispatch;

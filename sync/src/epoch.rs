@@ -1,0 +1,211 @@
+//! The epoch-protected pointer: the Rust stand-in for an `__rcu` pointer with
+//! `rcu_dereference`, `rcu_assign_pointer` and `kfree_rcu`. This module is
+//! the only place in the workspace with `unsafe`.
+//!
+//! Under std and shuttle it is crossbeam-epoch through an explicit
+//! [`Collector`] with one [`Handle`] (epoch participant) per simulated thread.
+//! The global default collector is never used: it keys participants by OS
+//! thread, and every shuttle task shares one OS thread.
+//!
+//! Under loom the pointer is a loom `AtomicPtr`, so loom explores which array
+//! a reader sees; nothing is reclaimed until the `Rcu` is dropped, because
+//! crossbeam's own fences are invisible to loom and could not justify a free.
+
+use crate::backend::{backend, Backend};
+use crate::thread::schedule_point;
+use crossbeam_epoch as cb;
+use std::sync::atomic::Ordering;
+
+/// Owns the epoch state of one simulated machine.
+pub struct Collector(Option<cb::Collector>);
+
+impl Collector {
+    pub fn new() -> Self {
+        Self(match backend() {
+            Backend::Loom => None,
+            Backend::Std | Backend::Shuttle => Some(cb::Collector::new()),
+        })
+    }
+
+    /// A new participant, for one simulated thread. Not `Send`: register it
+    /// on the thread that will use it.
+    pub fn register(&self) -> Handle {
+        Handle(self.0.as_ref().map(cb::Collector::register))
+    }
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One simulated thread's epoch participant.
+pub struct Handle(Option<cb::LocalHandle>);
+
+impl Handle {
+    /// Enter a read-side critical section (`rcu_read_lock`).
+    pub fn pin(&self) -> Guard {
+        Guard(self.0.as_ref().map(cb::LocalHandle::pin))
+    }
+
+    pub fn is_pinned(&self) -> bool {
+        self.0.as_ref().is_some_and(cb::LocalHandle::is_pinned)
+    }
+}
+
+/// A pinned read-side critical section; references loaded under it stay
+/// valid until it drops.
+pub struct Guard(Option<cb::Guard>);
+
+impl Guard {
+    /// Push this participant's deferred frees to the global queue and run
+    /// those whose grace period has passed. Writers call it so that readers
+    /// do not pay for reclamation.
+    pub fn flush(&self) {
+        if let Some(g) = &self.0 {
+            g.flush();
+        }
+    }
+
+    fn epoch(&self) -> &cb::Guard {
+        self.0.as_ref().expect("an epoch guard from a loom handle used on a std/shuttle Rcu")
+    }
+}
+
+/// What a retired object does when it is freed while a reader may still see
+/// it: a model-mode use-after-free becomes an observable flag, not UB.
+pub trait Retire: Send + Sync + 'static {
+    fn poison(&self);
+}
+
+/// An epoch-protected pointer to a `T`; never null.
+pub struct Rcu<T: Retire>(Slot<T>);
+
+enum Slot<T> {
+    Epoch(cb::Atomic<T>),
+    Loom {
+        ptr: loom::sync::atomic::AtomicPtr<T>,
+        retired: std::sync::Mutex<Vec<*mut T>>,
+    },
+}
+
+// SAFETY: the raw pointers in `Slot::Loom` are uniquely owned boxes of `T`
+// that are only dereferenced as `&T`; `T: Send + Sync` makes sharing them safe.
+unsafe impl<T: Retire> Send for Rcu<T> {}
+unsafe impl<T: Retire> Sync for Rcu<T> {}
+
+impl<T: Retire> Rcu<T> {
+    pub fn new(v: T) -> Self {
+        Self(match backend() {
+            Backend::Loom => Slot::Loom {
+                ptr: loom::sync::atomic::AtomicPtr::new(Box::into_raw(Box::new(v))),
+                retired: std::sync::Mutex::new(Vec::new()),
+            },
+            Backend::Std | Backend::Shuttle => Slot::Epoch(cb::Atomic::new(v)),
+        })
+    }
+
+    /// `rcu_dereference`: the current object, valid while `g` is held.
+    /// A scheduling point under shuttle.
+    pub fn load<'g>(&'g self, g: &'g Guard) -> &'g T {
+        schedule_point();
+        match &self.0 {
+            Slot::Epoch(a) => {
+                let p = a.load(Ordering::Acquire, g.epoch());
+                // SAFETY: the pointer is never null, and an object replaced
+                // after this load is only destroyed once `g` is unpinned.
+                unsafe { p.deref() }
+            }
+            Slot::Loom { ptr, .. } => {
+                // SAFETY: under loom no object is freed before `self` drops,
+                // and the returned reference cannot outlive `self`.
+                unsafe { &*ptr.load(Ordering::Acquire) }
+            }
+        }
+    }
+
+    /// `rcu_assign_pointer`: make `new` the current object and hand back the
+    /// one it replaced, which must then be retired. A scheduling point under
+    /// shuttle.
+    pub fn publish<'g>(&'g self, new: T, g: &'g Guard) -> Retired<'g, T> {
+        schedule_point();
+        let old = match &self.0 {
+            Slot::Epoch(a) => Old::Epoch(a.swap(cb::Owned::new(new), Ordering::AcqRel, g.epoch())),
+            Slot::Loom { ptr, .. } => Old::Loom(ptr.swap(Box::into_raw(Box::new(new)), Ordering::AcqRel)),
+        };
+        Retired { rcu: self, old, guard: g }
+    }
+}
+
+impl<T: Retire> Drop for Rcu<T> {
+    fn drop(&mut self) {
+        match &mut self.0 {
+            Slot::Epoch(a) => {
+                let a = std::mem::replace(a, cb::Atomic::null());
+                // SAFETY: `&mut self` proves no reader holds a reference
+                // derived from this pointer; replaced objects own themselves
+                // through their deferred destructors.
+                drop(unsafe { a.into_owned() });
+            }
+            Slot::Loom { ptr, retired } => {
+                let cur = ptr.with_mut(|p| *p);
+                for p in retired.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..).chain([cur]) {
+                    // SAFETY: each pointer came from `Box::into_raw` exactly once.
+                    drop(unsafe { Box::from_raw(p) });
+                }
+            }
+        }
+    }
+}
+
+enum Old<'g, T> {
+    Epoch(cb::Shared<'g, T>),
+    Loom(*mut T),
+}
+
+/// An object unlinked by [`Rcu::publish`]; readers that loaded it before the
+/// swap may still be using it.
+#[must_use = "a replaced object must be retired with defer_free or free_now"]
+pub struct Retired<'g, T: Retire> {
+    rcu: &'g Rcu<T>,
+    old: Old<'g, T>,
+    guard: &'g Guard,
+}
+
+impl<'g, T: Retire> Retired<'g, T> {
+    /// The replaced object, for the writer to read before retiring it.
+    pub fn get(&self) -> &'g T {
+        match self.old {
+            // SAFETY: the writer's guard keeps the replaced object alive.
+            Old::Epoch(p) => unsafe { p.deref() },
+            // SAFETY: loom mode frees nothing before the `Rcu` drops.
+            Old::Loom(p) => unsafe { &*p },
+        }
+    }
+
+    /// `kfree_rcu`: free it once every reader that might see it is gone.
+    pub fn defer_free(self) {
+        match self.old {
+            // SAFETY: the object is unlinked, so only readers pinned before
+            // the swap can reach it, and the collector waits for them.
+            Old::Epoch(p) => unsafe { self.guard.epoch().defer_destroy(p) },
+            Old::Loom(p) => self.keep_until_drop(p),
+        }
+    }
+
+    /// The bug this harness must catch: free without a grace period. The
+    /// object is poisoned at once, so a reader still inside its critical
+    /// section sees the flag; its memory is still only released after the
+    /// grace period, keeping the bug observable and the process sound.
+    pub fn free_now(self) {
+        self.get().poison();
+        self.defer_free();
+    }
+
+    fn keep_until_drop(&self, p: *mut T) {
+        if let Slot::Loom { retired, .. } = &self.rcu.0 {
+            retired.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+        }
+    }
+}

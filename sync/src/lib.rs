@@ -1,0 +1,32 @@
+//! The sync facade: the only code in the workspace that knows whether it runs
+//! on real threads (std), under shuttle's controlled scheduler, or under
+//! loom's exhaustive C11 model checker.
+//!
+//! One build serves all three. The backend is chosen at run time by the
+//! thread that builds a world (`enter`), and every primitive records the
+//! backend it was created under, so a world built inside a shuttle execution
+//! is made of shuttle primitives. Shuttle and loom both run their simulated
+//! threads as coroutines on the caller's OS thread, which is why a plain
+//! thread-local is enough to carry the choice into every task.
+
+mod atomic;
+mod backend;
+#[allow(unsafe_code)]
+mod epoch;
+mod lock;
+mod thread;
+
+pub use atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub use backend::{backend, enter, Backend, BackendGuard};
+pub use epoch::{Collector, Guard, Handle, Rcu, Retire, Retired};
+pub use lock::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use thread::{schedule_point, spawn, yield_now, JoinHandle};
+
+/// Primitives that are never scheduling points, for state that only one
+/// thread touches at a time (writer-private counters serialized by a lock, the
+/// oracle's bookkeeping). A `plain::Mutex` must never be held across a
+/// scheduling point: under shuttle every task shares one OS thread.
+pub mod plain {
+    pub use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+    pub use std::sync::Mutex;
+}

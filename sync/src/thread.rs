@@ -1,0 +1,58 @@
+use crate::backend::{backend, enter, Backend};
+
+pub struct JoinHandle<T>(JoinInner<T>);
+
+enum JoinInner<T> {
+    Std(std::thread::JoinHandle<T>),
+    Shuttle(shuttle::thread::JoinHandle<T>),
+    Loom(loom::thread::JoinHandle<T>),
+}
+
+/// Spawn a simulated thread (a CPU or a device) on the current backend.
+/// Real OS threads inherit the spawner's backend so they build std objects.
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    JoinHandle(match backend() {
+        Backend::Std => JoinInner::Std(std::thread::spawn(move || {
+            let _g = enter(Backend::Std);
+            f()
+        })),
+        Backend::Shuttle => JoinInner::Shuttle(shuttle::thread::spawn(f)),
+        Backend::Loom => JoinInner::Loom(loom::thread::spawn(f)),
+    })
+}
+
+impl<T> JoinHandle<T> {
+    /// Wait for the thread; `Err` carries its panic payload.
+    pub fn join(self) -> std::thread::Result<T> {
+        match self.0 {
+            JoinInner::Std(h) => h.join(),
+            JoinInner::Shuttle(h) => h.join(),
+            JoinInner::Loom(h) => h.join(),
+        }
+    }
+}
+
+/// Give up the CPU, e.g. inside a spin loop. Under loom this also tells the
+/// checker the thread cannot progress until another one does.
+pub fn yield_now() {
+    match backend() {
+        Backend::Std => std::thread::yield_now(),
+        Backend::Shuttle => shuttle::thread::yield_now(),
+        Backend::Loom => loom::thread::yield_now(),
+    }
+}
+
+/// A place where the scheduler may switch to another thread, with no other
+/// effect. Free under std; under shuttle a plain context switch (unlike
+/// `yield_now`, which PCT treats as a hint to deprioritise the caller).
+/// Loom switches only at its own atomics, so this is a no-op there.
+#[inline]
+pub fn schedule_point() {
+    if backend() == Backend::Shuttle {
+        shuttle::thread::sleep(std::time::Duration::ZERO);
+    }
+}
