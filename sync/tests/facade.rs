@@ -39,19 +39,24 @@ fn flush_hard(h: &Handle) {
     }
 }
 
+/// A std world: one collector, a reader and a writer participant, and an
+/// `Rcu` whose first object reports its drop through the returned flag.
+fn std_world() -> (Collector, Rcu<Probe>, Arc<StdBool>) {
+    let first_dropped = Arc::new(StdBool::new(false));
+    (Collector::new(), Rcu::new(Probe::new(&first_dropped)), first_dropped)
+}
+
+fn fresh() -> Probe {
+    Probe::new(&Arc::new(StdBool::new(false)))
+}
+
 #[test]
 fn replaced_object_outlives_a_pinned_reader_then_is_freed() {
-    let collector = Collector::new();
+    let (collector, rcu, old_dropped) = std_world();
     let (reader, writer) = (collector.register(), collector.register());
-    let old_dropped = Arc::new(StdBool::new(false));
-    let rcu = Rcu::new(Probe::new(&old_dropped));
-
     let rg = reader.pin();
     let seen = rcu.load(&rg);
-    {
-        let wg = writer.pin();
-        rcu.publish(Probe::new(&Arc::new(StdBool::new(false))), &wg).defer_free();
-    }
+    rcu.publish(fresh(), &writer.pin()).defer_free();
     flush_hard(&writer);
     assert!(!old_dropped.load(Ordering::SeqCst), "freed under a pinned reader");
     assert!(!seen.poisoned());
@@ -62,14 +67,11 @@ fn replaced_object_outlives_a_pinned_reader_then_is_freed() {
 
 #[test]
 fn free_now_poisons_at_once_but_keeps_memory_valid() {
-    let collector = Collector::new();
+    let (collector, rcu, old_dropped) = std_world();
     let (reader, writer) = (collector.register(), collector.register());
-    let old_dropped = Arc::new(StdBool::new(false));
-    let rcu = Rcu::new(Probe::new(&old_dropped));
-
     let rg = reader.pin();
     let seen = rcu.load(&rg);
-    rcu.publish(Probe::new(&Arc::new(StdBool::new(false))), &writer.pin()).free_now();
+    rcu.publish(fresh(), &writer.pin()).free_now();
     flush_hard(&writer);
     assert!(seen.poisoned(), "the reader must observe the early free");
     assert!(!old_dropped.load(Ordering::SeqCst));
@@ -78,7 +80,7 @@ fn free_now_poisons_at_once_but_keeps_memory_valid() {
 #[test]
 fn real_threads_read_while_a_writer_republishes() {
     let collector = Arc::new(Collector::new());
-    let rcu = Arc::new(Rcu::new(Probe::new(&Arc::new(StdBool::new(false)))));
+    let rcu = Arc::new(Rcu::new(fresh()));
     let readers: Vec<_> = (0..2)
         .map(|_| {
             let (c, r) = (collector.clone(), rcu.clone());
@@ -94,7 +96,7 @@ fn real_threads_read_while_a_writer_republishes() {
     let h = collector.register();
     for _ in 0..if cfg!(miri) { 20 } else { 2000 } {
         let g = h.pin();
-        rcu.publish(Probe::new(&Arc::new(StdBool::new(false))), &g).defer_free();
+        rcu.publish(fresh(), &g).defer_free();
         g.flush();
     }
     for r in readers {
@@ -137,7 +139,7 @@ fn shuttle_tasks_get_distinct_epoch_participants() {
                     // Both tasks run on one OS thread; a thread-keyed
                     // participant would make this handle look pinned too.
                     assert!(!h.is_pinned(), "writer shares the reader's participant");
-                    r.publish(Probe::new(&Arc::new(StdBool::new(false))), &h.pin()).defer_free();
+                    r.publish(fresh(), &h.pin()).defer_free();
                     flush_hard(&h);
                     assert!(!d.load(Ordering::SeqCst), "reclaimed while another task is pinned");
                     release.store(true, Ordering::SeqCst);
@@ -156,7 +158,7 @@ fn loom_reader_sees_old_or_new_never_a_freed_object() {
     loom::model(|| {
         let _b = enter(Backend::Loom);
         let collector = Arc::new(Collector::new());
-        let rcu = Arc::new(Rcu::new(Probe::new(&Arc::new(StdBool::new(false)))));
+        let rcu = Arc::new(Rcu::new(fresh()));
         let r = {
             let (c, r) = (collector.clone(), rcu.clone());
             spawn(move || {
@@ -166,7 +168,7 @@ fn loom_reader_sees_old_or_new_never_a_freed_object() {
             })
         };
         let h = collector.register();
-        rcu.publish(Probe::new(&Arc::new(StdBool::new(false))), &h.pin()).defer_free();
+        rcu.publish(fresh(), &h.pin()).defer_free();
         r.join().unwrap();
     });
 }
