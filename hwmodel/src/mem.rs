@@ -1,0 +1,156 @@
+//! Memory shared by the CPUs and the SMMU, with a store buffer per CPU.
+//!
+//! Shuttle runs every atomic as sequentially consistent, so a missing barrier
+//! could never show. Here a CPU's stores to page tables, STEs and CDs sit in
+//! its buffer until drained, and the SMMU only reads drained memory. Drains
+//! happen at barriers, and otherwise whenever the scheduler's data choices
+//! say so, in any order that keeps same-address stores in program order and
+//! respects store-store fences (`dma_wmb`). That is ARM's store reordering as
+//! far as these protocols can observe it.
+//!
+//! Internal state sits behind plain mutexes that are never held across a
+//! scheduling point; the interesting interleavings come from the explicit
+//! scheduling points at each access.
+
+use smmu_sync::{plain, random_below, schedule_point};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// A physical address of one 64-bit word.
+pub type Addr = u64;
+
+/// A simulated CPU, by index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CpuId(pub usize);
+
+struct Pending {
+    addr: Addr,
+    val: u64,
+    /// Stores may not drain ahead of a store with a lower fence number.
+    fence: u32,
+}
+
+#[derive(Default)]
+struct StoreBuffer {
+    entries: VecDeque<Pending>,
+    fence: u32,
+}
+
+impl StoreBuffer {
+    /// Indices of stores that may reach memory next.
+    fn drainable(&self) -> impl Iterator<Item = usize> + '_ {
+        let oldest_fence = self.entries.front().map_or(0, |p| p.fence);
+        self.entries.iter().enumerate().filter_map(move |(k, p)| {
+            let in_order = p.fence == oldest_fence;
+            let first_for_addr = self.entries.iter().take(k).all(|q| q.addr != p.addr);
+            (in_order && first_for_addr).then_some(k)
+        })
+    }
+}
+
+pub struct Memory {
+    visible: plain::Mutex<HashMap<Addr, u64>>,
+    buffers: Vec<plain::Mutex<StoreBuffer>>,
+    /// Stores sitting in any buffer; lets the common empty case skip the scan.
+    buffered: plain::AtomicUsize,
+}
+
+impl Memory {
+    pub fn new(cpus: usize) -> Self {
+        Self {
+            visible: plain::Mutex::new(HashMap::new()),
+            buffers: (0..cpus).map(|_| plain::Mutex::new(StoreBuffer::default())).collect(),
+            buffered: plain::AtomicUsize::new(0),
+        }
+    }
+
+    pub fn cpus(&self) -> usize {
+        self.buffers.len()
+    }
+
+    fn buffer(&self, cpu: CpuId) -> std::sync::MutexGuard<'_, StoreBuffer> {
+        self.buffers[cpu.0].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn visible(&self) -> std::sync::MutexGuard<'_, HashMap<Addr, u64>> {
+        self.visible.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A CPU store: buffered, visible to the SMMU only once drained.
+    pub fn store(&self, cpu: CpuId, addr: Addr, val: u64) {
+        schedule_point();
+        let mut b = self.buffer(cpu);
+        let fence = b.fence;
+        b.entries.push_back(Pending { addr, val, fence });
+        drop(b);
+        self.buffered.fetch_add(1, Relaxed);
+        self.drain_some();
+    }
+
+    /// A CPU load: its own newest buffered store to `addr` if any, else memory.
+    pub fn load(&self, cpu: CpuId, addr: Addr) -> u64 {
+        schedule_point();
+        self.drain_some();
+        let own = self.buffer(cpu).entries.iter().rev().find(|p| p.addr == addr).map(|p| p.val);
+        own.unwrap_or_else(|| self.read_visible(addr))
+    }
+
+    /// A load by the SMMU or a device: drained memory only.
+    pub fn load_dev(&self, addr: Addr) -> u64 {
+        schedule_point();
+        self.drain_some();
+        self.read_visible(addr)
+    }
+
+    fn read_visible(&self, addr: Addr) -> u64 {
+        self.visible().get(&addr).copied().unwrap_or(0)
+    }
+
+    /// Write memory directly, as the world does when it builds initial state.
+    pub fn init(&self, addr: Addr, val: u64) {
+        self.visible().insert(addr, val);
+    }
+
+    /// `smp_mb` / `dma_mb`: every earlier store of `cpu` is visible before
+    /// any later access.
+    pub fn full_barrier(&self, cpu: CpuId) {
+        let drained: Vec<Pending> = self.buffer(cpu).entries.drain(..).collect();
+        self.buffered.fetch_sub(drained.len(), Relaxed);
+        let mut v = self.visible();
+        for p in drained {
+            v.insert(p.addr, p.val);
+        }
+    }
+
+    /// `dma_wmb`: earlier stores of `cpu` become visible before later ones;
+    /// loads are not ordered.
+    pub fn store_barrier(&self, cpu: CpuId) {
+        self.buffer(cpu).fence += 1;
+    }
+
+    /// Stores still buffered by `cpu`.
+    pub fn pending(&self, cpu: CpuId) -> usize {
+        self.buffer(cpu).entries.len()
+    }
+
+    /// Let the scheduler move some buffered stores to memory.
+    fn drain_some(&self) {
+        if self.buffered.load(Relaxed) == 0 {
+            return;
+        }
+        for cpu in 0..self.buffers.len() {
+            while random_below(2) == 1 {
+                let mut b = self.buffer(CpuId(cpu));
+                let choices: Vec<usize> = b.drainable().collect();
+                if choices.is_empty() {
+                    break;
+                }
+                let k = choices[random_below(choices.len() as u64) as usize];
+                let p = b.entries.remove(k).expect("drainable index");
+                drop(b);
+                self.buffered.fetch_sub(1, Relaxed);
+                self.visible().insert(p.addr, p.val);
+            }
+        }
+    }
+}
