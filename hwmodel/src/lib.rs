@@ -1,6 +1,27 @@
 //! The simulated machine the driver runs on, and the oracle that judges it.
+//!
+//! Everything the driver changes goes through a CPU (`mem::CpuId`) whose
+//! stores are buffered; everything the hardware does (walks, cache fills,
+//! command effects) is a step the scheduler can interleave with the rest.
 
 pub mod cmd;
+pub mod machine;
 pub mod mem;
+pub mod oracle;
+pub mod pgtable;
+pub mod smmu;
 
-pub use cmd::{Opcode, SmmuId};
+pub use cmd::{Cmd, Opcode, Range, SmmuId};
+pub use machine::{Endpoint, Machine};
+pub use mem::{Addr, CpuId, Memory};
+pub use oracle::{Allowed, Event, Oracle, Source, Translation, Violation, ViolationKind};
+pub use pgtable::{Level, PageTable, PtError, BLOCK, IOVA_SPACE, PAGE};
+pub use smmu::{Cd, Features, Smmu, Ste, TlbKind, TlbTag};
+
+/// A domain (one IO page table and its invalidation tags), by number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DomainId(pub u32);
+
+/// An endpoint in the machine, by index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointId(pub usize);

@@ -1,0 +1,372 @@
+//! The simulated machine: memory, SMMUs, endpoints, and the paths that
+//! connect them (command submission, ATS, DMA).
+
+use crate::cmd::{Cmd, Opcode, SmmuId};
+use crate::mem::{Addr, CpuId, Memory};
+use crate::oracle::{Event, Oracle, Source, Translation, ViolationKind};
+use crate::pgtable::{walk, PAGE};
+use crate::smmu::{Cd, Features, Queued, Smmu, Ste, TlbEntry, TlbKind, TlbTag};
+use crate::{DomainId, EndpointId};
+use smmu_sync::{plain, random_below, schedule_point, yield_now};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Physical memory starts here; frame 0 stays unused so 0 reads as "none".
+const FIRST_FRAME: u64 = 1 << 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct AtcEntry {
+    pa: u64,
+    domain: Option<DomainId>,
+}
+
+/// A PCI function (or platform device) behind one SMMU.
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub smmu: SmmuId,
+    /// Stream IDs, in the order firmware listed them.
+    pub sids: Vec<u32>,
+    pub ats_capable: bool,
+    ats: plain::AtomicBool,
+    atc: plain::Mutex<HashMap<(u32, u64), AtcEntry>>,
+    /// Bumped by every ATC invalidation; an in-flight translation request
+    /// that started before a bump must not fill the ATC.
+    atc_seq: plain::AtomicU64,
+}
+
+impl Endpoint {
+    pub fn ats_enabled(&self) -> bool {
+        self.ats.load(Relaxed)
+    }
+
+    fn atc(&self) -> std::sync::MutexGuard<'_, HashMap<(u32, u64), AtcEntry>> {
+        self.atc.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Cached ATC translations.
+    pub fn atc_len(&self) -> usize {
+        self.atc().len()
+    }
+}
+
+pub struct Machine {
+    pub mem: Memory,
+    pub oracle: Oracle,
+    smmus: Vec<Smmu>,
+    endpoints: Vec<Endpoint>,
+    by_sid: HashMap<(SmmuId, u32), EndpointId>,
+    frames: plain::AtomicU64,
+    owners: plain::Mutex<HashMap<Addr, DomainId>>,
+    stes: plain::Mutex<Vec<Ste>>,
+    cds: plain::Mutex<Vec<Cd>>,
+}
+
+fn lock<T>(m: &plain::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Machine {
+    pub fn new(cpus: usize) -> Self {
+        Self {
+            mem: Memory::new(cpus),
+            oracle: Oracle::new(),
+            smmus: Vec::new(),
+            endpoints: Vec::new(),
+            by_sid: HashMap::new(),
+            frames: plain::AtomicU64::new(FIRST_FRAME),
+            owners: Default::default(),
+            stes: plain::Mutex::new(vec![Ste::Abort]),
+            cds: Default::default(),
+        }
+    }
+
+    pub fn add_smmu(&mut self, features: Features) -> SmmuId {
+        let id = SmmuId(self.smmus.len() as u32);
+        // Up to 512 stream IDs per SMMU; every STE starts as abort (0).
+        let strtab = self.alloc_frame();
+        self.smmus.push(Smmu::new(id, features, strtab));
+        id
+    }
+
+    /// An endpoint with the given stream IDs; panics on a SID already taken,
+    /// which is a bug in the world's construction.
+    pub fn add_endpoint(&mut self, smmu: SmmuId, sids: &[u32], ats_capable: bool) -> EndpointId {
+        let id = EndpointId(self.endpoints.len());
+        for &sid in sids {
+            assert!(sid < 512, "stream table holds 512 STEs");
+            assert!(self.by_sid.insert((smmu, sid), id).is_none(), "SID {sid} already on {smmu:?}");
+        }
+        self.endpoints.push(Endpoint {
+            id,
+            smmu,
+            sids: sids.to_vec(),
+            ats_capable: ats_capable && self.smmu(smmu).features.ats,
+            ats: Default::default(),
+            atc: Default::default(),
+            atc_seq: Default::default(),
+        });
+        id
+    }
+
+    pub fn smmu(&self, id: SmmuId) -> &Smmu {
+        &self.smmus[id.0 as usize]
+    }
+
+    pub fn smmus(&self) -> &[Smmu] {
+        &self.smmus
+    }
+
+    pub fn endpoint(&self, id: EndpointId) -> &Endpoint {
+        &self.endpoints[id.0]
+    }
+
+    /// A fresh 4 KiB frame, zero, never handed out again in this world.
+    pub fn alloc_frame(&self) -> Addr {
+        self.frames.fetch_add(PAGE, Relaxed)
+    }
+
+    pub(crate) fn set_owner(&self, root: Addr, domain: DomainId) {
+        lock(&self.owners).insert(root, domain);
+    }
+
+    fn owner(&self, root: Addr) -> Option<DomainId> {
+        lock(&self.owners).get(&root).copied()
+    }
+
+    /// The word a CPU stores to make `ste` the STE of `sid`.
+    pub fn write_ste(&self, cpu: CpuId, smmu: SmmuId, sid: u32, ste: Ste) {
+        let val = {
+            let mut t = lock(&self.stes);
+            t.push(ste);
+            t.len() as u64 - 1
+        };
+        self.mem.store(cpu, self.smmu(smmu).ste_addr(sid), val);
+    }
+
+    /// Install (or clear, with `None`) the CD for `ssid` in `cd_table`.
+    pub fn write_cd(&self, cpu: CpuId, cd_table: Addr, ssid: u32, cd: Option<Cd>) {
+        let val = cd.map_or(0, |cd| {
+            let mut t = lock(&self.cds);
+            t.push(cd);
+            t.len() as u64
+        });
+        self.mem.store(cpu, cd_table + 8 * u64::from(ssid), val);
+    }
+
+    fn decode_ste(&self, v: u64) -> Ste {
+        lock(&self.stes).get(v as usize).copied().unwrap_or(Ste::Abort)
+    }
+
+    fn decode_cd(&self, v: u64) -> Option<Cd> {
+        (v != 0).then(|| lock(&self.cds)[v as usize - 1])
+    }
+
+    /// Turn ATS on or off at the endpoint (a PCI config write). Turning it
+    /// off discards the ATC.
+    pub fn set_ats(&self, ep: EndpointId, enabled: bool) {
+        schedule_point();
+        let e = self.endpoint(ep);
+        let enabled = enabled && e.ats_capable;
+        e.ats.store(enabled, Relaxed);
+        if !enabled {
+            e.atc().clear();
+        }
+        self.oracle.record(Event::Ats { ep, enabled });
+    }
+
+    /// The instance goes away; any later command to it is a violation.
+    pub fn remove_smmu(&self, id: SmmuId) {
+        schedule_point();
+        self.smmu(id).removed.store(true, Relaxed);
+        self.oracle.record(Event::SmmuRemoved { smmu: id });
+    }
+
+    /// Issue `cmds` on `smmu`'s queue and, if they include a CMD_SYNC, wait
+    /// for it. The queue write is ordered after all of `cpu`'s earlier
+    /// stores, as the driver's barrier before updating the producer index
+    /// orders them.
+    pub fn submit(&self, cpu: CpuId, smmu: SmmuId, cmds: &[Cmd]) {
+        schedule_point();
+        let s = self.smmu(smmu);
+        if s.is_removed() {
+            for &cmd in cmds {
+                let detail = format!("{:?} submitted to removed {smmu:?}", cmd.op);
+                self.oracle.violation(ViolationKind::CmdToRemovedSmmu, detail, Event::Submit { smmu, cmd });
+            }
+            return;
+        }
+        self.mem.full_barrier(cpu);
+        let mut ticket = None;
+        {
+            let mut q = s.cmdq();
+            for &cmd in cmds {
+                if let Some(why) = cmd.illegal(s.features.range_inv) {
+                    // CERROR_ILL: the error handler skips the command.
+                    let detail = format!("CERROR_ILL on {smmu:?}: {why}: {cmd:?}");
+                    self.oracle.violation(ViolationKind::IllegalCommand, detail, Event::Submit { smmu, cmd });
+                    continue;
+                }
+                self.oracle.record(Event::Submit { smmu, cmd });
+                if cmd.op == Opcode::CmdSync {
+                    q.next_ticket += 1;
+                    let t = q.next_ticket;
+                    q.pending.push_back(Queued::Sync(t));
+                    ticket = Some(t);
+                } else {
+                    q.pending.push_back(Queued::Cmd(cmd));
+                }
+            }
+        }
+        if let Some(t) = ticket {
+            self.wait_sync(s, t);
+        }
+    }
+
+    /// Drive the queue until sync `ticket` completes: pick any command
+    /// before the first pending sync, apply it, repeat; a sync completes once
+    /// nothing before it is pending or in flight.
+    fn wait_sync(&self, s: &Smmu, ticket: u64) {
+        loop {
+            let mut q = s.cmdq();
+            if q.completed >= ticket {
+                return;
+            }
+            let window = q.pending.iter().take_while(|e| matches!(e, Queued::Cmd(_))).count();
+            if window == 0 {
+                if q.in_flight > 0 {
+                    drop(q);
+                    yield_now();
+                    continue;
+                }
+                let Some(Queued::Sync(t)) = q.pending.pop_front() else {
+                    unreachable!("sync {ticket} pending but the queue is empty");
+                };
+                q.completed = t;
+                drop(q);
+                self.oracle.sync_completed(s.id, t);
+                continue;
+            }
+            let k = random_below(window as u64) as usize;
+            let Some(Queued::Cmd(cmd)) = q.pending.remove(k) else { unreachable!("window holds commands") };
+            q.in_flight += 1;
+            drop(q);
+            self.apply(s, cmd);
+            s.cmdq().in_flight -= 1;
+            schedule_point();
+        }
+    }
+
+    fn apply(&self, s: &Smmu, cmd: Cmd) {
+        self.oracle.record(Event::Effect { smmu: s.id, cmd });
+        match cmd.op {
+            Opcode::CfgiSte | Opcode::CfgiCd => {
+                s.cfg().invalidate(&cmd);
+                s.inv_seq.fetch_add(1, Relaxed);
+            }
+            Opcode::AtcInv => {
+                let Some(&ep) = self.by_sid.get(&(s.id, cmd.sid)) else { return };
+                let e = self.endpoint(ep);
+                if !e.ats_enabled() {
+                    let detail = format!("ATC_INV sid {} ssid {} timed out: ATS is disabled on {ep:?}", cmd.sid, cmd.ssid);
+                    self.oracle.violation(ViolationKind::AtcInvAtsDisabled, detail, Event::Effect { smmu: s.id, cmd });
+                    return;
+                }
+                let mask = !((1u128 << cmd.atc_size) - 1) as u64;
+                let base = cmd.addr & mask;
+                e.atc().retain(|&(ssid, page), _| !((cmd.global || ssid == cmd.ssid) && page & mask == base));
+                e.atc_seq.fetch_add(1, Relaxed);
+            }
+            Opcode::CmdSync => unreachable!("syncs are not applied"),
+            _ => {
+                s.iotlb().invalidate(&cmd);
+                s.inv_seq.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// One DMA by `ep` on stream `sid`, substream `ssid`, at `iova`: through
+    /// the ATC when ATS is on, else the SMMU. The oracle judges the result.
+    pub fn dma(&self, ep: EndpointId, sid: u32, ssid: u32, iova: u64) -> Translation {
+        schedule_point();
+        let start = self.oracle.now();
+        let e = self.endpoint(ep);
+        let s = self.smmu(e.smmu);
+        let page = iova & !(PAGE - 1);
+        let cached = if e.ats_enabled() { e.atc().get(&(ssid, page)).copied() } else { None };
+        let result = if !e.ats_enabled() {
+            self.translate(s, sid, ssid, iova, false)
+        } else if let Some(a) = cached {
+            Translation::Ok { pa: a.pa + iova % PAGE, domain: a.domain, source: Source::Atc }
+        } else {
+            let seq = e.atc_seq.load(Relaxed);
+            let r = self.translate(s, sid, ssid, iova, true);
+            if let Translation::Ok { pa, domain, .. } = r {
+                // Only the endpoint's current ATS state may cache.
+                if e.ats_enabled() && e.atc_seq.load(Relaxed) == seq {
+                    e.atc().insert((ssid, page), AtcEntry { pa: pa & !(PAGE - 1), domain });
+                }
+            }
+            r
+        };
+        self.oracle.judge_dma(start, ep, sid, ssid, iova, result);
+        result
+    }
+
+    /// The SMMU's translation of one access (or ATS translation request).
+    fn translate(&self, s: &Smmu, sid: u32, ssid: u32, iova: u64, ats: bool) -> Translation {
+        if s.is_removed() {
+            return Translation::Fault;
+        }
+        let seq = s.inv_seq.load(Relaxed);
+        let cached = s.cfg().stes.get(&sid).copied();
+        let ste = match cached {
+            Some(ste) => ste,
+            None => {
+                let ste = self.decode_ste(self.mem.load_dev(s.ste_addr(sid)));
+                if s.inv_seq.load(Relaxed) == seq {
+                    s.cfg().stes.insert(sid, ste);
+                }
+                ste
+            }
+        };
+        if ats && !ste.eats() {
+            return Translation::Fault;
+        }
+        let cd = |cd_table: Addr| {
+            let cached = s.cfg().cds.get(&(sid, ssid)).copied();
+            if cached.is_some() {
+                return cached;
+            }
+            let cd = self.decode_cd(self.mem.load_dev(cd_table + 8 * u64::from(ssid)))?;
+            if s.inv_seq.load(Relaxed) == seq {
+                s.cfg().cds.insert((sid, ssid), cd);
+            }
+            Some(cd)
+        };
+        let (tag, root) = match ste {
+            Ste::Abort => return Translation::Fault,
+            Ste::Bypass => return Translation::Ok { pa: iova, domain: None, source: Source::Bypass },
+            Ste::S1 { cd_table, .. } => {
+                let Some(cd) = cd(cd_table) else { return Translation::Fault };
+                let kind = if s.features.e2h { TlbKind::S1El2 } else { TlbKind::S1Nh };
+                (TlbTag { kind, vmid: 0, asid: cd.asid }, cd.root)
+            }
+            Ste::S2 { vmid, root, .. } if ssid == 0 => (TlbTag { kind: TlbKind::S2, vmid, asid: 0 }, root),
+            Ste::S2 { .. } => return Translation::Fault,
+            Ste::Nested { cd_table, vmid, root, .. } => {
+                let Some(cd) = cd(cd_table) else { return Translation::Fault };
+                (TlbTag { kind: TlbKind::Nested, vmid, asid: cd.asid }, root)
+            }
+        };
+        let hit = s.iotlb().lookup(tag, iova);
+        if let Some(t) = hit {
+            return Translation::Ok { pa: t.pa + iova % t.level.size(), domain: Some(t.domain), source: Source::Iotlb };
+        }
+        let Some((pa, level)) = walk(&self.mem, root, iova) else { return Translation::Fault };
+        let Some(domain) = self.owner(root) else { return Translation::Fault };
+        if s.inv_seq.load(Relaxed) == seq {
+            s.iotlb().insert(tag, iova, TlbEntry { pa, level, domain });
+        }
+        Translation::Ok { pa: pa + iova % level.size(), domain: Some(domain), source: Source::Walk }
+    }
+}

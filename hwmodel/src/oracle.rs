@@ -1,0 +1,337 @@
+//! The oracle: judges every translation and command against what the
+//! driver has promised, and keeps the event trace that explains a verdict.
+
+use crate::cmd::{Cmd, SmmuId};
+use crate::pgtable::{BLOCK, PAGE};
+use crate::{DomainId, EndpointId};
+use smmu_sync::plain;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+
+/// Events kept in the trace tail printed with a violation.
+const TRACE_TAIL: usize = 64;
+
+/// What a master may translate through once an attach has returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Allowed {
+    Domain(DomainId),
+    /// Identity: DMA bypasses translation.
+    Identity,
+    /// Blocked: every DMA must fault.
+    Blocked,
+}
+
+/// Where a DMA's translation came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    Atc,
+    Iotlb,
+    Walk,
+    Bypass,
+}
+
+/// The outcome of one DMA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Translation {
+    Fault,
+    Ok { pa: u64, domain: Option<DomainId>, source: Source },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    Submit { smmu: SmmuId, cmd: Cmd },
+    Effect { smmu: SmmuId, cmd: Cmd },
+    SyncDone { smmu: SmmuId, ticket: u64 },
+    Dma { ep: EndpointId, sid: u32, ssid: u32, iova: u64, result: Translation },
+    Ats { ep: EndpointId, enabled: bool },
+    SmmuRemoved { smmu: SmmuId },
+    UnmapReturned { domain: DomainId, iova: u64, pa: u64 },
+    AttachReturned { ep: EndpointId, ssid: u32, allowed: Allowed },
+    /// A driver step worth seeing in a trace (array published, STE written…).
+    Mark { what: &'static str, a: u64, b: u64 },
+}
+
+/// Every check the oracle makes, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ViolationKind {
+    StaleTranslation,
+    OldDomainTranslation,
+    CmdToRemovedSmmu,
+    AtcInvAtsDisabled,
+    IllegalCommand,
+    ArrayInvariant,
+    UseAfterFree,
+    DriverWarn,
+    CommandBound,
+    StaleTag,
+    Deadlock,
+    Panic,
+}
+
+impl ViolationKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StaleTranslation => "stale-translation",
+            Self::OldDomainTranslation => "old-domain-translation",
+            Self::CmdToRemovedSmmu => "cmd-to-removed-smmu",
+            Self::AtcInvAtsDisabled => "atc-inv-ats-disabled",
+            Self::IllegalCommand => "illegal-command",
+            Self::ArrayInvariant => "array-invariant",
+            Self::UseAfterFree => "use-after-free",
+            Self::DriverWarn => "driver-warn",
+            Self::CommandBound => "command-bound",
+            Self::StaleTag => "stale-tag",
+            Self::Deadlock => "deadlock",
+            Self::Panic => "panic",
+        }
+    }
+
+    /// What it means, for the person reading the report.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::StaleTranslation => {
+                "A DMA issued after unmap() returned produced the physical page that unmap removed. Some \
+                 IOTLB or ATC entry survived the invalidation: an array entry was missed by the walker, a \
+                 command was issued too early or to the wrong queue, or the page-table write was not yet \
+                 visible when the SMMU walked. The device can now read or corrupt memory it no longer owns."
+            }
+            Self::OldDomainTranslation => {
+                "A DMA issued after an attach (or detach) returned translated through the domain the master \
+                 left. The master's STE/CD, its ATC, or an IOTLB entry under a reused ASID/VMID still \
+                 pointed at the old page table, so the old domain's owner can still be reached by the device."
+            }
+            Self::CmdToRemovedSmmu => {
+                "A command was submitted to an SMMU instance after it was removed. An invalidation thread \
+                 still held an array naming the instance: the removal did not wait for a grace period after \
+                 dropping its entries."
+            }
+            Self::AtcInvAtsDisabled => {
+                "An ATC_INV reached an endpoint whose ATS was already disabled; on hardware the CMD_SYNC times \
+                 out. ATS was turned off while an invalidation built from the old array was still in flight: \
+                 the unref did not fence readers with the array's write lock, or ATS was disabled too early."
+            }
+            Self::IllegalCommand => {
+                "The SMMU raised CERROR_ILL: the driver built a command the hardware rejects (a range \
+                 encoding it cannot take, range fields on an SMMU without RANGE_INV, a misaligned address)."
+            }
+            Self::ArrayInvariant => {
+                "A published invalidation array broke facts 1-2: entries not strictly sorted by (smmu, type, \
+                 id, ssid), num_trashes/num_invs/max_invs out of order, a trash count that does not match, or \
+                 trash in a freshly built array."
+            }
+            Self::UseAfterFree => {
+                "A reader used an invalidation array after it was freed: the writer released the replaced \
+                 array without waiting for a grace period, while the reader was inside its critical section."
+            }
+            Self::DriverWarn => {
+                "The driver hit a WARN_ON: an unref of an entry that is not in the array, or a merge input \
+                 that was not sorted. The array's user counts can no longer be trusted."
+            }
+            Self::CommandBound => {
+                "One invalidation issued more commands than the bound for its array and range: the \
+                 'too big' fallback to a whole-ASID/VMID command did not engage."
+            }
+            Self::StaleTag => {
+                "An ASID or VMID that is in no invalidation array still has entries in an IOTLB: its last \
+                 user was dropped without a flush, and whoever reuses the tag inherits stale translations."
+            }
+            Self::Deadlock => "Every simulated thread is blocked, or the schedule ran past its step bound.",
+            Self::Panic => "A simulated thread panicked outside the oracle's checks.",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Violation {
+    pub kind: ViolationKind,
+    pub detail: String,
+    /// Sequence number of the event that exposed it.
+    pub seq: u64,
+    /// The last events before it, oldest first.
+    pub trace: Vec<(u64, Event)>,
+}
+
+struct Unmapped {
+    domain: DomainId,
+    iova: u64,
+    size: u64,
+    /// Event sequence number at which unmap() returned.
+    seq: u64,
+    syncs: u64,
+}
+
+/// FNV-1a: a hash of the trace that is stable across runs and builds.
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+struct State {
+    seq: u64,
+    hash: Fnv,
+    tail: VecDeque<(u64, Event)>,
+    syncs: u64,
+    unmapped: HashMap<u64, Unmapped>,
+    attached: HashMap<(EndpointId, u32), (Allowed, u64)>,
+    violations: Vec<Violation>,
+    stale_ages: BTreeMap<u64, u64>,
+}
+
+pub struct Oracle {
+    state: plain::Mutex<State>,
+}
+
+impl Default for Oracle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Oracle {
+    pub fn new() -> Self {
+        Self {
+            state: plain::Mutex::new(State {
+                seq: 0,
+                hash: Fnv(0xcbf2_9ce4_8422_2325),
+                tail: VecDeque::with_capacity(TRACE_TAIL),
+                syncs: 0,
+                unmapped: HashMap::new(),
+                attached: HashMap::new(),
+                violations: Vec::new(),
+                stale_ages: BTreeMap::new(),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Append to the trace; returns the event's sequence number.
+    pub fn record(&self, e: Event) -> u64 {
+        Self::push(&mut self.state(), e)
+    }
+
+    fn push(s: &mut State, e: Event) -> u64 {
+        s.seq += 1;
+        s.seq.hash(&mut s.hash);
+        e.hash(&mut s.hash);
+        if s.tail.len() == TRACE_TAIL {
+            s.tail.pop_front();
+        }
+        s.tail.push_back((s.seq, e));
+        s.seq
+    }
+
+    fn violate(s: &mut State, kind: ViolationKind, detail: String) {
+        let trace = s.tail.iter().copied().collect();
+        s.violations.push(Violation { kind, detail, seq: s.seq, trace });
+    }
+
+    /// A check made by the driver side (array invariants, WARNs, bounds).
+    pub fn report(&self, kind: ViolationKind, detail: String) {
+        Self::violate(&mut self.state(), kind, detail);
+    }
+
+    /// The sequence number of the last event: a DMA that starts now is held
+    /// to every promise recorded up to and including it.
+    pub fn now(&self) -> u64 {
+        self.state().seq
+    }
+
+    pub(crate) fn sync_completed(&self, smmu: SmmuId, ticket: u64) {
+        let mut s = self.state();
+        s.syncs += 1;
+        Self::push(&mut s, Event::SyncDone { smmu, ticket });
+    }
+
+    /// unmap() of `size` bytes at `iova` in `domain`, which mapped `pa`,
+    /// has returned. Pages are never reused within a world, so any later
+    /// translation to `pa` is stale.
+    pub fn unmap_returned(&self, domain: DomainId, iova: u64, pa: u64, size: u64) {
+        let mut s = self.state();
+        let seq = Self::push(&mut s, Event::UnmapReturned { domain, iova, pa });
+        let syncs = s.syncs;
+        s.unmapped.insert(pa, Unmapped { domain, iova, size, seq, syncs });
+    }
+
+    /// An attach of `ep`/`ssid` has returned: from now on it may only
+    /// translate as `allowed` says.
+    pub fn attach_returned(&self, ep: EndpointId, ssid: u32, allowed: Allowed) {
+        let mut s = self.state();
+        let seq = Self::push(&mut s, Event::AttachReturned { ep, ssid, allowed });
+        s.attached.insert((ep, ssid), (allowed, seq));
+    }
+
+    /// Judge a DMA that started at sequence number `start`.
+    pub(crate) fn judge_dma(&self, start: u64, ep: EndpointId, sid: u32, ssid: u32, iova: u64, result: Translation) {
+        let mut s = self.state();
+        Self::push(&mut s, Event::Dma { ep, sid, ssid, iova, result });
+        let Translation::Ok { pa, domain, source } = result else { return };
+        let unmapped = [PAGE, BLOCK]
+            .into_iter()
+            .find_map(|size| s.unmapped.get(&(pa & !(size - 1))).filter(|u| u.size == size));
+        if let Some(u) = unmapped.filter(|u| u.seq <= start) {
+            let age = s.syncs - u.syncs;
+            let detail = format!(
+                "{ep:?} sid {sid} ssid {ssid} iova {iova:#x} -> pa {pa:#x} via {source:?}; \
+                 {:?} unmapped iova {:#x} at event {} ({age} CMD_SYNCs ago)",
+                u.domain, u.iova, u.seq
+            );
+            *s.stale_ages.entry(age).or_default() += 1;
+            Self::violate(&mut s, ViolationKind::StaleTranslation, detail);
+            return;
+        }
+        if let Some(&(allowed, seq)) = s.attached.get(&(ep, ssid)) {
+            let ok = match (allowed, domain) {
+                (Allowed::Domain(want), Some(got)) => want == got,
+                (Allowed::Identity, None) => true,
+                _ => false,
+            };
+            if !ok && seq <= start {
+                let detail = format!(
+                    "{ep:?} sid {sid} ssid {ssid} iova {iova:#x} translated through {domain:?} via {source:?}, \
+                     but since event {seq} it may only use {allowed:?}"
+                );
+                Self::violate(&mut s, ViolationKind::OldDomainTranslation, detail);
+            }
+        }
+    }
+
+    pub(crate) fn violation(&self, kind: ViolationKind, detail: String, e: Event) {
+        let mut s = self.state();
+        Self::push(&mut s, e);
+        Self::violate(&mut s, kind, detail);
+    }
+
+    pub fn violations(&self) -> Vec<Violation> {
+        self.state().violations.clone()
+    }
+
+    pub fn trace_hash(&self) -> u64 {
+        self.state().hash.finish()
+    }
+
+    pub fn trace_len(&self) -> u64 {
+        self.state().seq
+    }
+
+    /// Completed CMD_SYNCs so far, over every SMMU.
+    pub fn syncs(&self) -> u64 {
+        self.state().syncs
+    }
+
+    /// Ages (in completed CMD_SYNCs since unmap returned) of every stale
+    /// hit, as age -> count.
+    pub fn stale_ages(&self) -> BTreeMap<u64, u64> {
+        self.state().stale_ages.clone()
+    }
+}

@@ -1,0 +1,161 @@
+//! IO page tables: a two-level ARM-style table covering 1 GiB of IOVA, with
+//! 4 KiB pages at level 3 and 2 MiB blocks at level 2. The driver side
+//! (`map`/`unmap`) writes entries through a CPU's store buffer; the SMMU side
+//! (`walk`) reads only what has reached memory.
+
+use crate::mem::{Addr, CpuId, Memory};
+use crate::machine::Machine;
+use smmu_sync::Mutex;
+
+pub const PAGE: u64 = 1 << 12;
+pub const BLOCK: u64 = 1 << 21;
+/// IOVA space covered by one table.
+pub const IOVA_SPACE: u64 = 1 << 30;
+
+const VALID: u64 = 1 << 0;
+/// Level 2: points to a level-3 table. Level 3: a page (must be set).
+const TABLE_OR_PAGE: u64 = 1 << 1;
+const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
+
+/// Which level a translation came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Level {
+    Page,
+    Block,
+}
+
+impl Level {
+    pub fn size(self) -> u64 {
+        match self {
+            Level::Page => PAGE,
+            Level::Block => BLOCK,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtError {
+    OutOfRange,
+    Misaligned,
+    /// Something is already mapped there.
+    Exists,
+    /// Nothing of that size is mapped there.
+    NotMapped,
+}
+
+/// The device's view of a walk: the output page and the level it came from.
+pub fn walk(mem: &Memory, root: Addr, iova: u64) -> Option<(u64, Level)> {
+    if iova >= IOVA_SPACE {
+        return None;
+    }
+    let l2 = mem.load_dev(root + 8 * (iova / BLOCK));
+    if l2 & VALID == 0 {
+        return None;
+    }
+    if l2 & TABLE_OR_PAGE == 0 {
+        return Some((l2 & ADDR_MASK, Level::Block));
+    }
+    let l3 = mem.load_dev((l2 & ADDR_MASK) + 8 * ((iova % BLOCK) / PAGE));
+    (l3 & VALID != 0).then_some((l3 & ADDR_MASK, Level::Page))
+}
+
+/// One domain's page table. The lock stands in for io-pgtable's cmpxchg on
+/// table installation; callers still own disjoint IOVA ranges.
+pub struct PageTable {
+    pub root: Addr,
+    lock: Mutex<()>,
+}
+
+impl PageTable {
+    /// An empty table; its root is registered to `owner` so that every
+    /// cached translation can name the domain it came from.
+    pub fn new(m: &Machine, owner: crate::DomainId) -> Self {
+        let root = m.alloc_frame();
+        m.set_owner(root, owner);
+        Self { root, lock: Mutex::new(()) }
+    }
+
+    fn check(iova: u64, size: u64) -> Result<(), PtError> {
+        if iova.checked_add(size).is_none_or(|end| end > IOVA_SPACE) {
+            return Err(PtError::OutOfRange);
+        }
+        if !(size == PAGE || size == BLOCK) || !iova.is_multiple_of(size) {
+            return Err(PtError::Misaligned);
+        }
+        Ok(())
+    }
+
+    /// Map `size` (a page or a block) at `iova` to `pa`.
+    pub fn map(&self, m: &Machine, cpu: CpuId, iova: u64, pa: u64, size: u64) -> Result<(), PtError> {
+        Self::check(iova, size)?;
+        let mem = &m.mem;
+        let l2_addr = self.root + 8 * (iova / BLOCK);
+        let _g = self.lock.lock();
+        let l2 = mem.load(cpu, l2_addr);
+        if size == BLOCK {
+            if l2 & VALID != 0 {
+                return Err(PtError::Exists);
+            }
+            mem.store(cpu, l2_addr, (pa & ADDR_MASK) | VALID);
+            return Ok(());
+        }
+        let table = match l2 {
+            _ if l2 & VALID == 0 => {
+                // A fresh frame reads as zero, so nothing needs ordering
+                // before the pointer to it.
+                let t = m.alloc_frame();
+                mem.store(cpu, l2_addr, t | TABLE_OR_PAGE | VALID);
+                t
+            }
+            _ if l2 & TABLE_OR_PAGE == 0 => return Err(PtError::Exists),
+            _ => l2 & ADDR_MASK,
+        };
+        let l3_addr = table + 8 * ((iova % BLOCK) / PAGE);
+        if mem.load(cpu, l3_addr) & VALID != 0 {
+            return Err(PtError::Exists);
+        }
+        mem.store(cpu, l3_addr, (pa & ADDR_MASK) | TABLE_OR_PAGE | VALID);
+        Ok(())
+    }
+
+    /// Clear the `size` mapping at `iova`, returning the page it mapped.
+    /// The caller must then invalidate before reusing or freeing that page.
+    pub fn unmap(&self, m: &Machine, cpu: CpuId, iova: u64, size: u64) -> Result<u64, PtError> {
+        Self::check(iova, size)?;
+        let mem = &m.mem;
+        let l2_addr = self.root + 8 * (iova / BLOCK);
+        let _g = self.lock.lock();
+        let l2 = mem.load(cpu, l2_addr);
+        if l2 & VALID == 0 {
+            return Err(PtError::NotMapped);
+        }
+        let is_block = l2 & TABLE_OR_PAGE == 0;
+        if is_block != (size == BLOCK) {
+            return Err(PtError::NotMapped);
+        }
+        if is_block {
+            mem.store(cpu, l2_addr, 0);
+            return Ok(l2 & ADDR_MASK);
+        }
+        let l3_addr = (l2 & ADDR_MASK) + 8 * ((iova % BLOCK) / PAGE);
+        let l3 = mem.load(cpu, l3_addr);
+        if l3 & VALID == 0 {
+            return Err(PtError::NotMapped);
+        }
+        mem.store(cpu, l3_addr, 0);
+        Ok(l3 & ADDR_MASK)
+    }
+
+    /// The CPU's own view of a translation (its buffered stores included).
+    pub fn lookup(&self, m: &Machine, cpu: CpuId, iova: u64) -> Option<u64> {
+        let l2 = m.mem.load(cpu, self.root + 8 * (iova / BLOCK));
+        match l2 {
+            _ if l2 & VALID == 0 => None,
+            _ if l2 & TABLE_OR_PAGE == 0 => Some((l2 & ADDR_MASK) + iova % BLOCK),
+            _ => {
+                let l3 = m.mem.load(cpu, (l2 & ADDR_MASK) + 8 * ((iova % BLOCK) / PAGE));
+                (l3 & VALID != 0).then_some((l3 & ADDR_MASK) + iova % PAGE)
+            }
+        }
+    }
+}

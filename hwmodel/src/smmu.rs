@@ -1,0 +1,224 @@
+//! One SMMU instance: features, stream table entries and context
+//! descriptors, the configuration cache, the IOTLB and the command queue.
+
+use crate::cmd::{Cmd, Opcode, SmmuId};
+use crate::mem::Addr;
+use crate::pgtable::{Level, BLOCK, PAGE};
+use crate::DomainId;
+use smmu_sync::plain;
+use std::collections::{HashMap, VecDeque};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Range invalidation (TLBI with NUM/SCALE/TG/TTL).
+    pub range_inv: bool,
+    /// Stage 1 runs in the EL2 regime: TLBI_EL2_* instead of TLBI_NH_*.
+    pub e2h: bool,
+    /// ATS translation requests are served.
+    pub ats: bool,
+}
+
+/// A stream table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ste {
+    Abort,
+    Bypass,
+    /// Stage 1: a CD table indexed by SSID.
+    S1 { cd_table: Addr, eats: bool },
+    /// Stage 2 only.
+    S2 { vmid: u16, root: Addr, eats: bool },
+    /// A guest's stage 1 over a host stage 2. The guest tables are modelled
+    /// as identity (IPA = VA) so the host stage 2 decides the output.
+    Nested { cd_table: Addr, vmid: u16, root: Addr, eats: bool },
+}
+
+impl Ste {
+    pub fn eats(&self) -> bool {
+        matches!(self, Ste::S1 { eats: true, .. } | Ste::S2 { eats: true, .. } | Ste::Nested { eats: true, .. })
+    }
+}
+
+/// A context descriptor: the ASID and stage-1 table for one SSID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cd {
+    pub asid: u16,
+    pub root: Addr,
+}
+
+/// Which translation regime an IOTLB entry belongs to; decides which
+/// invalidation commands reach it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlbKind {
+    /// Stage 1, non-hypervisor regime (VMID 0).
+    S1Nh,
+    /// Stage 1 in the EL2 (E2H) regime.
+    S1El2,
+    /// Stage 2 only, by IPA.
+    S2,
+    /// Combined guest stage 1 + host stage 2: only stage-1-scoped commands
+    /// (by ASID, NH_ALL) or VMALL remove it, not TLBI_S2_IPA.
+    Nested,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TlbTag {
+    pub kind: TlbKind,
+    pub vmid: u16,
+    pub asid: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlbEntry {
+    pub pa: u64,
+    pub level: Level,
+    /// The domain whose page table the entry was walked from.
+    pub domain: DomainId,
+}
+
+#[derive(Default)]
+pub struct Iotlb {
+    entries: HashMap<(TlbTag, u64), TlbEntry>,
+}
+
+impl Iotlb {
+    pub fn lookup(&self, tag: TlbTag, iova: u64) -> Option<TlbEntry> {
+        [PAGE, BLOCK].into_iter().find_map(|size| {
+            let e = self.entries.get(&(tag, iova & !(size - 1)))?;
+            (e.level.size() == size).then_some(*e)
+        })
+    }
+
+    pub fn insert(&mut self, tag: TlbTag, iova: u64, e: TlbEntry) {
+        self.entries.insert((tag, iova & !(e.level.size() - 1)), e);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether any entry carries this ASID or VMID tag (fact 5's rule).
+    pub fn holds(&self, f: impl Fn(&TlbTag) -> bool) -> bool {
+        self.entries.keys().any(|(t, _)| f(t))
+    }
+
+    fn retain(&mut self, kill: impl Fn(&TlbTag, u64, &TlbEntry) -> bool) {
+        self.entries.retain(|(t, va), e| !kill(t, *va, e));
+    }
+
+    /// Apply a TLBI command's effect.
+    pub fn invalidate(&mut self, cmd: &Cmd) {
+        use TlbKind::*;
+        let overlaps = |va: u64, e: &TlbEntry| {
+            let (start, end) = (cmd.addr, cmd.addr.saturating_add(cmd.tlbi_span()));
+            va < end && start < va + e.level.size()
+        };
+        let s1 = |t: &TlbTag| matches!(t.kind, S1Nh | Nested);
+        match cmd.op {
+            Opcode::TlbiNhVa => self.retain(|t, va, e| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid && overlaps(va, e)),
+            Opcode::TlbiEl2Va => self.retain(|t, va, e| t.kind == S1El2 && t.asid == cmd.asid && overlaps(va, e)),
+            Opcode::TlbiNhAsid => self.retain(|t, _, _| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid),
+            Opcode::TlbiEl2Asid => self.retain(|t, _, _| t.kind == S1El2 && t.asid == cmd.asid),
+            Opcode::TlbiS2Ipa => self.retain(|t, va, e| t.kind == S2 && t.vmid == cmd.vmid && overlaps(va, e)),
+            Opcode::TlbiS12Vmall => self.retain(|t, _, _| t.kind != S1El2 && t.vmid == cmd.vmid),
+            Opcode::TlbiNhAll => self.retain(|t, _, _| s1(t) && t.vmid == cmd.vmid),
+            Opcode::CfgiSte | Opcode::CfgiCd | Opcode::AtcInv | Opcode::CmdSync => {}
+        }
+    }
+}
+
+/// Cached STEs and CDs, dropped by CFGI_STE/CFGI_CD.
+#[derive(Default)]
+pub struct CfgCache {
+    pub stes: HashMap<u32, Ste>,
+    pub cds: HashMap<(u32, u32), Cd>,
+}
+
+impl CfgCache {
+    pub fn invalidate(&mut self, cmd: &Cmd) {
+        match cmd.op {
+            // A changed STE may point at another CD table: its CDs go too.
+            Opcode::CfgiSte => {
+                self.stes.remove(&cmd.sid);
+                self.cds.retain(|(sid, _), _| *sid != cmd.sid);
+            }
+            Opcode::CfgiCd => {
+                self.cds.remove(&(cmd.sid, cmd.ssid));
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(crate) enum Queued {
+    Cmd(Cmd),
+    Sync(u64),
+}
+
+/// The command queue. Commands are consumed in order; effects between two
+/// CMD_SYNCs complete in an order the scheduler picks; a sync completes
+/// when everything before it has taken effect.
+#[derive(Default)]
+pub(crate) struct CmdQueue {
+    pub(crate) pending: VecDeque<Queued>,
+    /// Taken off the queue, effect not yet applied.
+    pub(crate) in_flight: usize,
+    pub(crate) next_ticket: u64,
+    pub(crate) completed: u64,
+}
+
+pub struct Smmu {
+    pub id: SmmuId,
+    pub features: Features,
+    /// Stream table base: the STE of `sid` is the word at `strtab + 8 * sid`.
+    pub strtab: Addr,
+    pub(crate) iotlb: plain::Mutex<Iotlb>,
+    pub(crate) cfg: plain::Mutex<CfgCache>,
+    pub(crate) cmdq: plain::Mutex<CmdQueue>,
+    pub(crate) removed: plain::AtomicBool,
+    /// Bumped by every cache invalidation; a walk that started before a bump
+    /// must not fill a cache with what it read.
+    pub(crate) inv_seq: plain::AtomicU64,
+}
+
+fn lock<T>(m: &plain::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Smmu {
+    pub(crate) fn new(id: SmmuId, features: Features, strtab: Addr) -> Self {
+        Self {
+            id,
+            features,
+            strtab,
+            iotlb: Default::default(),
+            cfg: Default::default(),
+            cmdq: Default::default(),
+            removed: Default::default(),
+            inv_seq: Default::default(),
+        }
+    }
+
+    pub fn iotlb(&self) -> std::sync::MutexGuard<'_, Iotlb> {
+        lock(&self.iotlb)
+    }
+
+    pub(crate) fn cfg(&self) -> std::sync::MutexGuard<'_, CfgCache> {
+        lock(&self.cfg)
+    }
+
+    pub(crate) fn cmdq(&self) -> std::sync::MutexGuard<'_, CmdQueue> {
+        lock(&self.cmdq)
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn ste_addr(&self, sid: u32) -> Addr {
+        self.strtab + 8 * u64::from(sid)
+    }
+}
