@@ -18,6 +18,7 @@ const FIRST_FRAME: u64 = 1 << 32;
 struct AtcEntry {
     pa: u64,
     domain: Option<DomainId>,
+    gen: u64,
 }
 
 /// A PCI function (or platform device) behind one SMMU.
@@ -57,6 +58,8 @@ pub struct Machine {
     by_sid: HashMap<(SmmuId, u32), EndpointId>,
     frames: plain::AtomicU64,
     owners: plain::Mutex<HashMap<Addr, DomainId>>,
+    /// Page-table generation each mapped page was mapped at.
+    mappings: plain::Mutex<HashMap<u64, u64>>,
     stes: plain::Mutex<Vec<Ste>>,
     cds: plain::Mutex<Vec<Cd>>,
 }
@@ -75,6 +78,7 @@ impl Machine {
             by_sid: HashMap::new(),
             frames: plain::AtomicU64::new(FIRST_FRAME),
             owners: Default::default(),
+            mappings: Default::default(),
             stes: plain::Mutex::new(vec![Ste::Abort]),
             cds: Default::default(),
         }
@@ -133,6 +137,14 @@ impl Machine {
         lock(&self.owners).get(&root).copied()
     }
 
+    pub(crate) fn note_mapping(&self, pa: u64, gen: u64) {
+        lock(&self.mappings).insert(pa & !(PAGE - 1), gen);
+    }
+
+    fn mapping_gen(&self, pa: u64) -> u64 {
+        lock(&self.mappings).get(&pa).copied().unwrap_or(0)
+    }
+
     /// The word a CPU stores to make `ste` the STE of `sid`.
     pub fn write_ste(&self, cpu: CpuId, smmu: SmmuId, sid: u32, ste: Ste) {
         let val = {
@@ -159,6 +171,21 @@ impl Machine {
 
     fn decode_cd(&self, v: u64) -> Option<Cd> {
         (v != 0).then(|| lock(&self.cds)[v as usize - 1])
+    }
+
+    /// Fact 5: no ASID/VMID outside every invalidation array may keep IOTLB
+    /// entries. `live` says whether a tag on an SMMU is still in some array;
+    /// each dead tag still cached is reported once.
+    pub fn check_tags(&self, live: impl Fn(SmmuId, &TlbTag) -> bool) {
+        for s in &self.smmus {
+            let mut dead: Vec<TlbTag> = s.iotlb().tags().filter(|t| !live(s.id, t)).collect();
+            dead.sort_by_key(|t| (t.vmid, t.asid));
+            dead.dedup();
+            for tag in dead {
+                let detail = format!("{:?} still caches {tag:?}, which no invalidation array holds", s.id);
+                self.oracle.report(ViolationKind::StaleTag, detail);
+            }
+        }
     }
 
     /// Turn ATS on or off at the endpoint (a PCI config write). Turning it
@@ -195,7 +222,7 @@ impl Machine {
             }
             return;
         }
-        self.mem.full_barrier(cpu);
+        self.mem.smp_mb(cpu);
         let mut ticket = None;
         {
             let mut q = s.cmdq();
@@ -296,14 +323,14 @@ impl Machine {
         let result = if !e.ats_enabled() {
             self.translate(s, sid, ssid, iova, false)
         } else if let Some(a) = cached {
-            Translation::Ok { pa: a.pa + iova % PAGE, domain: a.domain, source: Source::Atc }
+            Translation::Ok { pa: a.pa + iova % PAGE, domain: a.domain, gen: a.gen, source: Source::Atc }
         } else {
             let seq = e.atc_seq.load(Relaxed);
             let r = self.translate(s, sid, ssid, iova, true);
-            if let Translation::Ok { pa, domain, .. } = r {
+            if let Translation::Ok { pa, domain, gen, .. } = r {
                 // Only the endpoint's current ATS state may cache.
                 if e.ats_enabled() && e.atc_seq.load(Relaxed) == seq {
-                    e.atc().insert((ssid, page), AtcEntry { pa: pa & !(PAGE - 1), domain });
+                    e.atc().insert((ssid, page), AtcEntry { pa: pa & !(PAGE - 1), domain, gen });
                 }
             }
             r
@@ -345,7 +372,7 @@ impl Machine {
         };
         let (tag, root) = match ste {
             Ste::Abort => return Translation::Fault,
-            Ste::Bypass => return Translation::Ok { pa: iova, domain: None, source: Source::Bypass },
+            Ste::Bypass => return Translation::Ok { pa: iova, domain: None, gen: 0, source: Source::Bypass },
             Ste::S1 { cd_table, .. } => {
                 let Some(cd) = cd(cd_table) else { return Translation::Fault };
                 let kind = if s.features.e2h { TlbKind::S1El2 } else { TlbKind::S1Nh };
@@ -360,13 +387,15 @@ impl Machine {
         };
         let hit = s.iotlb().lookup(tag, iova);
         if let Some(t) = hit {
-            return Translation::Ok { pa: t.pa + iova % t.level.size(), domain: Some(t.domain), source: Source::Iotlb };
+            let pa = t.pa + iova % t.level.size();
+            return Translation::Ok { pa, domain: Some(t.domain), gen: t.gen, source: Source::Iotlb };
         }
         let Some((pa, level)) = walk(&self.mem, root, iova) else { return Translation::Fault };
         let Some(domain) = self.owner(root) else { return Translation::Fault };
+        let gen = self.mapping_gen(pa);
         if s.inv_seq.load(Relaxed) == seq {
-            s.iotlb().insert(tag, iova, TlbEntry { pa, level, domain });
+            s.iotlb().insert(tag, iova, TlbEntry { pa, level, domain, gen });
         }
-        Translation::Ok { pa: pa + iova % level.size(), domain: Some(domain), source: Source::Walk }
+        Translation::Ok { pa: pa + iova % level.size(), domain: Some(domain), gen, source: Source::Walk }
     }
 }

@@ -111,9 +111,9 @@ impl Memory {
         self.visible().insert(addr, val);
     }
 
-    /// `smp_mb` / `dma_mb`: every earlier store of `cpu` is visible before
-    /// any later access.
-    pub fn full_barrier(&self, cpu: CpuId) {
+    /// `smp_mb`: every earlier store of `cpu` is visible before any later
+    /// access.
+    pub fn smp_mb(&self, cpu: CpuId) {
         let drained: Vec<Pending> = self.buffer(cpu).entries.drain(..).collect();
         self.buffered.fetch_sub(drained.len(), Relaxed);
         let mut v = self.visible();
@@ -122,9 +122,15 @@ impl Memory {
         }
     }
 
+    /// `dma_mb`: as `smp_mb`, towards the device as well; in this model
+    /// the SMMU reads the same memory, so it is the same drain.
+    pub fn dma_mb(&self, cpu: CpuId) {
+        self.smp_mb(cpu);
+    }
+
     /// `dma_wmb`: earlier stores of `cpu` become visible before later ones;
     /// loads are not ordered.
-    pub fn store_barrier(&self, cpu: CpuId) {
+    pub fn dma_wmb(&self, cpu: CpuId) {
         self.buffer(cpu).fence += 1;
     }
 

@@ -34,7 +34,9 @@ pub enum Source {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Translation {
     Fault,
-    Ok { pa: u64, domain: Option<DomainId>, source: Source },
+    /// `domain` and `gen`: whose page table, at which generation, produced
+    /// the translation (none for bypass).
+    Ok { pa: u64, domain: Option<DomainId>, gen: u64, source: Source },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -275,15 +277,15 @@ impl Oracle {
     pub(crate) fn judge_dma(&self, start: u64, ep: EndpointId, sid: u32, ssid: u32, iova: u64, result: Translation) {
         let mut s = self.state();
         Self::push(&mut s, Event::Dma { ep, sid, ssid, iova, result });
-        let Translation::Ok { pa, domain, source } = result else { return };
+        let Translation::Ok { pa, domain, gen, source } = result else { return };
         let unmapped = [PAGE, BLOCK]
             .into_iter()
             .find_map(|size| s.unmapped.get(&(pa & !(size - 1))).filter(|u| u.size == size));
         if let Some(u) = unmapped.filter(|u| u.seq <= start) {
             let age = s.syncs - u.syncs;
             let detail = format!(
-                "{ep:?} sid {sid} ssid {ssid} iova {iova:#x} -> pa {pa:#x} via {source:?}; \
-                 {:?} unmapped iova {:#x} at event {} ({age} CMD_SYNCs ago)",
+                "{ep:?} sid {sid} ssid {ssid} iova {iova:#x} -> pa {pa:#x} via {source:?} (mapped at \
+                 page-table generation {gen}); {:?} unmapped iova {:#x} at event {} ({age} CMD_SYNCs ago)",
                 u.domain, u.iova, u.seq
             );
             *s.stale_ages.entry(age).or_default() += 1;

@@ -5,7 +5,8 @@
 
 use crate::mem::{Addr, CpuId, Memory};
 use crate::machine::Machine;
-use smmu_sync::Mutex;
+use smmu_sync::{plain, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
 
 pub const PAGE: u64 = 1 << 12;
 pub const BLOCK: u64 = 1 << 21;
@@ -64,6 +65,9 @@ pub fn walk(mem: &Memory, root: Addr, iova: u64) -> Option<(u64, Level)> {
 pub struct PageTable {
     pub root: Addr,
     lock: Mutex<()>,
+    /// Bumped by every map and unmap; each mapping remembers the value it
+    /// was made at, and so does every cache entry filled from it.
+    gen: plain::AtomicU64,
 }
 
 impl PageTable {
@@ -72,7 +76,16 @@ impl PageTable {
     pub fn new(m: &Machine, owner: crate::DomainId) -> Self {
         let root = m.alloc_frame();
         m.set_owner(root, owner);
-        Self { root, lock: Mutex::new(()) }
+        Self { root, lock: Mutex::new(()), gen: plain::AtomicU64::new(0) }
+    }
+
+    /// Map and unmap operations so far.
+    pub fn generation(&self) -> u64 {
+        self.gen.load(Relaxed)
+    }
+
+    fn bump(&self) -> u64 {
+        self.gen.fetch_add(1, Relaxed) + 1
     }
 
     fn check(iova: u64, size: u64) -> Result<(), PtError> {
@@ -96,6 +109,7 @@ impl PageTable {
             if l2 & VALID != 0 {
                 return Err(PtError::Exists);
             }
+            m.note_mapping(pa, self.bump());
             mem.store(cpu, l2_addr, (pa & ADDR_MASK) | VALID);
             return Ok(());
         }
@@ -114,6 +128,7 @@ impl PageTable {
         if mem.load(cpu, l3_addr) & VALID != 0 {
             return Err(PtError::Exists);
         }
+        m.note_mapping(pa, self.bump());
         mem.store(cpu, l3_addr, (pa & ADDR_MASK) | TABLE_OR_PAGE | VALID);
         Ok(())
     }
@@ -133,6 +148,7 @@ impl PageTable {
         if is_block != (size == BLOCK) {
             return Err(PtError::NotMapped);
         }
+        self.bump();
         if is_block {
             mem.store(cpu, l2_addr, 0);
             return Ok(l2 & ADDR_MASK);

@@ -73,6 +73,8 @@ pub struct TlbEntry {
     pub level: Level,
     /// The domain whose page table the entry was walked from.
     pub domain: DomainId,
+    /// That page table's generation when the page was mapped.
+    pub gen: u64,
 }
 
 #[derive(Default)]
@@ -100,9 +102,9 @@ impl Iotlb {
         self.entries.is_empty()
     }
 
-    /// Whether any entry carries this ASID or VMID tag (fact 5's rule).
-    pub fn holds(&self, f: impl Fn(&TlbTag) -> bool) -> bool {
-        self.entries.keys().any(|(t, _)| f(t))
+    /// The tags of every cached entry (with repeats).
+    pub fn tags(&self) -> impl Iterator<Item = TlbTag> + '_ {
+        self.entries.keys().map(|(t, _)| *t)
     }
 
     fn retain(&mut self, kill: impl Fn(&TlbTag, u64, &TlbEntry) -> bool) {

@@ -2,29 +2,20 @@
 //! allows must show up within a bounded number of schedules, and never with
 //! the barrier.
 
+mod common;
+
+use common::count_schedules;
 use hwmodel::mem::{CpuId, Memory};
-use shuttle::scheduler::RandomScheduler;
-use shuttle::{Config, Runner};
-use smmu_sync::{enter, spawn, Backend};
-use std::sync::{Arc, Mutex};
+use smmu_sync::spawn;
+use std::sync::Arc;
 
 const SCHEDULES: usize = 2000;
 const X: u64 = 0x1000;
 const Y: u64 = 0x2000;
 
-/// Runs `body` for `SCHEDULES` seeded random schedules and returns how many
-/// reported the weak outcome.
+/// Schedules out of `SCHEDULES` in which `body` saw the weak outcome.
 fn count_weak(seed: u64, body: fn(&Arc<Memory>) -> bool) -> usize {
-    let weak = Arc::new(Mutex::new(0usize));
-    let w = weak.clone();
-    Runner::new(RandomScheduler::new_from_seed(seed, SCHEDULES), Config::new()).run(move || {
-        let _b = enter(Backend::Shuttle);
-        if body(&Arc::new(Memory::new(2))) {
-            *w.lock().unwrap() += 1;
-        }
-    });
-    let n = *weak.lock().unwrap();
-    n
+    count_schedules(seed, SCHEDULES, move || body(&Arc::new(Memory::new(2))))
 }
 
 /// Store buffering: each CPU stores to one location, then loads the other.
@@ -35,7 +26,7 @@ fn store_buffering(mem: &Arc<Memory>, barrier: bool) -> bool {
         spawn(move || {
             mem.store(CpuId(me), mine, 1);
             if barrier {
-                mem.full_barrier(CpuId(me));
+                mem.smp_mb(CpuId(me));
             }
             mem.load(CpuId(me), other)
         })
@@ -54,7 +45,7 @@ fn message_passing(mem: &Arc<Memory>, barrier: bool) -> bool {
         spawn(move || {
             mem.store(CpuId(0), X, 1);
             if barrier {
-                mem.store_barrier(CpuId(0));
+                mem.dma_wmb(CpuId(0));
             }
             mem.store(CpuId(0), Y, 1);
         })
@@ -120,7 +111,7 @@ fn a_cpu_reads_its_own_buffered_store() {
     let mem = Memory::new(1);
     mem.store(CpuId(0), X, 5);
     assert_eq!(mem.load(CpuId(0), X), 5);
-    mem.full_barrier(CpuId(0));
+    mem.smp_mb(CpuId(0));
     assert_eq!(mem.pending(CpuId(0)), 0);
     assert_eq!(mem.load_dev(X), 5);
 }

@@ -28,13 +28,13 @@ fn world(features: Features) -> (World, u64) {
     m.write_ste(CPU, smmu, SID, Ste::S1 { cd_table, eats: true });
     let pa = m.alloc_frame();
     pt.map(&m, CPU, IOVA, pa, PAGE).unwrap();
-    m.mem.full_barrier(CPU);
+    m.mem.smp_mb(CPU);
     (World { m, ep, pt, cd_table, smmu }, pa)
 }
 
 fn ok(t: Translation) -> (u64, Option<DomainId>, Source) {
     match t {
-        Translation::Ok { pa, domain, source } => (pa, domain, source),
+        Translation::Ok { pa, domain, source, .. } => (pa, domain, source),
         Translation::Fault => panic!("unexpected fault"),
     }
 }
@@ -58,11 +58,27 @@ fn walk_fills_the_iotlb_with_domain_and_offset() {
 }
 
 #[test]
+fn cached_entries_carry_the_page_table_generation() {
+    let (w, _) = world(Features::default());
+    let gen_of = |t| match t {
+        Translation::Ok { gen, .. } => gen,
+        Translation::Fault => panic!("fault"),
+    };
+    assert_eq!(w.pt.generation(), 1);
+    let pa = w.m.alloc_frame();
+    w.pt.map(&w.m, CPU, IOVA + PAGE, pa, PAGE).unwrap();
+    w.m.mem.smp_mb(CPU);
+    assert_eq!(gen_of(w.m.dma(w.ep, SID, 0, IOVA)), 1);
+    assert_eq!(gen_of(w.m.dma(w.ep, SID, 0, IOVA)), 1, "IOTLB hit keeps it");
+    assert_eq!(gen_of(w.m.dma(w.ep, SID, 0, IOVA + PAGE)), 2);
+}
+
+#[test]
 fn block_mappings_translate_and_invalidate_by_any_page_inside() {
     let (w, _) = world(Features::default());
     let block = w.m.alloc_frame() & !(BLOCK - 1);
     w.pt.map(&w.m, CPU, 2 * BLOCK, block, BLOCK).unwrap();
-    w.m.mem.full_barrier(CPU);
+    w.m.mem.smp_mb(CPU);
     assert_eq!(ok(w.m.dma(w.ep, SID, 0, 2 * BLOCK + 0x1234)).0, block + 0x1234);
     assert_eq!(ok(w.m.dma(w.ep, SID, 0, 2 * BLOCK + 5 * PAGE)).2, Source::Iotlb);
     w.m.submit(CPU, w.smmu, &[tlbi(Opcode::TlbiNhVa, ASID, 2 * BLOCK + 7 * PAGE), Cmd::sync()]);
@@ -108,7 +124,7 @@ fn range_tlbi_covers_num_plus_one_shifted_by_scale_pages() {
     let (w, _) = world(Features { range_inv: true, ..Features::default() });
     let pa = w.m.alloc_frame();
     w.pt.map(&w.m, CPU, IOVA + 3 * PAGE, pa, PAGE).unwrap();
-    w.m.mem.full_barrier(CPU);
+    w.m.mem.smp_mb(CPU);
     ok(w.m.dma(w.ep, SID, 0, IOVA));
     ok(w.m.dma(w.ep, SID, 0, IOVA + 3 * PAGE));
     // (num 1 + 1) << scale 1 = 4 pages from IOVA.
@@ -129,7 +145,7 @@ fn nested_entries_survive_s2_ipa_and_die_by_nh_all() {
     m.write_cd(CPU, cd_table, 0, Some(Cd { asid: 9, root: 0 }));
     m.write_ste(CPU, smmu, SID, Ste::Nested { cd_table, vmid: 4, root: s2.root, eats: false });
     s2.map(&m, CPU, IOVA, m.alloc_frame(), PAGE).unwrap();
-    m.mem.full_barrier(CPU);
+    m.mem.smp_mb(CPU);
     ok(m.dma(ep, SID, 0, IOVA));
     m.submit(CPU, smmu, &[Cmd { vmid: 4, ..tlbi(Opcode::TlbiS2Ipa, 0, IOVA) }, Cmd::sync()]);
     assert_eq!(ok(m.dma(ep, SID, 0, IOVA)).2, Source::Iotlb, "S2_IPA leaves combined entries");
@@ -144,7 +160,7 @@ fn ste_changes_need_cfgi() {
     let (w, _) = world(Features::default());
     ok(w.m.dma(w.ep, SID, 0, IOVA));
     w.m.write_ste(CPU, w.smmu, SID, Ste::Abort);
-    w.m.mem.full_barrier(CPU);
+    w.m.mem.smp_mb(CPU);
     assert_eq!(ok(w.m.dma(w.ep, SID, 0, IOVA)).2, Source::Iotlb, "cached STE still used");
     w.m.submit(CPU, w.smmu, &[Cmd { sid: SID, ..Cmd::new(Opcode::CfgiSte) }, Cmd::sync()]);
     assert_eq!(w.m.dma(w.ep, SID, 0, IOVA), Translation::Fault);
@@ -277,4 +293,14 @@ fn trace_hash_depends_on_the_events() {
     };
     assert_eq!(run(IOVA), run(IOVA));
     assert_ne!(run(IOVA), run(IOVA + PAGE));
+}
+
+#[test]
+fn stale_tag_fires_for_a_cached_asid_no_array_holds() {
+    let (w, _) = world(Features::default());
+    ok(w.m.dma(w.ep, SID, 0, IOVA));
+    w.m.check_tags(|_, t| t.asid == ASID);
+    assert!(kinds(&w.m).is_empty());
+    w.m.check_tags(|_, _| false);
+    assert_eq!(kinds(&w.m), [ViolationKind::StaleTag]);
 }

@@ -1,0 +1,70 @@
+//! The command queue's freedom to complete effects in any order between two
+//! syncs is what makes the walker's batching rules necessary: an ATC_INV in
+//! the same window as the TLBI lets the device refill its ATC from the IOTLB
+//! entry the TLBI has not removed yet.
+
+mod common;
+
+use common::count_schedules;
+use hwmodel::*;
+use smmu_sync::spawn;
+use std::sync::Arc;
+
+const CPU: CpuId = CpuId(0);
+const SID: u32 = 1;
+const ASID: u16 = 5;
+const IOVA: u64 = 0x20_0000;
+const SCHEDULES: usize = 1000;
+
+/// Unmap one page while the device keeps reading it; `split` puts the
+/// ATC_INV behind its own sync, as the walker does. True if the oracle saw a
+/// stale translation.
+fn unmap_under_dma(split: bool) -> bool {
+    let mut m = Machine::new(1);
+    let smmu = m.add_smmu(Features { ats: true, ..Features::default() });
+    let ep = m.add_endpoint(smmu, &[SID], true);
+    let pt = PageTable::new(&m, DomainId(1));
+    let cd_table = m.alloc_frame();
+    m.write_cd(CPU, cd_table, 0, Some(Cd { asid: ASID, root: pt.root }));
+    m.write_ste(CPU, smmu, SID, Ste::S1 { cd_table, eats: true });
+    let pa = m.alloc_frame();
+    pt.map(&m, CPU, IOVA, pa, PAGE).unwrap();
+    m.mem.smp_mb(CPU);
+    m.set_ats(ep, true);
+    m.dma(ep, SID, 0, IOVA);
+    let m = Arc::new(m);
+
+    let dev = {
+        let m = m.clone();
+        spawn(move || {
+            for _ in 0..4 {
+                m.dma(ep, SID, 0, IOVA);
+            }
+        })
+    };
+    pt.unmap(&m, CPU, IOVA, PAGE).unwrap();
+    let tlbi = Cmd { asid: ASID, addr: IOVA, leaf: true, ..Cmd::new(Opcode::TlbiNhVa) };
+    let atc_inv = Cmd { sid: SID, addr: IOVA, atc_size: 12, ..Cmd::new(Opcode::AtcInv) };
+    if split {
+        m.submit(CPU, smmu, &[tlbi, Cmd::sync()]);
+        m.submit(CPU, smmu, &[atc_inv, Cmd::sync()]);
+    } else {
+        m.submit(CPU, smmu, &[tlbi, atc_inv, Cmd::sync()]);
+    }
+    m.oracle.unmap_returned(DomainId(1), IOVA, pa, PAGE);
+    dev.join().unwrap();
+    m.dma(ep, SID, 0, IOVA);
+    m.oracle.violations().iter().any(|v| v.kind == ViolationKind::StaleTranslation)
+}
+
+#[test]
+fn atc_inv_in_the_tlbi_window_lets_a_stale_entry_back() {
+    let stale = count_schedules(7, SCHEDULES, || unmap_under_dma(false));
+    assert!(stale > 0, "no stale ATC refill in {SCHEDULES} schedules");
+    eprintln!("TLBI and ATC_INV under one sync: {stale}/{SCHEDULES} schedules stale");
+}
+
+#[test]
+fn a_sync_between_tlbi_and_atc_inv_closes_the_window() {
+    assert_eq!(count_schedules(7, SCHEDULES, || unmap_under_dma(true)), 0);
+}
