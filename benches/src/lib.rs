@@ -1,1 +1,1 @@
-//! placeholder
+//! Benchmarks live in benches/; see the README for what each measures.

@@ -106,6 +106,20 @@ impl Memory {
         self.visible().get(&addr).copied().unwrap_or(0)
     }
 
+    /// `cmpxchg`: if `addr` holds `old`, make it `new`; returns what it held.
+    /// An atomic RMW acts at the point of coherence, so the CPU's earlier
+    /// stores are drained first and the result is visible to all at once.
+    pub fn cmpxchg(&self, cpu: CpuId, addr: Addr, old: u64, new: u64) -> u64 {
+        schedule_point();
+        self.smp_mb(cpu);
+        let mut v = self.visible();
+        let cur = v.get(&addr).copied().unwrap_or(0);
+        if cur == old {
+            v.insert(addr, new);
+        }
+        cur
+    }
+
     /// Write memory directly, as the world does when it builds initial state.
     pub fn init(&self, addr: Addr, val: u64) {
         self.visible().insert(addr, val);

@@ -5,7 +5,7 @@
 
 use crate::mem::{Addr, CpuId, Memory};
 use crate::machine::Machine;
-use smmu_sync::{plain, Mutex};
+use smmu_sync::plain;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub const PAGE: u64 = 1 << 12;
@@ -60,11 +60,11 @@ pub fn walk(mem: &Memory, root: Addr, iova: u64) -> Option<(u64, Level)> {
     (l3 & VALID != 0).then_some((l3 & ADDR_MASK, Level::Page))
 }
 
-/// One domain's page table. The lock stands in for io-pgtable's cmpxchg on
-/// table installation; callers still own disjoint IOVA ranges.
+/// One domain's page table. Like io-pgtable it takes no lock: leaf entries
+/// are plain stores (callers own disjoint IOVA ranges) and a new level-3
+/// table is installed with `dma_wmb` + `cmpxchg`, so racing installers agree.
 pub struct PageTable {
     pub root: Addr,
-    lock: Mutex<()>,
     /// Bumped by every map and unmap; each mapping remembers the value it
     /// was made at, and so does every cache entry filled from it.
     gen: plain::AtomicU64,
@@ -76,7 +76,7 @@ impl PageTable {
     pub fn new(m: &Machine, owner: crate::DomainId) -> Self {
         let root = m.alloc_frame();
         m.set_owner(root, owner);
-        Self { root, lock: Mutex::new(()), gen: plain::AtomicU64::new(0) }
+        Self { root, gen: plain::AtomicU64::new(0) }
     }
 
     /// Map and unmap operations so far.
@@ -103,7 +103,6 @@ impl PageTable {
         Self::check(iova, size)?;
         let mem = &m.mem;
         let l2_addr = self.root + 8 * (iova / BLOCK);
-        let _g = self.lock.lock();
         let l2 = mem.load(cpu, l2_addr);
         if size == BLOCK {
             if l2 & VALID != 0 {
@@ -113,17 +112,22 @@ impl PageTable {
             mem.store(cpu, l2_addr, (pa & ADDR_MASK) | VALID);
             return Ok(());
         }
-        let table = match l2 {
-            _ if l2 & VALID == 0 => {
-                // A fresh frame reads as zero, so nothing needs ordering
-                // before the pointer to it.
-                let t = m.alloc_frame();
-                mem.store(cpu, l2_addr, t | TABLE_OR_PAGE | VALID);
-                t
+        let l2 = if l2 & VALID == 0 {
+            // Frames are fresh and never reused, so losing the race only
+            // leaks one frame of the model's memory.
+            let new = m.alloc_frame() | TABLE_OR_PAGE | VALID;
+            mem.dma_wmb(cpu);
+            match mem.cmpxchg(cpu, l2_addr, l2, new) {
+                cur if cur == l2 => new,
+                cur => cur,
             }
-            _ if l2 & TABLE_OR_PAGE == 0 => return Err(PtError::Exists),
-            _ => l2 & ADDR_MASK,
+        } else {
+            l2
         };
+        if l2 & TABLE_OR_PAGE == 0 {
+            return Err(PtError::Exists);
+        }
+        let table = l2 & ADDR_MASK;
         let l3_addr = table + 8 * ((iova % BLOCK) / PAGE);
         if mem.load(cpu, l3_addr) & VALID != 0 {
             return Err(PtError::Exists);
@@ -139,7 +143,6 @@ impl PageTable {
         Self::check(iova, size)?;
         let mem = &m.mem;
         let l2_addr = self.root + 8 * (iova / BLOCK);
-        let _g = self.lock.lock();
         let l2 = mem.load(cpu, l2_addr);
         if l2 & VALID == 0 {
             return Err(PtError::NotMapped);

@@ -68,3 +68,23 @@ fn atc_inv_in_the_tlbi_window_lets_a_stale_entry_back() {
 fn a_sync_between_tlbi_and_atc_inv_closes_the_window() {
     assert_eq!(count_schedules(7, SCHEDULES, || unmap_under_dma(true)), 0);
 }
+
+/// Two CPUs map pages in the same 2 MiB region at once: both race to
+/// install its level-3 table, and both mappings must survive.
+#[test]
+fn racing_table_installs_keep_both_mappings() {
+    let lost = count_schedules(9, SCHEDULES, || {
+        let m = Arc::new(Machine::new(2));
+        let pt = Arc::new(PageTable::new(&m, DomainId(1)));
+        let cpus: Vec<_> = (0..2)
+            .map(|c| {
+                let (m, pt) = (m.clone(), pt.clone());
+                spawn(move || pt.map(&m, CpuId(c), c as u64 * PAGE, m.alloc_frame(), PAGE))
+            })
+            .collect();
+        let maps: Vec<_> = cpus.into_iter().map(|t| t.join().unwrap()).collect();
+        (0..2).for_each(|c| m.mem.smp_mb(CpuId(c)));
+        maps.iter().any(Result::is_err) || (0..2).any(|c| pgtable::walk(&m.mem, pt.root, c * PAGE).is_none())
+    });
+    assert_eq!(lost, 0);
+}

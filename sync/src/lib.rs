@@ -20,7 +20,7 @@ pub use atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 pub use backend::{backend, enter, Backend, BackendGuard};
 pub use epoch::{Collector, Guard, Handle, Rcu, Retire, Retired};
 pub use lock::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-pub use thread::{random_below, schedule_point, spawn, yield_now, JoinHandle};
+pub use thread::{random_below, schedule_point, spawn, steps, yield_now, JoinHandle};
 
 /// Primitives that are never scheduling points, for state that only one
 /// thread touches at a time (writer-private counters serialized by a lock, the

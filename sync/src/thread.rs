@@ -80,3 +80,12 @@ pub fn random_below(n: u64) -> u64 {
     };
     r % n
 }
+
+/// Scheduling decisions taken so far in the current shuttle execution (its
+/// "steps"); 0 outside shuttle.
+pub fn steps() -> u64 {
+    match backend() {
+        Backend::Shuttle => shuttle::current::context_switches() as u64,
+        Backend::Std | Backend::Loom => 0,
+    }
+}
