@@ -5,31 +5,18 @@
 
 mod common;
 
-use common::count_schedules;
+use common::{count_schedules, world, World, ASID, CPU, IOVA, SID};
 use hwmodel::*;
 use smmu_sync::spawn;
 use std::sync::Arc;
 
-const CPU: CpuId = CpuId(0);
-const SID: u32 = 1;
-const ASID: u16 = 5;
-const IOVA: u64 = 0x20_0000;
 const SCHEDULES: usize = 1000;
 
 /// Unmap one page while the device keeps reading it; `split` puts the
 /// ATC_INV behind its own sync, as the walker does. True if the oracle saw a
 /// stale translation.
 fn unmap_under_dma(split: bool) -> bool {
-    let mut m = Machine::new(1);
-    let smmu = m.add_smmu(Features { ats: true, ..Features::default() });
-    let ep = m.add_endpoint(smmu, &[SID], true);
-    let pt = PageTable::new(&m, DomainId(1));
-    let cd_table = m.alloc_frame();
-    m.write_cd(CPU, cd_table, 0, Some(Cd { asid: ASID, root: pt.root }));
-    m.write_ste(CPU, smmu, SID, Ste::S1 { cd_table, eats: true });
-    let pa = m.alloc_frame();
-    pt.map(&m, CPU, IOVA, pa, PAGE).unwrap();
-    m.mem.smp_mb(CPU);
+    let (World { m, ep, pt, smmu, .. }, pa) = world(Features { ats: true, ..Features::default() });
     m.set_ats(ep, true);
     m.dma(ep, SID, 0, IOVA);
     let m = Arc::new(m);

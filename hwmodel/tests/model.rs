@@ -3,34 +3,9 @@
 
 use hwmodel::*;
 
-const CPU: CpuId = CpuId(0);
-const SID: u32 = 1;
-const ASID: u16 = 5;
-const IOVA: u64 = 0x20_0000;
+mod common;
 
-struct World {
-    m: Machine,
-    ep: EndpointId,
-    pt: PageTable,
-    cd_table: Addr,
-    smmu: SmmuId,
-}
-
-/// One SMMU, one ATS-capable endpoint on SID 1 attached stage-1 to domain 1
-/// (ASID 5), one page mapped at IOVA; all of it visible to the SMMU.
-fn world(features: Features) -> (World, u64) {
-    let mut m = Machine::new(1);
-    let smmu = m.add_smmu(features);
-    let ep = m.add_endpoint(smmu, &[SID], true);
-    let pt = PageTable::new(&m, DomainId(1));
-    let cd_table = m.alloc_frame();
-    m.write_cd(CPU, cd_table, 0, Some(Cd { asid: ASID, root: pt.root }));
-    m.write_ste(CPU, smmu, SID, Ste::S1 { cd_table, eats: true });
-    let pa = m.alloc_frame();
-    pt.map(&m, CPU, IOVA, pa, PAGE).unwrap();
-    m.mem.smp_mb(CPU);
-    (World { m, ep, pt, cd_table, smmu }, pa)
-}
+use common::{world, ASID, CPU, IOVA, SID};
 
 fn ok(t: Translation) -> (u64, Option<DomainId>, Source) {
     match t {
