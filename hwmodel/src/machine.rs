@@ -342,7 +342,7 @@ impl Machine {
     /// The SMMU's translation of one access (or ATS translation request).
     fn translate(&self, s: &Smmu, sid: u32, ssid: u32, iova: u64, ats: bool) -> Translation {
         if s.is_removed() {
-            return Translation::Fault;
+            return Translation::Fault { walked: None };
         }
         let seq = s.inv_seq.load(Relaxed);
         let cached = s.cfg().stes.get(&sid).copied();
@@ -357,7 +357,7 @@ impl Machine {
             }
         };
         if ats && !ste.eats() {
-            return Translation::Fault;
+            return Translation::Fault { walked: None };
         }
         let cd = |cd_table: Addr| {
             let cached = s.cfg().cds.get(&(sid, ssid)).copied();
@@ -371,17 +371,17 @@ impl Machine {
             Some(cd)
         };
         let (tag, root) = match ste {
-            Ste::Abort => return Translation::Fault,
+            Ste::Abort => return Translation::Fault { walked: None },
             Ste::Bypass => return Translation::Ok { pa: iova, domain: None, gen: 0, source: Source::Bypass },
             Ste::S1 { cd_table, .. } => {
-                let Some(cd) = cd(cd_table) else { return Translation::Fault };
+                let Some(cd) = cd(cd_table) else { return Translation::Fault { walked: None } };
                 let kind = if s.features.e2h { TlbKind::S1El2 } else { TlbKind::S1Nh };
                 (TlbTag { kind, vmid: 0, asid: cd.asid }, cd.root)
             }
             Ste::S2 { vmid, root, .. } if ssid == 0 => (TlbTag { kind: TlbKind::S2, vmid, asid: 0 }, root),
-            Ste::S2 { .. } => return Translation::Fault,
+            Ste::S2 { .. } => return Translation::Fault { walked: None },
             Ste::Nested { cd_table, vmid, root, .. } => {
-                let Some(cd) = cd(cd_table) else { return Translation::Fault };
+                let Some(cd) = cd(cd_table) else { return Translation::Fault { walked: None } };
                 (TlbTag { kind: TlbKind::Nested, vmid, asid: cd.asid }, root)
             }
         };
@@ -390,8 +390,9 @@ impl Machine {
             let pa = t.pa + iova % t.level.size();
             return Translation::Ok { pa, domain: Some(t.domain), gen: t.gen, source: Source::Iotlb };
         }
-        let Some((pa, level)) = walk(&self.mem, root, iova) else { return Translation::Fault };
-        let Some(domain) = self.owner(root) else { return Translation::Fault };
+        let domain = self.owner(root);
+        let Some((pa, level)) = walk(&self.mem, root, iova) else { return Translation::Fault { walked: domain } };
+        let Some(domain) = domain else { return Translation::Fault { walked: None } };
         let gen = self.mapping_gen(pa);
         if s.inv_seq.load(Relaxed) == seq {
             s.iotlb().insert(tag, iova, TlbEntry { pa, level, domain, gen });

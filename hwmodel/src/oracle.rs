@@ -33,7 +33,9 @@ pub enum Source {
 /// The outcome of one DMA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Translation {
-    Fault,
+    /// No translation. `walked`: the domain whose page table had no entry,
+    /// when the fault came from a walk.
+    Fault { walked: Option<DomainId> },
     /// `domain` and `gen`: whose page table, at which generation, produced
     /// the translation (none for bypass).
     Ok { pa: u64, domain: Option<DomainId>, gen: u64, source: Source },
@@ -47,7 +49,10 @@ pub enum Event {
     Dma { ep: EndpointId, sid: u32, ssid: u32, iova: u64, result: Translation },
     Ats { ep: EndpointId, enabled: bool },
     SmmuRemoved { smmu: SmmuId },
+    MapReturned { domain: DomainId, iova: u64, pa: u64 },
+    UnmapBegin { domain: DomainId, iova: u64 },
     UnmapReturned { domain: DomainId, iova: u64, pa: u64 },
+    AttachBegin { ep: EndpointId, ssid: u32, to: Allowed },
     AttachReturned { ep: EndpointId, ssid: u32, allowed: Allowed },
     /// A driver step worth seeing in a trace (array published, STE written…).
     Mark { what: &'static str, a: u64, b: u64 },
@@ -58,6 +63,7 @@ pub enum Event {
 pub enum ViolationKind {
     StaleTranslation,
     OldDomainTranslation,
+    MissingTranslation,
     CmdToRemovedSmmu,
     AtcInvAtsDisabled,
     IllegalCommand,
@@ -75,6 +81,7 @@ impl ViolationKind {
         match self {
             Self::StaleTranslation => "stale-translation",
             Self::OldDomainTranslation => "old-domain-translation",
+            Self::MissingTranslation => "missing-translation",
             Self::CmdToRemovedSmmu => "cmd-to-removed-smmu",
             Self::AtcInvAtsDisabled => "atc-inv-ats-disabled",
             Self::IllegalCommand => "illegal-command",
@@ -101,6 +108,13 @@ impl ViolationKind {
                 "A DMA issued after an attach (or detach) returned translated through the domain the master \
                  left. The master's STE/CD, its ATC, or an IOTLB entry under a reused ASID/VMID still \
                  pointed at the old page table, so the old domain's owner can still be reached by the device."
+            }
+            Self::MissingTranslation => {
+                "A DMA faulted in the page table of a domain the master is attached (or attaching) to, at \
+                 an IOVA that domain had mapped before the attach began. The SMMU reached the table through \
+                 a newly written STE/CD before the table's entries were visible: nothing ordered the page \
+                 table (and CD) writes before the STE/CD write, so a hitless domain replace makes a live \
+                 device fault."
             }
             Self::CmdToRemovedSmmu => {
                 "A command was submitted to an SMMU instance after it was removed. An invalidation thread \
@@ -176,13 +190,36 @@ impl Hasher for Fnv {
     }
 }
 
+/// What one master (endpoint, SSID) may translate through, and since when.
+struct Attachment {
+    current: Allowed,
+    /// The event from which `current` has been a target (its attach began).
+    since: u64,
+    /// The event that last took a target away (an attach returned).
+    narrowed: u64,
+    /// An attach in progress: its target, and the event that began it.
+    pending: Option<(Allowed, u64)>,
+}
+
+impl Attachment {
+    /// The event from which `to` has been an allowed target, if it is one.
+    fn allowed_since(&self, to: Allowed) -> Option<u64> {
+        match self.pending {
+            Some((p, seq)) if p == to => Some(seq),
+            _ => (self.current == to).then_some(self.since),
+        }
+    }
+}
+
 struct State {
     seq: u64,
     hash: Fnv,
     tail: VecDeque<(u64, Event)>,
     syncs: u64,
     unmapped: HashMap<u64, Unmapped>,
-    attached: HashMap<(EndpointId, u32), (Allowed, u64)>,
+    attached: HashMap<(EndpointId, u32), Attachment>,
+    /// Live mappings by (domain, IOVA base): event that made them, size.
+    mapped: HashMap<(DomainId, u64), (u64, u64)>,
     violations: Vec<Violation>,
     stale_ages: BTreeMap<u64, u64>,
 }
@@ -207,6 +244,7 @@ impl Oracle {
                 syncs: 0,
                 unmapped: HashMap::new(),
                 attached: HashMap::new(),
+                mapped: HashMap::new(),
                 violations: Vec::new(),
                 stale_ages: BTreeMap::new(),
             }),
@@ -255,6 +293,21 @@ impl Oracle {
         Self::push(&mut s, Event::SyncDone { smmu, ticket });
     }
 
+    /// map() of `size` bytes at `iova` in `domain` to `pa` has returned and
+    /// its stores have been made visible (the caller's doorbell barrier).
+    pub fn map_returned(&self, domain: DomainId, iova: u64, pa: u64, size: u64) {
+        let mut s = self.state();
+        let seq = Self::push(&mut s, Event::MapReturned { domain, iova, pa });
+        s.mapped.insert((domain, iova), (seq, size));
+    }
+
+    /// unmap() of `iova` in `domain` starts: a fault there is fine from now.
+    pub fn unmap_begin(&self, domain: DomainId, iova: u64) {
+        let mut s = self.state();
+        Self::push(&mut s, Event::UnmapBegin { domain, iova });
+        s.mapped.remove(&(domain, iova));
+    }
+
     /// unmap() of `size` bytes at `iova` in `domain`, which mapped `pa`,
     /// has returned. Pages are never reused within a world, so any later
     /// translation to `pa` is stale.
@@ -265,47 +318,91 @@ impl Oracle {
         s.unmapped.insert(pa, Unmapped { domain, iova, size, seq, syncs });
     }
 
+    /// An attach of `ep`/`ssid` to `to` begins: until it returns, the old
+    /// and the new target are both fine.
+    pub fn attach_begin(&self, ep: EndpointId, ssid: u32, to: Allowed) {
+        let mut s = self.state();
+        let seq = Self::push(&mut s, Event::AttachBegin { ep, ssid, to });
+        let a = s.attached.entry((ep, ssid)).or_insert(Attachment {
+            current: Allowed::Blocked,
+            since: 0,
+            narrowed: 0,
+            pending: None,
+        });
+        a.pending = Some((to, seq));
+    }
+
     /// An attach of `ep`/`ssid` has returned: from now on it may only
     /// translate as `allowed` says.
     pub fn attach_returned(&self, ep: EndpointId, ssid: u32, allowed: Allowed) {
         let mut s = self.state();
         let seq = Self::push(&mut s, Event::AttachReturned { ep, ssid, allowed });
-        s.attached.insert((ep, ssid), (allowed, seq));
+        let since = match s.attached.get(&(ep, ssid)).and_then(|a| a.pending) {
+            Some((to, begun)) if to == allowed => begun,
+            _ => seq,
+        };
+        s.attached.insert((ep, ssid), Attachment { current: allowed, since, narrowed: seq, pending: None });
     }
 
     /// Judge a DMA that started at sequence number `start`.
     pub(crate) fn judge_dma(&self, start: u64, ep: EndpointId, sid: u32, ssid: u32, iova: u64, result: Translation) {
         let mut s = self.state();
         Self::push(&mut s, Event::Dma { ep, sid, ssid, iova, result });
-        let Translation::Ok { pa, domain, gen, source } = result else { return };
-        let unmapped = [PAGE, BLOCK]
-            .into_iter()
-            .find_map(|size| s.unmapped.get(&(pa & !(size - 1))).filter(|u| u.size == size));
-        if let Some(u) = unmapped.filter(|u| u.seq <= start) {
-            let age = s.syncs - u.syncs;
-            let detail = format!(
-                "{ep:?} sid {sid} ssid {ssid} iova {iova:#x} -> pa {pa:#x} via {source:?} (mapped at \
-                 page-table generation {gen}); {:?} unmapped iova {:#x} at event {} ({age} CMD_SYNCs ago)",
-                u.domain, u.iova, u.seq
-            );
-            *s.stale_ages.entry(age).or_default() += 1;
-            Self::violate(&mut s, ViolationKind::StaleTranslation, detail);
-            return;
-        }
-        if let Some(&(allowed, seq)) = s.attached.get(&(ep, ssid)) {
-            let ok = match (allowed, domain) {
-                (Allowed::Domain(want), Some(got)) => want == got,
-                (Allowed::Identity, None) => true,
-                _ => false,
-            };
-            if !ok && seq <= start {
-                let detail = format!(
-                    "{ep:?} sid {sid} ssid {ssid} iova {iova:#x} translated through {domain:?} via {source:?}, \
-                     but since event {seq} it may only use {allowed:?}"
-                );
-                Self::violate(&mut s, ViolationKind::OldDomainTranslation, detail);
+        match result {
+            Translation::Ok { pa, domain, gen, source } => {
+                if let Some(detail) = Self::stale(&mut s, start, pa, gen, source) {
+                    let detail = format!("{ep:?} sid {sid} ssid {ssid} iova {iova:#x} {detail}");
+                    Self::violate(&mut s, ViolationKind::StaleTranslation, detail);
+                    return;
+                }
+                let got = domain.map_or(Allowed::Identity, Allowed::Domain);
+                let Some(a) = s.attached.get(&(ep, ssid)) else { return };
+                // A DMA that began before the last attach returned may still
+                // use what that attach took away.
+                if a.allowed_since(got).is_none() && a.narrowed <= start {
+                    let detail = format!(
+                        "{ep:?} sid {sid} ssid {ssid} iova {iova:#x} translated through {got:?} via {source:?}, \
+                         but since event {} it may only use {:?}{}",
+                        a.narrowed,
+                        a.current,
+                        a.pending.map_or(String::new(), |(p, _)| format!(" or {p:?}"))
+                    );
+                    Self::violate(&mut s, ViolationKind::OldDomainTranslation, detail);
+                }
             }
+            Translation::Fault { walked: Some(d) } => {
+                let Some(since) = s.attached.get(&(ep, ssid)).and_then(|a| a.allowed_since(Allowed::Domain(d))) else {
+                    return;
+                };
+                let mapped = [PAGE, BLOCK]
+                    .into_iter()
+                    .find_map(|size| s.mapped.get(&(d, iova & !(size - 1))).filter(|m| m.1 == size).copied());
+                if let Some((map_seq, _)) = mapped.filter(|m| m.0 < since) {
+                    let detail = format!(
+                        "{ep:?} sid {sid} ssid {ssid} iova {iova:#x} faulted walking {d:?}, which mapped it at \
+                         event {map_seq}, before it became this master's target at event {since}"
+                    );
+                    Self::violate(&mut s, ViolationKind::MissingTranslation, detail);
+                }
+            }
+            Translation::Fault { walked: None } => {}
         }
+    }
+
+    /// If `pa` was unmapped before the DMA started, the report detail.
+    fn stale(s: &mut State, start: u64, pa: u64, gen: u64, source: Source) -> Option<String> {
+        let u = [PAGE, BLOCK]
+            .into_iter()
+            .find_map(|size| s.unmapped.get(&(pa & !(size - 1))).filter(|u| u.size == size))
+            .filter(|u| u.seq <= start)?;
+        let age = s.syncs - u.syncs;
+        let detail = format!(
+            "-> pa {pa:#x} via {source:?} (mapped at page-table generation {gen}); {:?} unmapped iova \
+             {:#x} at event {} ({age} CMD_SYNCs ago)",
+            u.domain, u.iova, u.seq
+        );
+        *s.stale_ages.entry(age).or_default() += 1;
+        Some(detail)
     }
 
     pub(crate) fn violation(&self, kind: ViolationKind, detail: String, e: Event) {

@@ -75,3 +75,34 @@ fn racing_table_installs_keep_both_mappings() {
     });
     assert_eq!(lost, 0);
 }
+
+/// The attaching CPU fills a new domain's table, then points SSID 1's CD
+/// at it while the device keeps issuing DMA there. True if the device
+/// faulted in the new table on the IOVA it had mapped.
+fn attach_filled_domain(ordered: bool) -> bool {
+    let (w, _) = world(Features::default());
+    let pt2 = PageTable::new(&w.m, DomainId(2));
+    pt2.map(&w.m, CPU, IOVA, w.m.alloc_frame(), PAGE).unwrap();
+    w.m.oracle.map_returned(DomainId(2), IOVA, 0, PAGE);
+    w.m.oracle.attach_begin(w.ep, 1, Allowed::Domain(DomainId(2)));
+    if ordered {
+        w.m.mem.dma_wmb(CPU);
+    }
+    w.m.write_cd(CPU, w.cd_table, 1, Some(Cd { asid: ASID + 1, root: pt2.root }));
+    for _ in 0..4 {
+        w.m.dma(w.ep, SID, 1, IOVA);
+    }
+    w.m.oracle.violations().iter().any(|v| v.kind == ViolationKind::MissingTranslation)
+}
+
+#[test]
+fn a_cd_that_outruns_its_page_table_is_a_missing_translation() {
+    let missing = count_schedules(11, SCHEDULES, || attach_filled_domain(false));
+    assert!(missing > 0, "the CD never reached memory ahead of the PTE in {SCHEDULES} schedules");
+    eprintln!("CD written without dma_wmb: {missing}/{SCHEDULES} schedules fault in the new table");
+}
+
+#[test]
+fn dma_wmb_keeps_the_page_table_ahead_of_the_cd() {
+    assert_eq!(count_schedules(11, SCHEDULES, || attach_filled_domain(true)), 0);
+}
