@@ -4,7 +4,7 @@
 use smmu_sync::plain::{AtomicU64, Mutex};
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::{Errno, InvDesc};
+use crate::{Errno, InvDesc, Mutant};
 
 /// A driver `WARN_ON`: the code detected a broken invariant and carried on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub enum Warning {
     MergeUnsorted { index: usize },
     /// `purge` found more trash than entries.
     PurgeCounters { num_invs: usize, num_trashes: usize },
+    /// A master's preallocated `build_invs` was too small.
+    BuildInvsOverflow { capacity: usize },
 }
 
 /// Where an injected failure can land.
@@ -23,12 +25,15 @@ pub enum Warning {
 pub enum FaultSite {
     InvsMerge,
     InvsPurge,
+    /// The per-attachment bookkeeping the kernel allocates in attach_prepare.
+    MasterDomain,
 }
 
 /// The per-world kernel environment. Writers reach it under their own locks;
 /// its state is never held across a scheduling point.
 #[derive(Default)]
 pub struct Env {
+    mutant: Option<Mutant>,
     warnings: Mutex<Vec<Warning>>,
     fallible_calls: AtomicU64,
     fail_nth: AtomicU64,
@@ -40,12 +45,23 @@ impl Env {
         Self::default()
     }
 
+    /// A world running with one catalogued bug switched on.
+    pub fn with_mutant(mutant: Option<Mutant>) -> Self {
+        Self { mutant, ..Self::default() }
+    }
+
+    /// Whether the bug `m` is switched on.
+    pub fn mutant(&self, m: Mutant) -> bool {
+        self.mutant == Some(m)
+    }
+
     pub fn warn(&self, w: Warning) {
         self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
     }
 
-    pub fn warnings(&self) -> Vec<Warning> {
-        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The WARNs since the last call.
+    pub fn take_warnings(&self) -> Vec<Warning> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Like iommufd's fail_nth: the `n`th fallible call from now fails with

@@ -1,10 +1,22 @@
 //! The driver logic under test, re-implemented from the SMMUv3
-//! "RCU-protected invalidation array" series.
+//! "RCU-protected invalidation array" series: the array, attach/detach, the
+//! invalidation fast path, and the catalogued bugs that can be switched in.
 
+mod attach;
+mod domain;
+mod driver;
 mod env;
 mod errno;
+mod inv;
 pub mod invs;
+mod master;
+mod mutant;
 
+pub use domain::{Domain, Stage, Target};
+pub use driver::{Cpu, DomainKind, Driver};
 pub use env::{Env, FaultSite, Warning};
 pub use errno::Errno;
+pub use inv::{atc_inv_cmd, size_too_big};
 pub use invs::{Inv, InvDesc, InvType, Invs, InvsError};
+pub use master::{Master, MasterState};
+pub use mutant::Mutant;

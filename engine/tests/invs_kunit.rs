@@ -74,7 +74,8 @@ fn kunit_steps_1_to_11() {
     let b = a.purge(&env).unwrap().expect("step 11: trash to purge");
     verify(11, &b, &[10, 10, 12], &[1, 1, 1], Some(&[1, 3, 1]), 0);
     assert!(b.has_ats());
-    assert!(env.warnings().is_empty(), "{:?}", env.warnings());
+    let warnings = env.take_warnings();
+    assert!(warnings.is_empty(), "{warnings:?}");
 }
 
 #[test]
@@ -85,7 +86,7 @@ fn unref_of_absent_or_trash_entry_is_warned_and_counts_stay_right() {
         .unwrap();
     base.unref(&[inv(S1Asid, 1, 0)], &env, |_| {});
     verify(0, &base, &[1, 2, 7], &[0, 1, 1], None, 1);
-    assert!(env.warnings().is_empty());
+    assert!(env.take_warnings().is_empty());
 
     // Already trash, and never present: both warned, nothing else changes.
     let mut flushed = 0;
@@ -94,7 +95,7 @@ fn unref_of_absent_or_trash_entry_is_warned_and_counts_stay_right() {
     assert_eq!(flushed, 0);
     verify(0, &base, &[1, 2, 7], &[0, 1, 1], None, 1);
     assert_eq!(
-        env.warnings(),
+        env.take_warnings(),
         [Warning::UnrefAbsent(inv(S1Asid, 1, 0)), Warning::UnrefAbsent(inv(S1Asid, 9, 0))]
     );
 }
@@ -103,7 +104,7 @@ fn unref_of_absent_or_trash_entry_is_warned_and_counts_stay_right() {
 fn unsorted_to_merge_is_warned_and_the_array_fails_its_check() {
     let env = Env::new();
     let out = Invs::new().merge(&[inv(Ats, 5, 0), inv(Ats, 4, 0)], &env).unwrap();
-    assert_eq!(env.warnings(), [Warning::MergeUnsorted { index: 1 }]);
+    assert_eq!(env.take_warnings(), [Warning::MergeUnsorted { index: 1 }]);
     assert!(out.check(true).is_err(), "an unsorted array must not pass the publication check");
 }
 
@@ -111,7 +112,7 @@ fn unsorted_to_merge_is_warned_and_the_array_fails_its_check() {
 fn duplicate_in_to_merge_is_warned() {
     let env = Env::new();
     let out = Invs::new().merge(&[inv(Ats, 4, 0), inv(Ats, 4, 0)], &env).unwrap();
-    assert_eq!(env.warnings(), [Warning::MergeUnsorted { index: 1 }]);
+    assert_eq!(env.take_warnings(), [Warning::MergeUnsorted { index: 1 }]);
     assert!(out.check(true).is_err());
 }
 
@@ -135,7 +136,7 @@ fn sort_order_is_smmu_then_type_then_id() {
     let b = a.merge(&[on(0, S1Asid, 7), on(0, S2Vmid, 2), on(1, S1Asid, 3)], &env).unwrap();
     let got: Vec<_> = b.entries().iter().map(|i| (i.smmu.0, i.ty, i.id)).collect();
     assert_eq!(got, [(0, S1Asid, 7), (0, S2Vmid, 2), (0, Ats, 1), (1, S1Asid, 3), (1, S1Asid, 9)]);
-    assert!(env.warnings().is_empty());
+    assert!(env.take_warnings().is_empty());
 }
 
 #[test]

@@ -126,7 +126,18 @@ impl Machine {
 
     /// A fresh 4 KiB frame, zero, never handed out again in this world.
     pub fn alloc_frame(&self) -> Addr {
-        self.frames.fetch_add(PAGE, Relaxed)
+        self.alloc(PAGE)
+    }
+
+    /// `size` bytes (a power of two, at least a page) aligned to `size`,
+    /// zero, never handed out again: the backing of a page or block mapping.
+    pub fn alloc(&self, size: u64) -> Addr {
+        let mut base = 0;
+        let _ = self.frames.fetch_update(Relaxed, Relaxed, |cur| {
+            base = cur.next_multiple_of(size);
+            Some(base + size)
+        });
+        base
     }
 
     pub(crate) fn set_owner(&self, root: Addr, domain: DomainId) {

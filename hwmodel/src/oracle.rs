@@ -415,6 +415,11 @@ impl Oracle {
         self.state().violations.clone()
     }
 
+    /// The last events, oldest first.
+    pub fn trace_tail(&self) -> Vec<(u64, Event)> {
+        self.state().tail.iter().copied().collect()
+    }
+
     pub fn trace_hash(&self) -> u64 {
         self.state().hash.finish()
     }

@@ -52,6 +52,20 @@ impl Handle {
     pub fn is_pinned(&self) -> bool {
         self.0.as_ref().is_some_and(cb::LocalHandle::is_pinned)
     }
+
+    /// `synchronize_rcu`: return once every reader pinned before the call
+    /// has unpinned. Under loom nothing is reclaimed, so there is nothing to
+    /// wait for.
+    pub fn synchronize(&self) {
+        let Some(h) = &self.0 else { return };
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        h.pin().defer(move || flag.store(true, Ordering::Release));
+        while !done.load(Ordering::Acquire) {
+            h.pin().flush();
+            crate::thread::yield_now();
+        }
+    }
 }
 
 /// A pinned read-side critical section; references loaded under it stay

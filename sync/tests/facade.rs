@@ -153,6 +153,34 @@ fn shuttle_tasks_get_distinct_epoch_participants() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "shuttle switches stacks with inline assembly")]
+fn synchronize_waits_for_every_pinned_reader() {
+    shuttle::check_random(
+        || {
+            let _b = enter(Backend::Shuttle);
+            let collector = Arc::new(Collector::new());
+            let inside = Arc::new(smmu_sync::AtomicBool::new(false));
+            let reader = {
+                let (c, inside) = (collector.clone(), inside.clone());
+                spawn(move || {
+                    let h = c.register();
+                    let _g = h.pin();
+                    inside.store(true, Ordering::SeqCst);
+                    smmu_sync::yield_now();
+                    inside.store(false, Ordering::SeqCst);
+                })
+            };
+            let h = collector.register();
+            let was_inside = inside.load(Ordering::SeqCst);
+            h.synchronize();
+            assert!(!(was_inside && inside.load(Ordering::SeqCst)), "returned while a reader that was pinned still is");
+            reader.join().unwrap();
+        },
+        200,
+    );
+}
+
+#[test]
 #[cfg_attr(miri, ignore = "loom's scheduler is not built for miri")]
 fn loom_reader_sees_old_or_new_never_a_freed_object() {
     loom::model(|| {

@@ -1,0 +1,207 @@
+//! Attach and detach: moving a master (or one of its PASIDs) between
+//! domains while invalidations of both keep reaching it (fact 4).
+//!
+//! 1. the new domain publishes its merged array;
+//! 2. from then on it invalidates for the master;
+//! 3. the STE/CD is written;
+//! 4. the old domain still invalidates for the master;
+//! 5. the old domain unrefs the master's entries and, if that left trash,
+//!    publishes a purged array.
+//!
+//! Everything that can fail happens before step 1.
+
+use crate::domain::{Domain, Stage, Target};
+use crate::driver::{Cpu, Driver};
+use crate::env::FaultSite;
+use crate::inv::atc_inv_cmd;
+use crate::invs::{Inv, InvType, Invs};
+use crate::master::{Master, MasterState};
+use crate::{Errno, Mutant};
+use hwmodel::{Cd, Cmd, Opcode, Ste, ViolationKind};
+use smmu_sync::Guard;
+
+impl Driver {
+    /// Attach `target` to `m` at `ssid` (0: the RID). `want_ats` asks for
+    /// ATS on a RID attach to a paging domain; PASID attaches keep the
+    /// master's ATS state. On error nothing has changed.
+    pub fn attach(&self, cpu: &Cpu, m: &Master, ssid: u32, target: Target, want_ats: bool) -> Result<(), Errno> {
+        let mut ms = m.state.lock();
+        let _asid_lock = self.asid_lock.lock();
+        let old = ms.attached.get(&ssid).cloned().unwrap_or(Target::Blocked);
+        self.machine.oracle.attach_begin(m.ep, ssid, target.allowed());
+        let r = self.attach_locked(cpu, m, &mut ms, ssid, &old, &target, want_ats);
+        self.report_warnings();
+        let now = if r.is_ok() { &target } else { &old };
+        self.machine.oracle.attach_returned(m.ep, ssid, now.allowed());
+        if r.is_ok() {
+            ms.attached.insert(ssid, target);
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attach_locked(
+        &self,
+        cpu: &Cpu,
+        m: &Master,
+        ms: &mut MasterState,
+        ssid: u32,
+        old: &Target,
+        target: &Target,
+        want_ats: bool,
+    ) -> Result<(), Errno> {
+        if matches!(target, Target::Nested { parent, .. } if !parent.nest_parent()) {
+            return Err(Errno::EINVAL);
+        }
+        let old_ats = ms.ats_enabled;
+        let ats = if ssid == 0 { want_ats && m.ats_supported && target.domain().is_some() } else { old_ats };
+        let guard = cpu.epoch.pin();
+
+        let mut new_invs = match target.domain() {
+            Some(d) => {
+                let to_merge = ms.build_invs(m, &self.env, ats, ssid, d).ok_or(Errno::EINVAL)?;
+                Some(d.invs.load(&guard).merge(to_merge, &self.env)?)
+            }
+            None => None,
+        };
+        // The kernel's master_domain allocation; dropping `new_invs` on
+        // failure is the whole unwind, nothing has been published.
+        self.env.alloc(FaultSite::MasterDomain)?;
+
+        let publish_new = |new_invs: Option<Invs>| {
+            if let (Some(d), Some(new)) = (target.domain(), new_invs) {
+                self.install(d, new, &guard);
+            }
+        };
+        if !self.env.mutant(Mutant::NewInvsAfterSte) {
+            publish_new(new_invs.take());
+        }
+        if self.env.mutant(Mutant::OldInvsBeforeSte) {
+            self.install_old(cpu, m, ms, old, old_ats, ssid, &guard);
+        }
+        self.write_ste_cd(cpu, m, ssid, target, ats);
+        publish_new(new_invs.take());
+
+        // The translation changed under the ATC; flush it while ATS is on.
+        if ats && !old_ats {
+            self.machine.set_ats(m.ep, true);
+        } else if old_ats {
+            self.atc_inv_master(cpu, m, ssid, !ats);
+        }
+        if !self.env.mutant(Mutant::OldInvsBeforeSte) {
+            self.install_old(cpu, m, ms, old, old_ats, ssid, &guard);
+        }
+        // After the unref's write lock: no ATC invalidation from the old
+        // entries is still in flight.
+        if !ats && old_ats {
+            self.machine.set_ats(m.ep, false);
+        }
+        if ssid == 0 {
+            ms.ats_enabled = ats;
+        }
+        Ok(())
+    }
+
+    /// Publish `new` as `d`'s array and retire the one it replaces.
+    fn install(&self, d: &Domain, new: Invs, guard: &Guard) {
+        if let Err(e) = new.check(true) {
+            self.machine.oracle.report(ViolationKind::ArrayInvariant, format!("{:?} publishing: {e}", d.id));
+        }
+        let old = d.invs.publish(new, guard);
+        if self.env.mutant(Mutant::FreeReplacedArrayImmediately) {
+            old.free_now();
+        } else {
+            old.defer_free();
+        }
+        guard.flush();
+    }
+
+    /// Step 5: drop the master's entries (built with its current ATS state)
+    /// from the old domain's array, flushing tags that lose their last user,
+    /// then publish a purged copy. Cannot fail: if the purge cannot
+    /// allocate, the trash stays and walkers skip it.
+    #[allow(clippy::too_many_arguments)]
+    fn install_old(&self, cpu: &Cpu, m: &Master, ms: &mut MasterState, old: &Target, old_ats: bool, ssid: u32, guard: &Guard) {
+        let Some(d) = old.domain() else { return };
+        let Some(to_unref) = ms.build_invs(m, &self.env, old_ats, ssid, d) else { return };
+        // A re-attach finds here the array step 1 just published.
+        let invs = d.invs.load(guard);
+        invs.unref(to_unref, &self.env, |inv| {
+            if !self.env.mutant(Mutant::NoFlushOnLastUnref) {
+                self.flush_tag(cpu, inv);
+            }
+        });
+        if let Err(e) = invs.check(false) {
+            self.machine.oracle.report(ViolationKind::ArrayInvariant, format!("{:?} after unref: {e}", d.id));
+        }
+        if let Ok(Some(purged)) = invs.purge(&self.env) {
+            self.install(d, purged, guard);
+        }
+    }
+
+    /// Fact 5: an ASID/VMID leaving its last array is flushed with its
+    /// no-size command (for a VMID that covers the nested stage-1 entries).
+    fn flush_tag(&self, cpu: &Cpu, inv: &Inv) {
+        let cmd = match inv.ty {
+            InvType::S1Asid => Cmd { asid: inv.id as u16, ..Cmd::new(inv.nsize_opcode) },
+            InvType::S2Vmid => Cmd { vmid: inv.id as u16, ..Cmd::new(inv.nsize_opcode) },
+            _ => return,
+        };
+        self.machine.submit(cpu.id, inv.smmu, &[cmd, Cmd::sync()]);
+    }
+
+    /// Invalidate the master's ATC for `ssid`, or all of it.
+    fn atc_inv_master(&self, cpu: &Cpu, m: &Master, ssid: u32, all: bool) {
+        let mut cmds: Vec<Cmd> = m.streams.iter().map(|&sid| Cmd { global: all, ..atc_inv_cmd(sid, ssid, 0, 0) }).collect();
+        cmds.push(Cmd::sync());
+        self.machine.submit(cpu.id, m.smmu, &cmds);
+    }
+
+    /// Step 3: point the master's STEs (or one CD) at `target`, with
+    /// everything they point to ordered before them, and tell the SMMU.
+    fn write_ste_cd(&self, cpu: &Cpu, m: &Master, ssid: u32, target: &Target, ats: bool) {
+        let mem = &self.machine.mem;
+        let barrier = || {
+            if !self.env.mutant(Mutant::NoDmaWmbBeforeSte) {
+                mem.dma_wmb(cpu.id);
+            }
+        };
+        let cd = match target {
+            Target::Domain(d) => match d.stage {
+                Stage::S1 { asid } | Stage::Sva { asid } => Some(Cd { asid, root: d.pt.root }),
+                Stage::S2 { .. } => None,
+            },
+            // The guest's stage 1 is modelled as identity over the parent.
+            Target::Nested { guest_asid, .. } => Some(Cd { asid: *guest_asid, root: 0 }),
+            Target::Blocked | Target::Identity => None,
+        };
+        let mut cmds = Vec::with_capacity(2 * m.streams.len() + 1);
+        if ssid != 0 || cd.is_some() {
+            barrier();
+            self.machine.write_cd(cpu.id, m.cd_table, ssid, cd);
+            cmds.extend(m.streams.iter().map(|&sid| Cmd { sid, ssid, ..Cmd::new(Opcode::CfgiCd) }));
+        }
+        if ssid == 0 {
+            let cd_table = m.cd_table;
+            let ste = match target {
+                Target::Domain(d) => match d.stage {
+                    Stage::S2 { vmid, .. } => Ste::S2 { vmid, root: d.pt.root, eats: ats },
+                    Stage::S1 { .. } | Stage::Sva { .. } => Ste::S1 { cd_table, eats: ats },
+                },
+                Target::Nested { parent, .. } => {
+                    let Stage::S2 { vmid, .. } = parent.stage else { unreachable!("checked in attach") };
+                    Ste::Nested { cd_table, vmid, root: parent.pt.root, eats: ats }
+                }
+                Target::Blocked => Ste::Abort,
+                Target::Identity => Ste::Bypass,
+            };
+            barrier();
+            for &sid in &m.streams {
+                self.machine.write_ste(cpu.id, m.smmu, sid, ste);
+            }
+            cmds.extend(m.streams.iter().map(|&sid| Cmd { sid, ..Cmd::new(Opcode::CfgiSte) }));
+        }
+        cmds.push(Cmd::sync());
+        self.machine.submit(cpu.id, m.smmu, &cmds);
+    }
+}

@@ -1,0 +1,161 @@
+//! The driver instance: the machine it drives, the kernel environment, the
+//! epoch collector, the ASID lock, and the flows that are not attach.
+
+use crate::domain::{Domain, Stage};
+use crate::env::Env;
+use crate::invs::{InvType, Invs};
+use crate::master::Master;
+use crate::{Errno, Mutant};
+use hwmodel::{CpuId, DomainId, EndpointId, Machine, PageTable, PtError, SmmuId, TlbKind, TlbTag, ViolationKind, PAGE};
+use smmu_sync::{plain, Collector, Handle, Mutex, Rcu};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// One simulated CPU: its store buffer and its epoch participant. Create it
+/// on the thread that will use it.
+pub struct Cpu {
+    pub id: CpuId,
+    pub epoch: Handle,
+}
+
+/// What kind of domain to allocate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainKind {
+    S1,
+    S2 { nest_parent: bool },
+    Sva,
+}
+
+pub struct Driver {
+    pub machine: Machine,
+    pub env: Env,
+    collector: Collector,
+    /// `arm_smmu_asid_lock`: serializes every writer of every array.
+    pub(crate) asid_lock: Mutex<()>,
+    next_domain: plain::AtomicU32,
+    /// Free ASIDs and VMIDs, reused most-recent first so reuse is common.
+    free_tags: plain::Mutex<Vec<u16>>,
+    next_tag: plain::AtomicU32,
+}
+
+impl Driver {
+    pub fn new(machine: Machine, env: Env) -> Self {
+        Self {
+            machine,
+            env,
+            collector: Collector::new(),
+            asid_lock: Mutex::new(()),
+            next_domain: plain::AtomicU32::new(1),
+            free_tags: plain::Mutex::new(Vec::new()),
+            next_tag: plain::AtomicU32::new(1),
+        }
+    }
+
+    pub fn cpu(&self, id: usize) -> Cpu {
+        Cpu { id: CpuId(id), epoch: self.collector.register() }
+    }
+
+    /// `arm_smmu_probe_device`: a master for endpoint `ep`, attached to
+    /// nothing (its STEs abort).
+    pub fn probe(&self, ep: EndpointId) -> Master {
+        let e = self.machine.endpoint(ep);
+        let features = self.machine.smmu(e.smmu).features;
+        Master::probe(&self.env, ep, e.smmu, features, &e.sids, e.ats_capable, self.machine.alloc_frame())
+    }
+
+    pub fn alloc_domain(&self, kind: DomainKind) -> Arc<Domain> {
+        let id = DomainId(self.next_domain.fetch_add(1, Relaxed));
+        let tag = self.alloc_tag();
+        let stage = match kind {
+            DomainKind::S1 => Stage::S1 { asid: tag },
+            DomainKind::S2 { nest_parent } => Stage::S2 { vmid: tag, nest_parent },
+            DomainKind::Sva => Stage::Sva { asid: tag },
+        };
+        Arc::new(Domain { id, stage, pt: PageTable::new(&self.machine, id), invs: Rcu::new(Invs::new()) })
+    }
+
+    fn alloc_tag(&self) -> u16 {
+        let reused = self.free_tags.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        reused.unwrap_or_else(|| self.next_tag.fetch_add(1, Relaxed) as u16)
+    }
+
+    /// Free a domain nothing is attached to; its ASID/VMID goes back to the
+    /// pool for the next domain. Safe only because the last unref flushed it.
+    pub fn free_domain(&self, d: Arc<Domain>) {
+        let tag = match d.stage {
+            Stage::S1 { asid } | Stage::Sva { asid } => asid,
+            Stage::S2 { vmid, .. } => vmid,
+        };
+        self.free_tags.lock().unwrap_or_else(|e| e.into_inner()).push(tag);
+    }
+
+    /// Map `size` bytes (a page or a block) at `iova` to fresh memory, then
+    /// tell the device (a doorbell write orders the PTEs before it).
+    pub fn map(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64) -> Result<u64, PtError> {
+        let pa = self.machine.alloc(size);
+        d.pt.map(&self.machine, cpu.id, iova, pa, size)?;
+        self.machine.mem.smp_mb(cpu.id);
+        self.machine.oracle.map_returned(d.id, iova, pa, size);
+        Ok(pa)
+    }
+
+    /// `iommu_unmap` + `iotlb_sync`: clear the PTE, invalidate, and only
+    /// then return. SVA domains invalidate through the mmu-notifier range
+    /// path (page granule, not leaf-only).
+    pub fn unmap(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64) -> Result<u64, PtError> {
+        self.machine.oracle.unmap_begin(d.id, iova);
+        let pa = d.pt.unmap(&self.machine, cpu.id, iova, size)?;
+        match d.stage {
+            Stage::Sva { .. } => self.domain_inv_range(cpu, d, iova, size, PAGE, false),
+            _ => self.domain_inv_range(cpu, d, iova, size, size, true),
+        }
+        self.machine.oracle.unmap_returned(d.id, iova, pa, size);
+        Ok(pa)
+    }
+
+    /// `tlb_inv_walk`: a table was freed; leaf-only is not enough.
+    pub fn tlb_inv_walk(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64, granule: u64) {
+        self.domain_inv_range(cpu, d, iova, size, granule, false);
+    }
+
+    /// Remove an SMMU instance: its masters go to blocked (dropping their
+    /// entries from every array), then a grace period passes so that no
+    /// walker still holding an older array can reach the instance.
+    pub fn remove_smmu(&self, cpu: &Cpu, smmu: SmmuId, masters: &[&Master]) -> Result<(), Errno> {
+        for m in masters.iter().filter(|m| m.smmu == smmu) {
+            let ssids: Vec<u32> = m.state.lock().attached.keys().copied().collect();
+            for ssid in ssids {
+                self.attach(cpu, m, ssid, crate::Target::Blocked, false)?;
+            }
+        }
+        if !self.env.mutant(Mutant::RemoveSmmuWithoutGracePeriod) {
+            cpu.epoch.synchronize();
+        }
+        self.machine.remove_smmu(smmu);
+        Ok(())
+    }
+
+    /// Report the WARNs the driver hit since the last call.
+    pub(crate) fn report_warnings(&self) {
+        for w in self.env.take_warnings() {
+            self.machine.oracle.report(ViolationKind::DriverWarn, format!("WARN: {w:?}"));
+        }
+    }
+
+    /// Fact 5 at a quiescent point: every ASID/VMID still cached in an IOTLB
+    /// must be in one of `domains`' arrays.
+    pub fn check_tags(&self, cpu: &Cpu, domains: &[&Domain]) {
+        let guard = cpu.epoch.pin();
+        let arrays: Vec<&Invs> = domains.iter().map(|d| d.invs.load(&guard)).collect();
+        self.machine.check_tags(|smmu, tag: &TlbTag| {
+            arrays.iter().flat_map(|a| a.iter()).any(|inv| {
+                inv.smmu == smmu
+                    && match (inv.ty, tag.kind) {
+                        (InvType::S1Asid, TlbKind::S1Nh | TlbKind::S1El2) => inv.id == u32::from(tag.asid),
+                        (InvType::S2Vmid, TlbKind::S2 | TlbKind::Nested) => inv.id == u32::from(tag.vmid),
+                        _ => false,
+                    }
+            })
+        });
+    }
+}

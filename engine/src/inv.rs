@@ -1,0 +1,195 @@
+//! The invalidation fast path: `arm_smmu_domain_inv_range` and the command
+//! encodings it uses. Lock-free except for the ATS read lock, which it takes
+//! only when the array holds ATS entries; no allocation.
+
+use crate::domain::Domain;
+use crate::driver::{Cpu, Driver};
+use crate::invs::{Inv, InvType};
+use crate::Mutant;
+use hwmodel::{Cmd, Features, Opcode, SmmuId, ViolationKind};
+
+/// Commands per submission, the closing CMD_SYNC included.
+const BATCH: usize = 64;
+/// Range commands one entry can need at most: each covers up to 31 << scale
+/// pages, so a range of up to 2^64 bytes takes a few dozen.
+const MAX_RANGE_CMDS: usize = 64;
+
+/// `arm_smmu_inv_size_too_big`: whether to use the no-size command.
+pub fn size_too_big(f: Features, size: u64, granule: u64) -> bool {
+    if size == 0 || size == u64::MAX {
+        return true;
+    }
+    if f.range_inv {
+        return false;
+    }
+    size >= max_tlbi_ops(granule) * granule
+}
+
+/// Like arm64's MAX_TLBI_OPS: past this many per-granule TLBIs, one
+/// whole-ASID/VMID command is cheaper than risking a soft lockup.
+fn max_tlbi_ops(granule: u64) -> u64 {
+    1 << (granule.max(8).ilog2() - 3)
+}
+
+/// `arm_smmu_atc_inv_to_cmd`: one ATC_INV covering [iova, iova + size) as a
+/// naturally aligned power-of-two span; size 0 means the whole ATC.
+pub fn atc_inv_cmd(sid: u32, ssid: u32, iova: u64, size: u64) -> Cmd {
+    let base = Cmd { sid, ssid, ..Cmd::new(Opcode::AtcInv) };
+    if size == 0 {
+        return Cmd { addr: 0, atc_size: 64, ..base };
+    }
+    let (start, end) = (iova >> 12, iova.saturating_add(size - 1) >> 12);
+    let log2_span = 64 - (start ^ end).leading_zeros();
+    let start = start & !((1u64 << log2_span) - 1);
+    Cmd { addr: start << 12, atc_size: (log2_span + 12) as u8, ..base }
+}
+
+/// Commands queued for one SMMU, submitted with a closing sync.
+struct Batch<'a> {
+    drv: &'a Driver,
+    cpu: &'a Cpu,
+    smmu: SmmuId,
+    cmds: [Cmd; BATCH],
+    num: usize,
+    issued: usize,
+}
+
+impl Batch<'_> {
+    fn add(&mut self, smmu: SmmuId, cmd: Cmd) {
+        if self.num > 0 && (self.smmu != smmu || self.num == BATCH - 1) {
+            self.submit();
+        }
+        self.smmu = smmu;
+        self.cmds[self.num] = cmd;
+        self.num += 1;
+        self.issued += 1;
+    }
+
+    fn submit(&mut self) {
+        if self.num == 0 {
+            return;
+        }
+        self.cmds[self.num] = Cmd::sync();
+        self.drv.machine.submit(self.cpu.id, self.smmu, &self.cmds[..=self.num]);
+        self.num = 0;
+    }
+
+    /// `arm_smmu_cmdq_batch_add_range`: TLBIs covering [iova, iova + size),
+    /// per granule, or as RANGE_INV commands of up to 31 << scale pages.
+    fn add_range(&mut self, inv: &Inv, mut cmd: Cmd, iova: u64, size: u64, granule: u64) {
+        let f = self.drv.machine.smmu(inv.smmu).features;
+        let tg = u32::from(inv.pgsize);
+        let end = iova.saturating_add(size);
+        let mut num_pages = 0u64;
+        if f.range_inv {
+            num_pages = (size >> tg).max(1);
+            cmd.range.tg = ((tg - 10) / 2) as u8;
+            if cmd.leaf {
+                // The level the granule sits at: 3 for pages, 2 for blocks.
+                cmd.range.ttl = (4 - (granule.ilog2() - 3) / (tg - 3)) as u8;
+            } else if num_pages & 31 == 1 {
+                // Keep SCALE and NUM from both being 0 with no TTL.
+                num_pages += 1;
+            }
+        }
+        let mut iova = iova;
+        while iova < end {
+            let step = if f.range_inv {
+                let scale = num_pages.trailing_zeros();
+                let num = (num_pages >> scale) & 31;
+                cmd.range.scale = scale as u8;
+                cmd.range.num = (num - 1) as u8;
+                num_pages -= num << scale;
+                num << (scale + tg)
+            } else {
+                granule
+            };
+            cmd.addr = iova;
+            self.add(inv.smmu, cmd);
+            iova = iova.saturating_add(step);
+        }
+    }
+}
+
+/// `arm_smmu_invs_end_batch`: whether the commands so far must complete
+/// before `next`'s.
+fn end_batch(drv: &Driver, cur: &Inv, next: &Inv) -> bool {
+    cur.smmu != next.smmu
+        // The S2 TLBIs must finish before the nested S1 clear.
+        || (cur.ty != InvType::S2VmidS1Clear && next.ty == InvType::S2VmidS1Clear)
+        // ATC invalidations only after the IOTLB cannot refill them.
+        || (!cur.ty.is_ats() && next.ty.is_ats() && !drv.env.mutant(Mutant::AtsInTlbiBatch))
+}
+
+impl Driver {
+    /// `arm_smmu_domain_inv_range`: invalidate [iova, iova + size) of
+    /// `domain` everywhere its array says; size 0 means everything.
+    pub fn domain_inv_range(&self, cpu: &Cpu, domain: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
+        // Pairs with the barrier after publishing an array: either this
+        // load sees the new array, or the walker that reads the new STE
+        // sees our page-table write.
+        if !self.env.mutant(Mutant::NoSmpMbInvRange) {
+            self.machine.mem.smp_mb(cpu.id);
+        }
+        let guard = cpu.epoch.pin();
+        let invs = domain.invs.load(&guard);
+        let _ats = invs.has_ats().then(|| invs.ats_read());
+        let entries = invs.entries();
+        let next_live = |from: usize| (from..entries.len()).find(|&k| entries[k].users() != 0);
+        let mut batch = Batch { drv: self, cpu, smmu: SmmuId(0), cmds: [Cmd::sync(); BATCH], num: 0, issued: 0 };
+        let (mut bound, mut poisoned) = (0, false);
+        let mut cur = next_live(0);
+        while let Some(i) = cur {
+            let inv = &entries[i];
+            poisoned |= invs.is_poisoned();
+            let f = self.machine.smmu(inv.smmu).features;
+            bound += if f.range_inv { MAX_RANGE_CMDS } else { max_tlbi_ops(granule) as usize };
+            let tlbi = |op, id: u32| {
+                let id = id as u16;
+                match inv.ty {
+                    InvType::S1Asid => Cmd { asid: id, leaf, ..Cmd::new(op) },
+                    _ => Cmd { vmid: id, leaf, ..Cmd::new(op) },
+                }
+            };
+            match inv.ty {
+                InvType::S1Asid | InvType::S2Vmid if size_too_big(f, size, granule) => {
+                    batch.add(inv.smmu, tlbi(inv.nsize_opcode, inv.id));
+                }
+                InvType::S1Asid | InvType::S2Vmid => {
+                    batch.add_range(inv, tlbi(inv.size_opcode, inv.id), iova, size, granule);
+                }
+                // A VMALL already removed the nested stage-1 entries.
+                InvType::S2VmidS1Clear
+                    if size_too_big(f, size, granule) || self.env.mutant(Mutant::S1ClearAlwaysSkipped) => {}
+                InvType::S2VmidS1Clear => {
+                    batch.add(inv.smmu, Cmd { vmid: inv.id as u16, ..Cmd::new(Opcode::TlbiNhAll) });
+                }
+                InvType::Ats => batch.add(inv.smmu, atc_inv_cmd(inv.id, inv.ssid, iova, size)),
+                InvType::AtsFull => {
+                    let cmd = Cmd { global: true, ..atc_inv_cmd(inv.id, 0, 0, 0) };
+                    batch.add(inv.smmu, cmd);
+                }
+            }
+            cur = next_live(i + 1);
+            if batch.num > 0 && cur.is_none_or(|n| end_batch(self, inv, &entries[n])) {
+                batch.submit();
+            }
+        }
+        if poisoned {
+            let detail = format!("domain_inv_range on {:?} walked an array freed under it", domain.id);
+            self.machine.oracle.report(ViolationKind::UseAfterFree, detail);
+        }
+        if batch.issued > bound {
+            let detail = format!(
+                "{} commands invalidating {size:#x} bytes at granule {granule:#x}; the bound for this array is {bound}",
+                batch.issued
+            );
+            self.machine.oracle.report(ViolationKind::CommandBound, detail);
+        }
+    }
+
+    /// `arm_smmu_domain_inv`: flush the whole domain.
+    pub fn domain_inv(&self, cpu: &Cpu, domain: &Domain) {
+        self.domain_inv_range(cpu, domain, 0, 0, 0, false);
+    }
+}

@@ -1,0 +1,92 @@
+//! Masters (`struct arm_smmu_master`): a device's stream IDs on one SMMU and
+//! the scratch array its attaches build invalidation entries in.
+
+use crate::domain::{Domain, Stage, Target};
+use crate::env::{Env, Warning};
+use crate::invs::{InvDesc, InvType};
+use crate::Mutant;
+use hwmodel::{Addr, EndpointId, Features, SmmuId};
+use smmu_sync::Mutex;
+use std::collections::HashMap;
+
+/// State the iommu group mutex protects.
+pub struct MasterState {
+    /// Preallocated at probe and reused: 2 entries, plus one per stream ID
+    /// when the master can do ATS. Never grows, so a blocking attach cannot
+    /// fail allocating it.
+    build_invs: Vec<InvDesc>,
+    pub ats_enabled: bool,
+    /// What each SSID (0: the RID) is attached to.
+    pub attached: HashMap<u32, Target>,
+}
+
+pub struct Master {
+    pub ep: EndpointId,
+    pub smmu: SmmuId,
+    pub features: Features,
+    /// Stream IDs, sorted at probe so `build_invs` comes out sorted.
+    pub streams: Vec<u32>,
+    pub ats_supported: bool,
+    /// The master's CD table (one CD per SSID).
+    pub cd_table: Addr,
+    pub state: Mutex<MasterState>,
+}
+
+impl Master {
+    pub(crate) fn probe(env: &Env, ep: EndpointId, smmu: SmmuId, features: Features, sids: &[u32], ats: bool, cd_table: Addr) -> Self {
+        let mut streams = sids.to_vec();
+        if !env.mutant(Mutant::UnsortedStreamIds) {
+            streams.sort_unstable();
+        }
+        let cap = if ats { 2 + streams.len() } else { 2 };
+        Self {
+            ep,
+            smmu,
+            features,
+            streams,
+            ats_supported: ats,
+            cd_table,
+            state: Mutex::new(MasterState {
+                build_invs: Vec::with_capacity(cap),
+                ats_enabled: false,
+                attached: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl MasterState {
+    /// `arm_smmu_master_build_invs`: the entries `domain` needs for this
+    /// master, in the preallocated scratch array (overwritten by the next
+    /// call). `None` if the scratch would overflow, which is a driver bug.
+    pub fn build_invs(&mut self, m: &Master, env: &Env, ats: bool, ssid: u32, domain: &Domain) -> Option<&[InvDesc]> {
+        self.build_invs.clear();
+        // RANGE_INV needs the leaf page size; the model's tables use 4 KiB.
+        let pgsize = if m.features.range_inv { 12 } else { 0 };
+        let e2h = m.features.e2h;
+        let (ty, id) = match domain.stage {
+            Stage::S1 { asid } | Stage::Sva { asid } => (InvType::S1Asid, u32::from(asid)),
+            Stage::S2 { vmid, .. } => (InvType::S2Vmid, u32::from(vmid)),
+        };
+        let scratch = &mut self.build_invs;
+        let mut push = |ty, id, ssid, pgsize| {
+            if scratch.len() == scratch.capacity() {
+                env.warn(Warning::BuildInvsOverflow { capacity: scratch.capacity() });
+                return None;
+            }
+            scratch.push(InvDesc::new(m.smmu, e2h, ty, id, ssid, pgsize));
+            Some(())
+        };
+        push(ty, id, 0, pgsize)?;
+        if domain.nest_parent() {
+            push(InvType::S2VmidS1Clear, id, 0, 0)?;
+        }
+        if ats {
+            let ats_ty = if domain.nest_parent() { InvType::AtsFull } else { InvType::Ats };
+            for &sid in &m.streams {
+                push(ats_ty, sid, ssid, 0)?;
+            }
+        }
+        Some(&self.build_invs)
+    }
+}

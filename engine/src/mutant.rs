@@ -1,0 +1,58 @@
+//! Catalogued bugs, each a runtime switch at the one line it breaks. All are
+//! off unless a world is built with one.
+
+macro_rules! mutants {
+    ($($variant:ident => $name:literal: $what:literal,)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Mutant {
+            $($variant,)*
+        }
+
+        impl Mutant {
+            pub const ALL: &'static [Mutant] = &[$(Mutant::$variant,)*];
+
+            /// The name `stress --mutant` takes.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Mutant::$variant => $name,)*
+                }
+            }
+
+            /// What the switch breaks.
+            pub fn what(self) -> &'static str {
+                match self {
+                    $(Mutant::$variant => $what,)*
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<Mutant> {
+                Self::ALL.iter().copied().find(|m| m.name() == name)
+            }
+        }
+    };
+}
+
+mutants! {
+    NewInvsAfterSte => "new-invs-after-ste":
+        "attach writes the STE/CD before publishing the new domain's array",
+    OldInvsBeforeSte => "old-invs-before-ste":
+        "attach drops the master from the old domain's array before the STE/CD moves",
+    NoSmpMbInvRange => "no-smp-mb-inv-range":
+        "the invalidation fast path loads the array without a full barrier after the PTE write",
+    NoDmaWmbBeforeSte => "no-dma-wmb-before-ste":
+        "the STE/CD word is written without a DMA write barrier after what it points to",
+    NoFlushOnLastUnref => "no-flush-on-last-unref":
+        "an ASID/VMID whose last user is dropped is not flushed from the IOTLB",
+    UnrefWithoutAtsFence => "unref-without-ats-fence":
+        "unref trims the array without taking its write lock, so ATS can be disabled under a reader",
+    AtsInTlbiBatch => "ats-in-tlbi-batch":
+        "the walker issues ATC invalidations in the same sync window as the TLBIs",
+    S1ClearAlwaysSkipped => "s1-clear-always-skipped":
+        "S2_VMID_S1_CLEAR entries are skipped even when no VMALL was issued",
+    FreeReplacedArrayImmediately => "free-replaced-array-immediately":
+        "a replaced array is freed without waiting for a grace period",
+    RemoveSmmuWithoutGracePeriod => "remove-smmu-without-grace-period":
+        "an SMMU instance goes away without a grace period after leaving every array",
+    UnsortedStreamIds => "unsorted-stream-ids":
+        "a master's stream IDs are not sorted at probe, so its build_invs array is not sorted",
+}

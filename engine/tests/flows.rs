@@ -1,0 +1,276 @@
+//! Each driver flow against the model, single-threaded: what the arrays,
+//! the STEs, the caches and the oracle say afterwards.
+
+use engine::*;
+use hwmodel::*;
+use std::sync::Arc;
+
+const IOVA: u64 = 0x40_0000;
+
+struct World {
+    drv: Driver,
+    cpu: Cpu,
+    smmus: Vec<SmmuId>,
+}
+
+/// `n` SMMUs with `features`; endpoint k sits on SMMU k % n with SIDs
+/// {2k+1, 2k} (listed unsorted, as firmware may).
+fn world(n: usize, features: Features, endpoints: usize) -> (World, Vec<Master>) {
+    let mut m = Machine::new(1);
+    let smmus: Vec<_> = (0..n).map(|_| m.add_smmu(features)).collect();
+    let eps: Vec<_> = (0..endpoints)
+        .map(|k| m.add_endpoint(smmus[k % n], &[2 * k as u32 + 1, 2 * k as u32], true))
+        .collect();
+    let drv = Driver::new(m, Env::new());
+    let cpu = drv.cpu(0);
+    let masters = eps.into_iter().map(|ep| drv.probe(ep)).collect();
+    (World { drv, cpu, smmus }, masters)
+}
+
+/// An array as (type, id, ssid, users) rows.
+type Rows = Vec<(InvType, u32, u32, u32)>;
+
+fn rows(w: &World, d: &Domain) -> Rows {
+    let g = w.cpu.epoch.pin();
+    d.invs.load(&g).entries().iter().map(|i| (i.ty, i.id, i.ssid, i.users())).collect()
+}
+
+fn kinds(w: &World) -> Vec<ViolationKind> {
+    w.drv.machine.oracle.violations().iter().map(|v| v.kind).collect()
+}
+
+fn dma(w: &World, m: &Master, ssid: u32, iova: u64) -> Translation {
+    w.drv.machine.dma(m.ep, m.streams[0], ssid, iova)
+}
+
+/// Opcodes of the last `n` non-sync commands submitted.
+fn last_submits(w: &World, n: usize) -> Vec<Opcode> {
+    let ops: Vec<_> = w
+        .drv
+        .machine
+        .oracle
+        .trace_tail()
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::Submit { cmd, .. } if cmd.op != Opcode::CmdSync => Some(cmd.op),
+            _ => None,
+        })
+        .collect();
+    ops[ops.len().saturating_sub(n)..].to_vec()
+}
+
+fn asid(d: &Domain) -> u32 {
+    match d.stage {
+        Stage::S1 { asid } | Stage::Sva { asid } => asid.into(),
+        Stage::S2 { vmid, .. } => vmid.into(),
+    }
+}
+
+#[test]
+fn s1_attach_map_unmap() {
+    let (w, ms) = world(1, Features::default(), 1);
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    assert_eq!(ms[0].streams, [0, 1], "stream IDs sorted at probe");
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+    assert_eq!(rows(&w, &d), [(InvType::S1Asid, asid(&d), 0, 1)]);
+    let pa = w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
+    assert!(matches!(dma(&w, &ms[0], 0, IOVA), Translation::Ok { pa: p, .. } if p == pa));
+    w.drv.unmap(&w.cpu, &d, IOVA, PAGE).unwrap();
+    assert!(matches!(dma(&w, &ms[0], 0, IOVA), Translation::Fault { .. }));
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+}
+
+#[test]
+fn ats_attach_adds_one_entry_per_stream_and_unmap_clears_the_atc() {
+    let (w, ms) = world(1, Features { ats: true, ..Features::default() }, 1);
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), true).unwrap();
+    let a = asid(&d);
+    assert_eq!(rows(&w, &d), [(InvType::S1Asid, a, 0, 1), (InvType::Ats, 0, 0, 1), (InvType::Ats, 1, 0, 1)]);
+    assert!(w.drv.machine.endpoint(ms[0].ep).ats_enabled());
+    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
+    dma(&w, &ms[0], 0, IOVA);
+    assert_eq!(w.drv.machine.endpoint(ms[0].ep).atc_len(), 1);
+    w.drv.unmap(&w.cpu, &d, IOVA, PAGE).unwrap();
+    assert_eq!(w.drv.machine.endpoint(ms[0].ep).atc_len(), 0);
+    assert!(matches!(dma(&w, &ms[0], 0, IOVA), Translation::Fault { .. }));
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+}
+
+#[test]
+fn reattach_to_the_same_domain_toggles_ats() {
+    let (w, ms) = world(1, Features { ats: true, ..Features::default() }, 1);
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    let a = asid(&d);
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), true).unwrap();
+    assert_eq!(rows(&w, &d), [(InvType::S1Asid, a, 0, 1), (InvType::Ats, 0, 0, 1), (InvType::Ats, 1, 0, 1)]);
+    assert!(w.drv.machine.endpoint(ms[0].ep).ats_enabled());
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+    assert_eq!(rows(&w, &d), [(InvType::S1Asid, a, 0, 1)], "ATS entries purged");
+    assert!(!w.drv.machine.endpoint(ms[0].ep).ats_enabled());
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+}
+
+#[test]
+fn last_user_detach_flushes_its_asid() {
+    let (w, ms) = world(1, Features::default(), 1);
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
+    dma(&w, &ms[0], 0, IOVA);
+    assert_eq!(w.drv.machine.smmu(w.smmus[0]).iotlb().len(), 1);
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Blocked, false).unwrap();
+    assert!(rows(&w, &d).is_empty());
+    assert!(w.drv.machine.smmu(w.smmus[0]).iotlb().is_empty(), "fact 5: flushed on last unref");
+    w.drv.check_tags(&w.cpu, &[&d]);
+    assert!(matches!(dma(&w, &ms[0], 0, IOVA), Translation::Fault { walked: None }), "blocked: STE aborts");
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+}
+
+#[test]
+fn a_domain_on_two_smmus_invalidates_both() {
+    let (w, ms) = world(2, Features::default(), 2);
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    for m in &ms {
+        w.drv.attach(&w.cpu, m, 0, Target::Domain(d.clone()), false).unwrap();
+    }
+    let smmus: Vec<_> = {
+        let g = w.cpu.epoch.pin();
+        d.invs.load(&g).entries().iter().map(|i| i.smmu).collect()
+    };
+    assert_eq!(smmus, w.smmus, "one S1_ASID entry per SMMU, in SMMU order");
+    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
+    for m in &ms {
+        dma(&w, m, 0, IOVA);
+    }
+    w.drv.unmap(&w.cpu, &d, IOVA, PAGE).unwrap();
+    for s in &w.smmus {
+        assert!(w.drv.machine.smmu(*s).iotlb().is_empty());
+    }
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+}
+
+#[test]
+fn nesting_parent_clears_nested_stage_1_unless_vmall() {
+    let (w, ms) = world(1, Features { ats: true, ..Features::default() }, 1);
+    let parent = w.drv.alloc_domain(DomainKind::S2 { nest_parent: true });
+    let nested = Target::Nested { parent: parent.clone(), guest_asid: 9 };
+    w.drv.attach(&w.cpu, &ms[0], 0, nested, true).unwrap();
+    let v = asid(&parent);
+    assert_eq!(
+        rows(&w, &parent),
+        [(InvType::S2Vmid, v, 0, 1), (InvType::S2VmidS1Clear, v, 0, 1), (InvType::AtsFull, 0, 0, 1), (InvType::AtsFull, 1, 0, 1)]
+    );
+    w.drv.map(&w.cpu, &parent, IOVA, PAGE).unwrap();
+    dma(&w, &ms[0], 0, IOVA);
+    w.drv.unmap(&w.cpu, &parent, IOVA, PAGE).unwrap();
+    assert!(w.drv.machine.smmu(w.smmus[0]).iotlb().is_empty(), "NH_ALL removed the combined entry");
+    let atc = Opcode::AtcInv;
+    assert_eq!(last_submits(&w, 4), [Opcode::TlbiS2Ipa, Opcode::TlbiNhAll, atc, atc], "ATC_INV per SID");
+    w.drv.domain_inv(&w.cpu, &parent);
+    assert_eq!(last_submits(&w, 3), [Opcode::TlbiS12Vmall, atc, atc], "VMALL makes the S1 clear redundant");
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+    assert!(!size_too_big(Features::default(), PAGE, PAGE));
+    assert!(size_too_big(Features::default(), 0, PAGE), "size 0 is everything");
+}
+
+#[test]
+fn sva_and_blocking_set_dev_pasid() {
+    let (w, ms) = world(1, Features::default(), 1);
+    let rid = w.drv.alloc_domain(DomainKind::S1);
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(rid.clone()), false).unwrap();
+    let sva = w.drv.alloc_domain(DomainKind::Sva);
+    w.drv.attach(&w.cpu, &ms[0], 3, Target::Domain(sva.clone()), false).unwrap();
+    assert_eq!(rows(&w, &sva), [(InvType::S1Asid, asid(&sva), 0, 1)]);
+    let pa = w.drv.map(&w.cpu, &sva, IOVA, PAGE).unwrap();
+    assert!(matches!(dma(&w, &ms[0], 3, IOVA), Translation::Ok { pa: p, .. } if p == pa));
+    w.drv.unmap(&w.cpu, &sva, IOVA, PAGE).unwrap();
+    assert!(matches!(dma(&w, &ms[0], 3, IOVA), Translation::Fault { .. }));
+    w.drv.attach(&w.cpu, &ms[0], 3, Target::Blocked, false).unwrap();
+    assert!(rows(&w, &sva).is_empty());
+    assert_eq!(rows(&w, &rid).len(), 1, "the RID domain is untouched");
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+}
+
+#[test]
+fn range_invalidation_uses_range_commands_and_none_for_everything() {
+    let (w, ms) = world(1, Features { range_inv: true, ..Features::default() }, 1);
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+    for k in 0..5 {
+        w.drv.map(&w.cpu, &d, IOVA + k * PAGE, PAGE).unwrap();
+        dma(&w, &ms[0], 0, IOVA + k * PAGE);
+    }
+    w.drv.domain_inv_range(&w.cpu, &d, IOVA, 5 * PAGE, PAGE, true);
+    assert!(w.drv.machine.smmu(w.smmus[0]).iotlb().is_empty());
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+    assert_eq!(atc_inv_cmd(1, 0, 0x3000, 0x2000).atc_size, 15, "pages 3-4 need the aligned 32 KiB span 0-7");
+    assert_eq!(atc_inv_cmd(1, 0, 0x3000, 0x2000).addr, 0);
+}
+
+#[test]
+fn smmu_removal_detaches_and_waits() {
+    let (w, ms) = world(2, Features::default(), 2);
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    for m in &ms {
+        w.drv.attach(&w.cpu, m, 0, Target::Domain(d.clone()), false).unwrap();
+    }
+    let refs: Vec<&Master> = ms.iter().collect();
+    w.drv.remove_smmu(&w.cpu, w.smmus[1], &refs).unwrap();
+    assert!(w.drv.machine.smmu(w.smmus[1]).is_removed());
+    assert_eq!(rows(&w, &d).len(), 1, "only the surviving SMMU's entry is left");
+    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
+    w.drv.unmap(&w.cpu, &d, IOVA, PAGE).unwrap();
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+}
+
+/// What a failed attach must leave exactly as it found it: the arrays, the
+/// master's ATS state and what each SSID is attached to.
+type Snapshot = (Vec<Rows>, bool, Vec<(u32, Allowed)>);
+
+fn snapshot(w: &World, m: &Master, ds: &[&Arc<Domain>]) -> Snapshot {
+    let st = m.state.lock();
+    let mut attached: Vec<_> = st.attached.iter().map(|(s, t)| (*s, t.allowed())).collect();
+    attached.sort_by_key(|a| a.0);
+    (ds.iter().map(|d| rows(w, d)).collect(), st.ats_enabled, attached)
+}
+
+#[test]
+fn fail_nth_sweep_leaves_a_failed_attach_without_trace() {
+    let (w, ms) = world(1, Features { ats: true, ..Features::default() }, 2);
+    let a = w.drv.alloc_domain(DomainKind::S1);
+    let b = w.drv.alloc_domain(DomainKind::S1);
+    w.drv.attach(&w.cpu, &ms[1], 0, Target::Domain(a.clone()), true).unwrap();
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(a.clone()), true).unwrap();
+    let mut failures = 0;
+    for n in 1.. {
+        let before = snapshot(&w, &ms[0], &[&a, &b]);
+        w.drv.env.set_fail_nth(n);
+        let r = w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(b.clone()), false);
+        let injected = w.drv.env.injected();
+        w.drv.env.set_fail_nth(0);
+        match r {
+            Err(e) => {
+                assert_eq!(e, Errno::ENOMEM, "n = {n}");
+                assert_eq!(snapshot(&w, &ms[0], &[&a, &b]), before, "n = {n}: failed at {injected:?}");
+                failures += 1;
+            }
+            Ok(()) => {
+                // A purge that could not allocate leaves trash, which is
+                // allowed; everything else must be the full move.
+                let arrays = snapshot(&w, &ms[0], &[&a, &b]).0;
+                let live = |rows: &Rows| rows.iter().filter(|r| r.3 > 0).count();
+                assert_eq!(live(&arrays[0]), 3, "n = {n}: the other master keeps its entries in A");
+                assert_eq!(arrays[1], [(InvType::S1Asid, asid(&b), 0, 1)], "n = {n}");
+                if injected.is_none() {
+                    break;
+                }
+                // Put it back for the next round.
+                w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(a.clone()), true).unwrap();
+            }
+        }
+    }
+    assert_eq!(failures, 2, "merge into B and the master_domain allocation can fail");
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+}
