@@ -8,17 +8,29 @@
 //! 5. the old domain unrefs the master's entries and, if that left trash,
 //!    publishes a purged array.
 //!
-//! Everything that can fail happens before step 1.
+//! Everything that can fail happens before step 1. `Engine::Legacy` runs
+//! the pre-series sequence over a locked device list instead.
 
-use crate::domain::{Domain, Stage, Target};
-use crate::driver::{Cpu, Driver};
+use crate::domain::{Domain, MasterDomain, Stage, Target};
+use crate::driver::{Cpu, Driver, Engine};
 use crate::env::FaultSite;
 use crate::inv::atc_inv_cmd;
-use crate::invs::{Inv, InvType, Invs};
+use crate::invs::{InvDesc, InvType, Invs};
 use crate::master::{Master, MasterState};
 use crate::{Errno, Mutant};
 use hwmodel::{Cd, Cmd, Opcode, Ste, ViolationKind};
-use smmu_sync::Guard;
+use smmu_sync::{Guard, Ordering::Relaxed};
+
+/// One attach in progress: who moves where, with which ATS state.
+struct Move<'a> {
+    cpu: &'a Cpu,
+    m: &'a Master,
+    ssid: u32,
+    old: &'a Target,
+    target: &'a Target,
+    ats: bool,
+    old_ats: bool,
+}
 
 impl Driver {
     /// Attach `target` to `m` at `ssid` (0: the RID). `want_ats` asks for
@@ -29,37 +41,35 @@ impl Driver {
         let _asid_lock = self.asid_lock.lock();
         let old = ms.attached.get(&ssid).cloned().unwrap_or(Target::Blocked);
         self.machine.oracle.attach_begin(m.ep, ssid, target.allowed());
-        let r = self.attach_locked(cpu, m, &mut ms, ssid, &old, &target, want_ats);
+        let r = if matches!(&target, Target::Nested { parent, .. } if !parent.nest_parent()) {
+            Err(Errno::EINVAL)
+        } else {
+            let old_ats = ms.ats_enabled;
+            let ats = if ssid == 0 { want_ats && m.ats_supported && target.domain().is_some() } else { old_ats };
+            let mv = Move { cpu, m, ssid, old: &old, target: &target, ats, old_ats };
+            match self.engine {
+                Engine::Epoch => self.move_epoch(&mv, &mut ms),
+                Engine::Legacy => self.move_legacy(&mv),
+            }
+            .map(|()| ats)
+        };
         self.report_warnings();
         let now = if r.is_ok() { &target } else { &old };
         self.machine.oracle.attach_returned(m.ep, ssid, now.allowed());
-        if r.is_ok() {
-            ms.attached.insert(ssid, target);
+        let ats = r?;
+        if ssid == 0 {
+            ms.ats_enabled = ats;
         }
-        r
+        ms.attached.insert(ssid, target);
+        Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn attach_locked(
-        &self,
-        cpu: &Cpu,
-        m: &Master,
-        ms: &mut MasterState,
-        ssid: u32,
-        old: &Target,
-        target: &Target,
-        want_ats: bool,
-    ) -> Result<(), Errno> {
-        if matches!(target, Target::Nested { parent, .. } if !parent.nest_parent()) {
-            return Err(Errno::EINVAL);
-        }
-        let old_ats = ms.ats_enabled;
-        let ats = if ssid == 0 { want_ats && m.ats_supported && target.domain().is_some() } else { old_ats };
-        let guard = cpu.epoch.pin();
-
-        let mut new_invs = match target.domain() {
+    /// The series' sequence (steps 1-5 above).
+    fn move_epoch(&self, mv: &Move, ms: &mut MasterState) -> Result<(), Errno> {
+        let guard = mv.cpu.epoch.pin();
+        let mut new_invs = match mv.target.domain() {
             Some(d) => {
-                let to_merge = ms.build_invs(m, &self.env, ats, ssid, d).ok_or(Errno::EINVAL)?;
+                let to_merge = ms.build_invs(mv.m, &self.env, mv.ats, mv.ssid, d).ok_or(Errno::EINVAL)?;
                 Some(d.invs.load(&guard).merge(to_merge, &self.env)?)
             }
             None => None,
@@ -69,7 +79,7 @@ impl Driver {
         self.env.alloc(FaultSite::MasterDomain)?;
 
         let publish_new = |new_invs: Option<Invs>| {
-            if let (Some(d), Some(new)) = (target.domain(), new_invs) {
+            if let (Some(d), Some(new)) = (mv.target.domain(), new_invs) {
                 self.install(d, new, &guard);
             }
         };
@@ -77,29 +87,68 @@ impl Driver {
             publish_new(new_invs.take());
         }
         if self.env.mutant(Mutant::OldInvsBeforeSte) {
-            self.install_old(cpu, m, ms, old, old_ats, ssid, &guard);
+            self.install_old(mv, ms, &guard);
         }
-        self.write_ste_cd(cpu, m, ssid, target, ats);
+        self.write_ste_cd(mv);
         publish_new(new_invs.take());
-
-        // The translation changed under the ATC; flush it while ATS is on.
-        if ats && !old_ats {
-            self.machine.set_ats(m.ep, true);
-        } else if old_ats {
-            self.atc_inv_master(cpu, m, ssid, !ats);
-        }
+        self.commit_ats(mv);
         if !self.env.mutant(Mutant::OldInvsBeforeSte) {
-            self.install_old(cpu, m, ms, old, old_ats, ssid, &guard);
+            self.install_old(mv, ms, &guard);
         }
         // After the unref's write lock: no ATC invalidation from the old
         // entries is still in flight.
-        if !ats && old_ats {
-            self.machine.set_ats(m.ep, false);
-        }
-        if ssid == 0 {
-            ms.ats_enabled = ats;
-        }
+        self.disable_ats(mv);
         Ok(())
+    }
+
+    /// The pre-series sequence: join the new domain's device list, switch
+    /// the STE/CD, leave the old domain's list, and only then turn ATS off
+    /// (ATC invalidations are issued under the list lock, so leaving the
+    /// list fences them).
+    fn move_legacy(&self, mv: &Move) -> Result<(), Errno> {
+        if let Some(d) = mv.target.domain() {
+            let mut smmu = d.legacy.smmu.lock().unwrap_or_else(|e| e.into_inner());
+            if smmu.is_some_and(|s| s != mv.m.smmu) {
+                return Err(Errno::EINVAL);
+            }
+            self.env.alloc(FaultSite::MasterDomain)?;
+            *smmu = Some(mv.m.smmu);
+            drop(smmu);
+            if mv.ats {
+                d.legacy.nr_ats_masters.fetch_add(1, Relaxed);
+            }
+            let md = MasterDomain { ep: mv.m.ep, ssid: mv.ssid, sids: mv.m.streams.clone(), ats: mv.ats };
+            d.legacy.devices.lock().push(md);
+        }
+        self.write_ste_cd(mv);
+        self.commit_ats(mv);
+        if let Some(d) = mv.old.domain() {
+            let mut devices = d.legacy.devices.lock();
+            // The oldest entry is the old attachment, even on a re-attach.
+            if let Some(k) = devices.iter().position(|md| md.ep == mv.m.ep && md.ssid == mv.ssid) {
+                if devices.remove(k).ats {
+                    d.legacy.nr_ats_masters.fetch_sub(1, Relaxed);
+                }
+            }
+        }
+        self.disable_ats(mv);
+        Ok(())
+    }
+
+    /// ATS on once the STE allows it; otherwise flush the ATC while ATS is
+    /// still on, because the translation under it changed.
+    fn commit_ats(&self, mv: &Move) {
+        if mv.ats && !mv.old_ats {
+            self.machine.set_ats(mv.m.ep, true);
+        } else if mv.old_ats {
+            self.atc_inv_master(mv.cpu, mv.m, mv.ssid, !mv.ats);
+        }
+    }
+
+    fn disable_ats(&self, mv: &Move) {
+        if !mv.ats && mv.old_ats {
+            self.machine.set_ats(mv.m.ep, false);
+        }
     }
 
     /// Publish `new` as `d`'s array and retire the one it replaces.
@@ -120,15 +169,16 @@ impl Driver {
     /// from the old domain's array, flushing tags that lose their last user,
     /// then publish a purged copy. Cannot fail: if the purge cannot
     /// allocate, the trash stays and walkers skip it.
-    #[allow(clippy::too_many_arguments)]
-    fn install_old(&self, cpu: &Cpu, m: &Master, ms: &mut MasterState, old: &Target, old_ats: bool, ssid: u32, guard: &Guard) {
-        let Some(d) = old.domain() else { return };
-        let Some(to_unref) = ms.build_invs(m, &self.env, old_ats, ssid, d) else { return };
+    fn install_old(&self, mv: &Move, ms: &mut MasterState, guard: &Guard) {
+        let Some(d) = mv.old.domain() else { return };
+        let Some(to_unref) = ms.build_invs(mv.m, &self.env, mv.old_ats, mv.ssid, d) else {
+            return;
+        };
         // A re-attach finds here the array step 1 just published.
         let invs = d.invs.load(guard);
         invs.unref(to_unref, &self.env, |inv| {
             if !self.env.mutant(Mutant::NoFlushOnLastUnref) {
-                self.flush_tag(cpu, inv);
+                self.flush_tag(mv.cpu, inv);
             }
         });
         if let Err(e) = invs.check(false) {
@@ -141,7 +191,7 @@ impl Driver {
 
     /// Fact 5: an ASID/VMID leaving its last array is flushed with its
     /// no-size command (for a VMID that covers the nested stage-1 entries).
-    fn flush_tag(&self, cpu: &Cpu, inv: &Inv) {
+    pub(crate) fn flush_tag(&self, cpu: &Cpu, inv: &InvDesc) {
         let cmd = match inv.ty {
             InvType::S1Asid => Cmd { asid: inv.id as u16, ..Cmd::new(inv.nsize_opcode) },
             InvType::S2Vmid => Cmd { vmid: inv.id as u16, ..Cmd::new(inv.nsize_opcode) },
@@ -152,14 +202,16 @@ impl Driver {
 
     /// Invalidate the master's ATC for `ssid`, or all of it.
     fn atc_inv_master(&self, cpu: &Cpu, m: &Master, ssid: u32, all: bool) {
-        let mut cmds: Vec<Cmd> = m.streams.iter().map(|&sid| Cmd { global: all, ..atc_inv_cmd(sid, ssid, 0, 0) }).collect();
+        let mut cmds: Vec<Cmd> =
+            m.streams.iter().map(|&sid| Cmd { global: all, ..atc_inv_cmd(sid, ssid, 0, 0) }).collect();
         cmds.push(Cmd::sync());
         self.machine.submit(cpu.id, m.smmu, &cmds);
     }
 
     /// Step 3: point the master's STEs (or one CD) at `target`, with
     /// everything they point to ordered before them, and tell the SMMU.
-    fn write_ste_cd(&self, cpu: &Cpu, m: &Master, ssid: u32, target: &Target, ats: bool) {
+    fn write_ste_cd(&self, mv: &Move) {
+        let Move { cpu, m, ssid, target, ats, .. } = *mv;
         let mem = &self.machine.mem;
         let barrier = || {
             if !self.env.mutant(Mutant::NoDmaWmbBeforeSte) {

@@ -1,8 +1,8 @@
 //! Domains (`struct arm_smmu_domain`) and what a master can be attached to.
 
-use crate::invs::Invs;
-use hwmodel::{Allowed, DomainId, PageTable};
-use smmu_sync::Rcu;
+use crate::invs::{InvDesc, InvType, Invs};
+use hwmodel::{Allowed, DomainId, EndpointId, Features, PageTable, SmmuId};
+use smmu_sync::{plain, AtomicU32, Mutex, Rcu};
 
 /// What kind of translation a domain provides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,11 +23,54 @@ pub struct Domain {
     pub pt: PageTable,
     /// Everything an invalidation of this domain must reach.
     pub invs: Rcu<Invs>,
+    /// The same knowledge in the pre-series design (`Engine::Legacy`).
+    pub(crate) legacy: LegacyDomain,
+}
+
+/// One attachment in the legacy device list (`struct arm_smmu_master_domain`).
+pub(crate) struct MasterDomain {
+    pub ep: EndpointId,
+    pub ssid: u32,
+    pub sids: Vec<u32>,
+    pub ats: bool,
+}
+
+/// The pre-series per-domain state: one SMMU, a device list under a
+/// spinlock, and a count of ATS masters that lets invalidations skip the
+/// list when it is zero.
+pub(crate) struct LegacyDomain {
+    /// Set by the first attach; the domain cannot span SMMUs.
+    pub smmu: plain::Mutex<Option<SmmuId>>,
+    /// `devices` under `devices_lock`.
+    pub devices: Mutex<Vec<MasterDomain>>,
+    pub nr_ats_masters: AtomicU32,
+}
+
+impl LegacyDomain {
+    pub(crate) fn new() -> Self {
+        Self { smmu: plain::Mutex::new(None), devices: Mutex::new(Vec::new()), nr_ats_masters: AtomicU32::new(0) }
+    }
+
+    pub(crate) fn smmu(&self) -> Option<SmmuId> {
+        *self.smmu.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Domain {
     pub fn nest_parent(&self) -> bool {
         matches!(self.stage, Stage::S2 { nest_parent: true, .. })
+    }
+
+    /// The entry for this domain's ASID or VMID on `smmu`.
+    pub(crate) fn tag_inv(&self, smmu: SmmuId, f: Features) -> InvDesc {
+        // RANGE_INV needs the leaf page size; the model's tables use 4 KiB.
+        let pgsize = if f.range_inv { 12 } else { 0 };
+        match self.stage {
+            Stage::S1 { asid } | Stage::Sva { asid } => {
+                InvDesc::new(smmu, f.e2h, InvType::S1Asid, asid.into(), 0, pgsize)
+            }
+            Stage::S2 { vmid, .. } => InvDesc::new(smmu, f.e2h, InvType::S2Vmid, vmid.into(), 0, pgsize),
+        }
     }
 }
 
@@ -36,7 +79,10 @@ impl Domain {
 pub enum Target {
     Domain(std::sync::Arc<Domain>),
     /// A guest stage 1 (with the guest's ASID) over a nesting-parent stage 2.
-    Nested { parent: std::sync::Arc<Domain>, guest_asid: u16 },
+    Nested {
+        parent: std::sync::Arc<Domain>,
+        guest_asid: u16,
+    },
     Blocked,
     Identity,
 }

@@ -1,9 +1,9 @@
 //! The driver instance: the machine it drives, the kernel environment, the
 //! epoch collector, the ASID lock, and the flows that are not attach.
 
-use crate::domain::{Domain, Stage};
+use crate::domain::{Domain, LegacyDomain, Stage};
 use crate::env::Env;
-use crate::invs::{InvType, Invs};
+use crate::invs::{InvDesc, InvType, Invs};
 use crate::master::Master;
 use crate::{Errno, Mutant};
 use hwmodel::{CpuId, DomainId, EndpointId, Machine, PageTable, PtError, SmmuId, TlbKind, TlbTag, ViolationKind, PAGE};
@@ -18,6 +18,15 @@ pub struct Cpu {
     pub epoch: Handle,
 }
 
+/// Which invalidation design drives the hardware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The series: per-domain arrays behind an epoch-protected pointer.
+    Epoch,
+    /// What it replaced: one SMMU per domain and a locked device list.
+    Legacy,
+}
+
 /// What kind of domain to allocate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DomainKind {
@@ -29,6 +38,7 @@ pub enum DomainKind {
 pub struct Driver {
     pub machine: Machine,
     pub env: Env,
+    pub engine: Engine,
     collector: Collector,
     /// `arm_smmu_asid_lock`: serializes every writer of every array.
     pub(crate) asid_lock: Mutex<()>,
@@ -39,10 +49,11 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn new(machine: Machine, env: Env) -> Self {
+    pub fn new(machine: Machine, env: Env, engine: Engine) -> Self {
         Self {
             machine,
             env,
+            engine,
             collector: Collector::new(),
             asid_lock: Mutex::new(()),
             next_domain: plain::AtomicU32::new(1),
@@ -71,7 +82,8 @@ impl Driver {
             DomainKind::S2 { nest_parent } => Stage::S2 { vmid: tag, nest_parent },
             DomainKind::Sva => Stage::Sva { asid: tag },
         };
-        Arc::new(Domain { id, stage, pt: PageTable::new(&self.machine, id), invs: Rcu::new(Invs::new()) })
+        let pt = PageTable::new(&self.machine, id);
+        Arc::new(Domain { id, stage, pt, invs: Rcu::new(Invs::new()), legacy: LegacyDomain::new() })
     }
 
     fn alloc_tag(&self) -> u16 {
@@ -80,8 +92,12 @@ impl Driver {
     }
 
     /// Free a domain nothing is attached to; its ASID/VMID goes back to the
-    /// pool for the next domain. Safe only because the last unref flushed it.
-    pub fn free_domain(&self, d: Arc<Domain>) {
+    /// pool for the next domain. The epoch engine flushed the tag on its
+    /// last unref; the legacy one flushes it here, on its one SMMU.
+    pub fn free_domain(&self, cpu: &Cpu, d: Arc<Domain>) {
+        if let (Engine::Legacy, Some(smmu)) = (self.engine, d.legacy.smmu()) {
+            self.flush_tag(cpu, &d.tag_inv(smmu, self.machine.smmu(smmu).features));
+        }
         let tag = match d.stage {
             Stage::S1 { asid } | Stage::Sva { asid } => asid,
             Stage::S2 { vmid, .. } => vmid,
@@ -144,11 +160,19 @@ impl Driver {
 
     /// Fact 5 at a quiescent point: every ASID/VMID still cached in an IOTLB
     /// must be in one of `domains`' arrays.
+    /// In the legacy design a domain's tag stays live on its SMMU until the
+    /// domain is freed.
     pub fn check_tags(&self, cpu: &Cpu, domains: &[&Domain]) {
         let guard = cpu.epoch.pin();
-        let arrays: Vec<&Invs> = domains.iter().map(|d| d.invs.load(&guard)).collect();
+        let live: Vec<InvDesc> = match self.engine {
+            Engine::Epoch => domains.iter().flat_map(|d| d.invs.load(&guard).iter().map(|i| i.desc)).collect(),
+            Engine::Legacy => domains
+                .iter()
+                .filter_map(|d| d.legacy.smmu().map(|s| d.tag_inv(s, self.machine.smmu(s).features)))
+                .collect(),
+        };
         self.machine.check_tags(|smmu, tag: &TlbTag| {
-            arrays.iter().flat_map(|a| a.iter()).any(|inv| {
+            live.iter().any(|inv| {
                 inv.smmu == smmu
                     && match (inv.ty, tag.kind) {
                         (InvType::S1Asid, TlbKind::S1Nh | TlbKind::S1El2) => inv.id == u32::from(tag.asid),

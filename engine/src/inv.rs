@@ -1,12 +1,14 @@
 //! The invalidation fast path: `arm_smmu_domain_inv_range` and the command
 //! encodings it uses. Lock-free except for the ATS read lock, which it takes
-//! only when the array holds ATS entries; no allocation.
+//! only when the array holds ATS entries; no allocation. Also the legacy
+//! design's path, for comparison.
 
 use crate::domain::Domain;
-use crate::driver::{Cpu, Driver};
-use crate::invs::{Inv, InvType};
+use crate::driver::{Cpu, Driver, Engine};
+use crate::invs::{InvDesc, InvType};
 use crate::Mutant;
 use hwmodel::{Cmd, Features, Opcode, SmmuId, ViolationKind};
+use smmu_sync::Ordering::Relaxed;
 
 /// Commands per submission, the closing CMD_SYNC included.
 const BATCH: usize = 64;
@@ -45,7 +47,7 @@ pub fn atc_inv_cmd(sid: u32, ssid: u32, iova: u64, size: u64) -> Cmd {
 }
 
 /// Commands queued for one SMMU, submitted with a closing sync.
-struct Batch<'a> {
+pub(crate) struct Batch<'a> {
     drv: &'a Driver,
     cpu: &'a Cpu,
     smmu: SmmuId,
@@ -54,7 +56,11 @@ struct Batch<'a> {
     issued: usize,
 }
 
-impl Batch<'_> {
+impl<'a> Batch<'a> {
+    pub(crate) fn new(drv: &'a Driver, cpu: &'a Cpu) -> Self {
+        Self { drv, cpu, smmu: SmmuId(0), cmds: [Cmd::sync(); BATCH], num: 0, issued: 0 }
+    }
+
     fn add(&mut self, smmu: SmmuId, cmd: Cmd) {
         if self.num > 0 && (self.smmu != smmu || self.num == BATCH - 1) {
             self.submit();
@@ -65,7 +71,7 @@ impl Batch<'_> {
         self.issued += 1;
     }
 
-    fn submit(&mut self) {
+    pub(crate) fn submit(&mut self) {
         if self.num == 0 {
             return;
         }
@@ -76,7 +82,7 @@ impl Batch<'_> {
 
     /// `arm_smmu_cmdq_batch_add_range`: TLBIs covering [iova, iova + size),
     /// per granule, or as RANGE_INV commands of up to 31 << scale pages.
-    fn add_range(&mut self, inv: &Inv, mut cmd: Cmd, iova: u64, size: u64, granule: u64) {
+    fn add_range(&mut self, inv: &InvDesc, mut cmd: Cmd, iova: u64, size: u64, granule: u64) {
         let f = self.drv.machine.smmu(inv.smmu).features;
         let tg = u32::from(inv.pgsize);
         let end = iova.saturating_add(size);
@@ -109,11 +115,35 @@ impl Batch<'_> {
             iova = iova.saturating_add(step);
         }
     }
+
+    /// The commands one entry needs for [iova, iova + size).
+    pub(crate) fn emit(&mut self, inv: &InvDesc, iova: u64, size: u64, granule: u64, leaf: bool) {
+        let f = self.drv.machine.smmu(inv.smmu).features;
+        let tlbi = |op| {
+            let id = inv.id as u16;
+            match inv.ty {
+                InvType::S1Asid => Cmd { asid: id, leaf, ..Cmd::new(op) },
+                _ => Cmd { vmid: id, leaf, ..Cmd::new(op) },
+            }
+        };
+        match inv.ty {
+            InvType::S1Asid | InvType::S2Vmid if size_too_big(f, size, granule) => {
+                self.add(inv.smmu, tlbi(inv.nsize_opcode))
+            }
+            InvType::S1Asid | InvType::S2Vmid => self.add_range(inv, tlbi(inv.size_opcode), iova, size, granule),
+            // A VMALL already removed the nested stage-1 entries.
+            InvType::S2VmidS1Clear
+                if size_too_big(f, size, granule) || self.drv.env.mutant(Mutant::S1ClearAlwaysSkipped) => {}
+            InvType::S2VmidS1Clear => self.add(inv.smmu, Cmd { vmid: inv.id as u16, ..Cmd::new(Opcode::TlbiNhAll) }),
+            InvType::Ats => self.add(inv.smmu, atc_inv_cmd(inv.id, inv.ssid, iova, size)),
+            InvType::AtsFull => self.add(inv.smmu, Cmd { global: true, ..atc_inv_cmd(inv.id, 0, 0, 0) }),
+        }
+    }
 }
 
 /// `arm_smmu_invs_end_batch`: whether the commands so far must complete
 /// before `next`'s.
-fn end_batch(drv: &Driver, cur: &Inv, next: &Inv) -> bool {
+fn end_batch(drv: &Driver, cur: &InvDesc, next: &InvDesc) -> bool {
     cur.smmu != next.smmu
         // The S2 TLBIs must finish before the nested S1 clear.
         || (cur.ty != InvType::S2VmidS1Clear && next.ty == InvType::S2VmidS1Clear)
@@ -125,6 +155,9 @@ impl Driver {
     /// `arm_smmu_domain_inv_range`: invalidate [iova, iova + size) of
     /// `domain` everywhere its array says; size 0 means everything.
     pub fn domain_inv_range(&self, cpu: &Cpu, domain: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
+        if self.engine == Engine::Legacy {
+            return self.legacy_inv_range(cpu, domain, iova, size, granule, leaf);
+        }
         // Pairs with the barrier after publishing an array: either this
         // load sees the new array, or the walker that reads the new STE
         // sees our page-table write.
@@ -136,7 +169,7 @@ impl Driver {
         let _ats = invs.has_ats().then(|| invs.ats_read());
         let entries = invs.entries();
         let next_live = |from: usize| (from..entries.len()).find(|&k| entries[k].users() != 0);
-        let mut batch = Batch { drv: self, cpu, smmu: SmmuId(0), cmds: [Cmd::sync(); BATCH], num: 0, issued: 0 };
+        let mut batch = Batch::new(self, cpu);
         let (mut bound, mut poisoned) = (0, false);
         let mut cur = next_live(0);
         while let Some(i) = cur {
@@ -144,32 +177,7 @@ impl Driver {
             poisoned |= invs.is_poisoned();
             let f = self.machine.smmu(inv.smmu).features;
             bound += if f.range_inv { MAX_RANGE_CMDS } else { max_tlbi_ops(granule) as usize };
-            let tlbi = |op, id: u32| {
-                let id = id as u16;
-                match inv.ty {
-                    InvType::S1Asid => Cmd { asid: id, leaf, ..Cmd::new(op) },
-                    _ => Cmd { vmid: id, leaf, ..Cmd::new(op) },
-                }
-            };
-            match inv.ty {
-                InvType::S1Asid | InvType::S2Vmid if size_too_big(f, size, granule) => {
-                    batch.add(inv.smmu, tlbi(inv.nsize_opcode, inv.id));
-                }
-                InvType::S1Asid | InvType::S2Vmid => {
-                    batch.add_range(inv, tlbi(inv.size_opcode, inv.id), iova, size, granule);
-                }
-                // A VMALL already removed the nested stage-1 entries.
-                InvType::S2VmidS1Clear
-                    if size_too_big(f, size, granule) || self.env.mutant(Mutant::S1ClearAlwaysSkipped) => {}
-                InvType::S2VmidS1Clear => {
-                    batch.add(inv.smmu, Cmd { vmid: inv.id as u16, ..Cmd::new(Opcode::TlbiNhAll) });
-                }
-                InvType::Ats => batch.add(inv.smmu, atc_inv_cmd(inv.id, inv.ssid, iova, size)),
-                InvType::AtsFull => {
-                    let cmd = Cmd { global: true, ..atc_inv_cmd(inv.id, 0, 0, 0) };
-                    batch.add(inv.smmu, cmd);
-                }
-            }
+            batch.emit(inv, iova, size, granule, leaf);
             cur = next_live(i + 1);
             if batch.num > 0 && cur.is_none_or(|n| end_batch(self, inv, &entries[n])) {
                 batch.submit();
@@ -186,6 +194,38 @@ impl Driver {
             );
             self.machine.oracle.report(ViolationKind::CommandBound, detail);
         }
+    }
+
+    /// The pre-series invalidation: the domain's tag on its one SMMU (and
+    /// the nested stage-1 clear of a nesting parent), then, if any master
+    /// uses ATS, ATC invalidations for the device list, issued while its
+    /// lock is held.
+    fn legacy_inv_range(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
+        let Some(smmu) = d.legacy.smmu() else { return };
+        let f = self.machine.smmu(smmu).features;
+        let tag = d.tag_inv(smmu, f);
+        let mut batch = Batch::new(self, cpu);
+        batch.emit(&tag, iova, size, granule, leaf);
+        batch.submit();
+        if d.nest_parent() {
+            let clear = InvDesc::new(smmu, f.e2h, InvType::S2VmidS1Clear, tag.id, 0, 0);
+            batch.emit(&clear, iova, size, granule, leaf);
+            batch.submit();
+        }
+        // The TLBIs are complete before the count is read, so a master that
+        // enables ATS after the read cannot cache what they removed.
+        self.machine.mem.smp_mb(cpu.id);
+        if d.legacy.nr_ats_masters.load(Relaxed) == 0 {
+            return;
+        }
+        let ty = if d.nest_parent() { InvType::AtsFull } else { InvType::Ats };
+        let devices = d.legacy.devices.lock();
+        for md in devices.iter().filter(|md| md.ats) {
+            for &sid in &md.sids {
+                batch.emit(&InvDesc::new(smmu, f.e2h, ty, sid, md.ssid, 0), iova, size, granule, leaf);
+            }
+        }
+        batch.submit();
     }
 
     /// `arm_smmu_domain_inv`: flush the whole domain.

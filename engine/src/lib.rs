@@ -13,7 +13,7 @@ mod master;
 mod mutant;
 
 pub use domain::{Domain, Stage, Target};
-pub use driver::{Cpu, DomainKind, Driver};
+pub use driver::{Cpu, DomainKind, Driver, Engine};
 pub use env::{Env, FaultSite, Warning};
 pub use errno::Errno;
 pub use inv::{atc_inv_cmd, size_too_big};

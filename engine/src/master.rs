@@ -1,7 +1,7 @@
 //! Masters (`struct arm_smmu_master`): a device's stream IDs on one SMMU and
 //! the scratch array its attaches build invalidation entries in.
 
-use crate::domain::{Domain, Stage, Target};
+use crate::domain::{Domain, Target};
 use crate::env::{Env, Warning};
 use crate::invs::{InvDesc, InvType};
 use crate::Mutant;
@@ -33,7 +33,15 @@ pub struct Master {
 }
 
 impl Master {
-    pub(crate) fn probe(env: &Env, ep: EndpointId, smmu: SmmuId, features: Features, sids: &[u32], ats: bool, cd_table: Addr) -> Self {
+    pub(crate) fn probe(
+        env: &Env,
+        ep: EndpointId,
+        smmu: SmmuId,
+        features: Features,
+        sids: &[u32],
+        ats: bool,
+        cd_table: Addr,
+    ) -> Self {
         let mut streams = sids.to_vec();
         if !env.mutant(Mutant::UnsortedStreamIds) {
             streams.sort_unstable();
@@ -61,30 +69,24 @@ impl MasterState {
     /// call). `None` if the scratch would overflow, which is a driver bug.
     pub fn build_invs(&mut self, m: &Master, env: &Env, ats: bool, ssid: u32, domain: &Domain) -> Option<&[InvDesc]> {
         self.build_invs.clear();
-        // RANGE_INV needs the leaf page size; the model's tables use 4 KiB.
-        let pgsize = if m.features.range_inv { 12 } else { 0 };
-        let e2h = m.features.e2h;
-        let (ty, id) = match domain.stage {
-            Stage::S1 { asid } | Stage::Sva { asid } => (InvType::S1Asid, u32::from(asid)),
-            Stage::S2 { vmid, .. } => (InvType::S2Vmid, u32::from(vmid)),
-        };
+        let tag = domain.tag_inv(m.smmu, m.features);
         let scratch = &mut self.build_invs;
-        let mut push = |ty, id, ssid, pgsize| {
+        let mut push = |inv: InvDesc| {
             if scratch.len() == scratch.capacity() {
                 env.warn(Warning::BuildInvsOverflow { capacity: scratch.capacity() });
                 return None;
             }
-            scratch.push(InvDesc::new(m.smmu, e2h, ty, id, ssid, pgsize));
+            scratch.push(inv);
             Some(())
         };
-        push(ty, id, 0, pgsize)?;
+        push(tag)?;
         if domain.nest_parent() {
-            push(InvType::S2VmidS1Clear, id, 0, 0)?;
+            push(InvDesc::new(m.smmu, m.features.e2h, InvType::S2VmidS1Clear, tag.id, 0, 0))?;
         }
         if ats {
             let ats_ty = if domain.nest_parent() { InvType::AtsFull } else { InvType::Ats };
             for &sid in &m.streams {
-                push(ats_ty, sid, ssid, 0)?;
+                push(InvDesc::new(m.smmu, m.features.e2h, ats_ty, sid, ssid, 0))?;
             }
         }
         Some(&self.build_invs)

@@ -13,15 +13,18 @@ struct World {
     smmus: Vec<SmmuId>,
 }
 
+fn world(n: usize, features: Features, endpoints: usize) -> (World, Vec<Master>) {
+    world_on(Engine::Epoch, n, features, endpoints)
+}
+
 /// `n` SMMUs with `features`; endpoint k sits on SMMU k % n with SIDs
 /// {2k+1, 2k} (listed unsorted, as firmware may).
-fn world(n: usize, features: Features, endpoints: usize) -> (World, Vec<Master>) {
+fn world_on(engine: Engine, n: usize, features: Features, endpoints: usize) -> (World, Vec<Master>) {
     let mut m = Machine::new(1);
     let smmus: Vec<_> = (0..n).map(|_| m.add_smmu(features)).collect();
-    let eps: Vec<_> = (0..endpoints)
-        .map(|k| m.add_endpoint(smmus[k % n], &[2 * k as u32 + 1, 2 * k as u32], true))
-        .collect();
-    let drv = Driver::new(m, Env::new());
+    let eps: Vec<_> =
+        (0..endpoints).map(|k| m.add_endpoint(smmus[k % n], &[2 * k as u32 + 1, 2 * k as u32], true)).collect();
+    let drv = Driver::new(m, Env::new(), engine);
     let cpu = drv.cpu(0);
     let masters = eps.into_iter().map(|ep| drv.probe(ep)).collect();
     (World { drv, cpu, smmus }, masters)
@@ -66,18 +69,24 @@ fn asid(d: &Domain) -> u32 {
     }
 }
 
+const ENGINES: [Engine; 2] = [Engine::Epoch, Engine::Legacy];
+
 #[test]
 fn s1_attach_map_unmap() {
-    let (w, ms) = world(1, Features::default(), 1);
-    let d = w.drv.alloc_domain(DomainKind::S1);
-    assert_eq!(ms[0].streams, [0, 1], "stream IDs sorted at probe");
-    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
-    assert_eq!(rows(&w, &d), [(InvType::S1Asid, asid(&d), 0, 1)]);
-    let pa = w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
-    assert!(matches!(dma(&w, &ms[0], 0, IOVA), Translation::Ok { pa: p, .. } if p == pa));
-    w.drv.unmap(&w.cpu, &d, IOVA, PAGE).unwrap();
-    assert!(matches!(dma(&w, &ms[0], 0, IOVA), Translation::Fault { .. }));
-    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+    for engine in ENGINES {
+        let (w, ms) = world_on(engine, 1, Features::default(), 1);
+        let d = w.drv.alloc_domain(DomainKind::S1);
+        assert_eq!(ms[0].streams, [0, 1], "stream IDs sorted at probe");
+        w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+        if engine == Engine::Epoch {
+            assert_eq!(rows(&w, &d), [(InvType::S1Asid, asid(&d), 0, 1)]);
+        }
+        let pa = w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
+        assert!(matches!(dma(&w, &ms[0], 0, IOVA), Translation::Ok { pa: p, .. } if p == pa));
+        w.drv.unmap(&w.cpu, &d, IOVA, PAGE).unwrap();
+        assert!(matches!(dma(&w, &ms[0], 0, IOVA), Translation::Fault { .. }));
+        assert!(kinds(&w).is_empty(), "{engine:?}: {:?}", w.drv.machine.oracle.violations());
+    }
 }
 
 #[test]
@@ -160,7 +169,12 @@ fn nesting_parent_clears_nested_stage_1_unless_vmall() {
     let v = asid(&parent);
     assert_eq!(
         rows(&w, &parent),
-        [(InvType::S2Vmid, v, 0, 1), (InvType::S2VmidS1Clear, v, 0, 1), (InvType::AtsFull, 0, 0, 1), (InvType::AtsFull, 1, 0, 1)]
+        [
+            (InvType::S2Vmid, v, 0, 1),
+            (InvType::S2VmidS1Clear, v, 0, 1),
+            (InvType::AtsFull, 0, 0, 1),
+            (InvType::AtsFull, 1, 0, 1)
+        ]
     );
     w.drv.map(&w.cpu, &parent, IOVA, PAGE).unwrap();
     dma(&w, &ms[0], 0, IOVA);
@@ -272,5 +286,38 @@ fn fail_nth_sweep_leaves_a_failed_attach_without_trace() {
         }
     }
     assert_eq!(failures, 2, "merge into B and the master_domain allocation can fail");
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+}
+
+#[test]
+fn legacy_ats_attach_toggle_and_unmap() {
+    let (w, ms) = world_on(Engine::Legacy, 1, Features { ats: true, ..Features::default() }, 1);
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), true).unwrap();
+    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
+    dma(&w, &ms[0], 0, IOVA);
+    assert_eq!(w.drv.machine.endpoint(ms[0].ep).atc_len(), 1);
+    w.drv.unmap(&w.cpu, &d, IOVA, PAGE).unwrap();
+    assert_eq!(w.drv.machine.endpoint(ms[0].ep).atc_len(), 0, "ATC_INV sent to the ATS master on the list");
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+    assert!(!w.drv.machine.endpoint(ms[0].ep).ats_enabled());
+    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
+    w.drv.unmap(&w.cpu, &d, IOVA, PAGE).unwrap();
+    assert!(kinds(&w).is_empty(), "no ATC_INV after ATS went off: {:?}", w.drv.machine.oracle.violations());
+}
+
+#[test]
+fn legacy_domains_stay_on_one_smmu_and_flush_when_freed() {
+    let (w, ms) = world_on(Engine::Legacy, 2, Features::default(), 2);
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+    assert_eq!(w.drv.attach(&w.cpu, &ms[1], 0, Target::Domain(d.clone()), false), Err(Errno::EINVAL));
+    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
+    dma(&w, &ms[0], 0, IOVA);
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Blocked, false).unwrap();
+    w.drv.check_tags(&w.cpu, &[&d]);
+    assert!(kinds(&w).is_empty(), "the tag stays live until the domain is freed");
+    w.drv.free_domain(&w.cpu, d);
+    assert!(w.drv.machine.smmu(w.smmus[0]).iotlb().is_empty(), "freeing flushed the ASID");
     assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
 }

@@ -81,9 +81,7 @@ fn kunit_steps_1_to_11() {
 #[test]
 fn unref_of_absent_or_trash_entry_is_warned_and_counts_stay_right() {
     let env = Env::new();
-    let base = Invs::new()
-        .merge(&[inv(S1Asid, 1, 0), inv(S1Asid, 2, 0), inv(Ats, 7, 0)], &env)
-        .unwrap();
+    let base = Invs::new().merge(&[inv(S1Asid, 1, 0), inv(S1Asid, 2, 0), inv(Ats, 7, 0)], &env).unwrap();
     base.unref(&[inv(S1Asid, 1, 0)], &env, |_| {});
     verify(0, &base, &[1, 2, 7], &[0, 1, 1], None, 1);
     assert!(env.take_warnings().is_empty());
@@ -94,10 +92,7 @@ fn unref_of_absent_or_trash_entry_is_warned_and_counts_stay_right() {
     assert_eq!(trashes, 1);
     assert_eq!(flushed, 0);
     verify(0, &base, &[1, 2, 7], &[0, 1, 1], None, 1);
-    assert_eq!(
-        env.take_warnings(),
-        [Warning::UnrefAbsent(inv(S1Asid, 1, 0)), Warning::UnrefAbsent(inv(S1Asid, 9, 0))]
-    );
+    assert_eq!(env.take_warnings(), [Warning::UnrefAbsent(inv(S1Asid, 1, 0)), Warning::UnrefAbsent(inv(S1Asid, 9, 0))]);
 }
 
 #[test]

@@ -57,7 +57,18 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(op: Opcode) -> Self {
-        Self { op, asid: 0, vmid: 0, sid: 0, ssid: 0, addr: 0, leaf: false, range: Range::default(), atc_size: 0, global: false }
+        Self {
+            op,
+            asid: 0,
+            vmid: 0,
+            sid: 0,
+            ssid: 0,
+            addr: 0,
+            leaf: false,
+            range: Range::default(),
+            atc_size: 0,
+            global: false,
+        }
     }
 
     pub fn sync() -> Self {

@@ -305,7 +305,8 @@ impl Machine {
                 let Some(&ep) = self.by_sid.get(&(s.id, cmd.sid)) else { return };
                 let e = self.endpoint(ep);
                 if !e.ats_enabled() {
-                    let detail = format!("ATC_INV sid {} ssid {} timed out: ATS is disabled on {ep:?}", cmd.sid, cmd.ssid);
+                    let detail =
+                        format!("ATC_INV sid {} ssid {} timed out: ATS is disabled on {ep:?}", cmd.sid, cmd.ssid);
                     self.oracle.violation(ViolationKind::AtcInvAtsDisabled, detail, Event::Effect { smmu: s.id, cmd });
                     return;
                 }

@@ -43,19 +43,62 @@ pub enum Translation {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Event {
-    Submit { smmu: SmmuId, cmd: Cmd },
-    Effect { smmu: SmmuId, cmd: Cmd },
-    SyncDone { smmu: SmmuId, ticket: u64 },
-    Dma { ep: EndpointId, sid: u32, ssid: u32, iova: u64, result: Translation },
-    Ats { ep: EndpointId, enabled: bool },
-    SmmuRemoved { smmu: SmmuId },
-    MapReturned { domain: DomainId, iova: u64, pa: u64 },
-    UnmapBegin { domain: DomainId, iova: u64 },
-    UnmapReturned { domain: DomainId, iova: u64, pa: u64 },
-    AttachBegin { ep: EndpointId, ssid: u32, to: Allowed },
-    AttachReturned { ep: EndpointId, ssid: u32, allowed: Allowed },
+    Submit {
+        smmu: SmmuId,
+        cmd: Cmd,
+    },
+    Effect {
+        smmu: SmmuId,
+        cmd: Cmd,
+    },
+    SyncDone {
+        smmu: SmmuId,
+        ticket: u64,
+    },
+    Dma {
+        ep: EndpointId,
+        sid: u32,
+        ssid: u32,
+        iova: u64,
+        result: Translation,
+    },
+    Ats {
+        ep: EndpointId,
+        enabled: bool,
+    },
+    SmmuRemoved {
+        smmu: SmmuId,
+    },
+    MapReturned {
+        domain: DomainId,
+        iova: u64,
+        pa: u64,
+    },
+    UnmapBegin {
+        domain: DomainId,
+        iova: u64,
+    },
+    UnmapReturned {
+        domain: DomainId,
+        iova: u64,
+        pa: u64,
+    },
+    AttachBegin {
+        ep: EndpointId,
+        ssid: u32,
+        to: Allowed,
+    },
+    AttachReturned {
+        ep: EndpointId,
+        ssid: u32,
+        allowed: Allowed,
+    },
     /// A driver step worth seeing in a trace (array published, STE written…).
-    Mark { what: &'static str, a: u64, b: u64 },
+    Mark {
+        what: &'static str,
+        a: u64,
+        b: u64,
+    },
 }
 
 /// Every check the oracle makes, by name.

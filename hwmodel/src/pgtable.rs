@@ -3,8 +3,8 @@
 //! (`map`/`unmap`) writes entries through a CPU's store buffer; the SMMU side
 //! (`walk`) reads only what has reached memory.
 
-use crate::mem::{Addr, CpuId, Memory};
 use crate::machine::Machine;
+use crate::mem::{Addr, CpuId, Memory};
 use smmu_sync::plain;
 use std::sync::atomic::Ordering::Relaxed;
 

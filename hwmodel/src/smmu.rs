@@ -24,12 +24,24 @@ pub enum Ste {
     Abort,
     Bypass,
     /// Stage 1: a CD table indexed by SSID.
-    S1 { cd_table: Addr, eats: bool },
+    S1 {
+        cd_table: Addr,
+        eats: bool,
+    },
     /// Stage 2 only.
-    S2 { vmid: u16, root: Addr, eats: bool },
+    S2 {
+        vmid: u16,
+        root: Addr,
+        eats: bool,
+    },
     /// A guest's stage 1 over a host stage 2. The guest tables are modelled
     /// as identity (IPA = VA) so the host stage 2 decides the output.
-    Nested { cd_table: Addr, vmid: u16, root: Addr, eats: bool },
+    Nested {
+        cd_table: Addr,
+        vmid: u16,
+        root: Addr,
+        eats: bool,
+    },
 }
 
 impl Ste {
@@ -120,7 +132,9 @@ impl Iotlb {
         };
         let s1 = |t: &TlbTag| matches!(t.kind, S1Nh | Nested);
         match cmd.op {
-            Opcode::TlbiNhVa => self.retain(|t, va, e| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid && overlaps(va, e)),
+            Opcode::TlbiNhVa => {
+                self.retain(|t, va, e| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid && overlaps(va, e))
+            }
             Opcode::TlbiEl2Va => self.retain(|t, va, e| t.kind == S1El2 && t.asid == cmd.asid && overlaps(va, e)),
             Opcode::TlbiNhAsid => self.retain(|t, _, _| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid),
             Opcode::TlbiEl2Asid => self.retain(|t, _, _| t.kind == S1El2 && t.asid == cmd.asid),

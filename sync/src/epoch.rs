@@ -98,10 +98,7 @@ pub struct Rcu<T: Retire>(Slot<T>);
 
 enum Slot<T> {
     Epoch(cb::Atomic<T>),
-    Loom {
-        ptr: loom::sync::atomic::AtomicPtr<T>,
-        retired: std::sync::Mutex<Vec<*mut T>>,
-    },
+    Loom { ptr: loom::sync::atomic::AtomicPtr<T>, retired: std::sync::Mutex<Vec<*mut T>> },
 }
 
 // SAFETY: the raw pointers in `Slot::Loom` are uniquely owned boxes of `T`

@@ -17,9 +17,8 @@ fn main() {
         print!("{}", cli::list());
         return;
     }
-    let seed = cli.seed.unwrap_or_else(|| {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-    });
+    let seed =
+        cli.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
     eprintln!("stress: seed {seed}");
     let n = scenarios::catalogue().len();
     if cli.json {

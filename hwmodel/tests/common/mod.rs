@@ -2,10 +2,10 @@
 //! seeded shuttle schedules.
 #![allow(dead_code)] // each test file uses its own subset
 
+use hwmodel::*;
 use shuttle::scheduler::RandomScheduler;
 use shuttle::{Config, Runner};
 use smmu_sync::{enter, Backend};
-use hwmodel::*;
 use std::sync::{Arc, Mutex};
 /// How many of `schedules` seeded random schedules of `body` return true.
 pub fn count_schedules(seed: u64, schedules: usize, body: impl Fn() -> bool + Send + Sync + 'static) -> usize {
@@ -49,4 +49,3 @@ pub fn world(features: Features) -> (World, u64) {
     m.mem.smp_mb(CPU);
     (World { m, ep, pt, cd_table, smmu }, pa)
 }
-
