@@ -108,9 +108,17 @@ impl Driver {
     /// Map `size` bytes (a page or a block) at `iova` to fresh memory, then
     /// tell the device (a doorbell write orders the PTEs before it).
     pub fn map(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64) -> Result<u64, PtError> {
+        let pa = self.populate(cpu, d, iova, size)?;
+        self.machine.mem.smp_mb(cpu.id);
+        Ok(pa)
+    }
+
+    /// Map without telling any device: how iommufd fills a new domain from
+    /// an IOAS before attaching it. Only the attach's barriers order these
+    /// PTEs before the SMMU can reach them.
+    pub fn populate(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64) -> Result<u64, PtError> {
         let pa = self.machine.alloc(size);
         d.pt.map(&self.machine, cpu.id, iova, pa, size)?;
-        self.machine.mem.smp_mb(cpu.id);
         self.machine.oracle.map_returned(d.id, iova, pa, size);
         Ok(pa)
     }

@@ -166,7 +166,7 @@ impl Driver {
         }
         let guard = cpu.epoch.pin();
         let invs = domain.invs.load(&guard);
-        let _ats = invs.has_ats().then(|| invs.ats_read());
+        let ats_lock = invs.has_ats().then(|| invs.ats_read());
         let entries = invs.entries();
         let next_live = |from: usize| (from..entries.len()).find(|&k| entries[k].users() != 0);
         let mut batch = Batch::new(self, cpu);
@@ -183,6 +183,9 @@ impl Driver {
                 batch.submit();
             }
         }
+        // Dropping the ATS read lock touches the array one last time.
+        poisoned |= ats_lock.is_some() && invs.is_poisoned();
+        drop(ats_lock);
         if poisoned {
             let detail = format!("domain_inv_range on {:?} walked an array freed under it", domain.id);
             self.machine.oracle.report(ViolationKind::UseAfterFree, detail);

@@ -2,9 +2,11 @@
 //! turned into one line of text and exit code 2.
 
 use clap::{Parser, ValueEnum};
+use engine::Mutant;
 use std::path::PathBuf;
 
 pub const EXIT_OK: i32 = 0;
+pub const EXIT_VIOLATION: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -46,7 +48,7 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
 }
 
 /// Deterministic stress of the SMMUv3 invalidation array.
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(name = "stress", version, about)]
 pub struct Cli {
     /// One scenario (repeatable); default: the whole catalogue
@@ -126,15 +128,25 @@ where
 }
 
 fn validate(cli: &Cli) -> Result<(), String> {
-    if let Some(name) = cli.scenario.iter().find(|n| scenarios::find(n).is_none()) {
+    if let Some(name) = cli.scenario.iter().find(|n| scenarios::find(n).is_none() && *n != "barrier-pairing") {
         return Err(format!("unknown scenario {name:?} (see --list)"));
     }
-    // No mutant is catalogued yet, so every name is unknown.
-    if let Some(m) = &cli.mutant {
+    if let Some(m) = cli.mutant.as_deref().filter(|m| Mutant::from_name(m).is_none()) {
         return Err(format!("unknown mutant {m:?} (see --list)"));
     }
-    if let Some(m) = cli.mutants.as_deref().filter(|m| *m != "all") {
-        return Err(format!("unknown mutant in {m:?} (see --list)"));
+    if let Some(list) = cli.mutants.as_deref().filter(|m| *m != "all") {
+        if let Some(bad) = list.split(',').find(|m| Mutant::from_name(m).is_none()) {
+            return Err(format!("unknown mutant {bad:?} in --mutants (see --list)"));
+        }
+    }
+    if let Some(n) = cli.iterations.filter(|n| *n == 0) {
+        return Err(format!("--iterations must be at least 1, got {n}"));
+    }
+    if cli.depth == Some(0) {
+        return Err("--depth must be at least 1".into());
+    }
+    if cli.scheduler == SchedulerKind::Loom && cli.mode == ModeKind::Threads {
+        return Err("--scheduler loom explores a model; it cannot run on --mode threads".into());
     }
     if cli.time_budget.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
         return Err("--time-budget must be a positive number of seconds".into());
@@ -142,16 +154,30 @@ fn validate(cli: &Cli) -> Result<(), String> {
     Ok(())
 }
 
-/// The `--list` text.
+/// The mutants `--mutants` names, in catalogue order.
+pub fn mutant_list(arg: &str) -> Vec<Mutant> {
+    if arg == "all" {
+        return Mutant::ALL.to_vec();
+    }
+    arg.split(',').filter_map(Mutant::from_name).collect()
+}
+
+/// The `--list` text: every scenario, then every mutant with the scenario
+/// that catches it.
 pub fn list() -> String {
     let mut out = String::from("scenarios:\n");
-    if scenarios::catalogue().is_empty() {
-        out.push_str("  (none yet)\n");
+    for s in scenarios::CATALOGUE {
+        let legacy = if s.multi_smmu { " [epoch only: one domain on several SMMUs]" } else { "" };
+        out.push_str(&format!("  {:<18} {}{legacy}\n", s.name, s.about));
     }
-    for s in scenarios::catalogue() {
-        out.push_str(&format!("  {:<28} {}\n", s.name, s.about));
+    out.push_str(&format!(
+        "  {:<18} {}\n",
+        "barrier-pairing", "loom only (--scheduler loom): the smp_mb pairing of unmap vs attach"
+    ));
+    out.push_str("mutants (caught by):\n");
+    for m in Mutant::ALL {
+        out.push_str(&format!("  {:<34} {:<18} {}\n", m.name(), scenarios::catcher(*m).name, m.what()));
     }
-    out.push_str("mutants:\n  (none yet)\n");
     out
 }
 

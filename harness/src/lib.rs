@@ -1,3 +1,9 @@
-//! The `stress` harness: command line, schedulers, replay, reports.
+//! The `stress` harness: command line, schedulers, replay, shrinking,
+//! reports and the mutation score.
 
+pub mod app;
 pub mod cli;
+pub mod failure;
+pub mod report;
+pub mod run;
+pub mod shrink;

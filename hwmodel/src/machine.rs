@@ -29,6 +29,9 @@ pub struct Endpoint {
     pub sids: Vec<u32>,
     pub ats_capable: bool,
     ats: plain::AtomicBool,
+    /// Bumped when ATS is disabled: an ATC_INV queued under an older
+    /// generation and applied after the disable raced it.
+    ats_gen: plain::AtomicU64,
     atc: plain::Mutex<HashMap<(u32, u64), AtcEntry>>,
     /// Bumped by every ATC invalidation; an in-flight translation request
     /// that started before a bump must not fill the ATC.
@@ -106,6 +109,7 @@ impl Machine {
             sids: sids.to_vec(),
             ats_capable: ats_capable && self.smmu(smmu).features.ats,
             ats: Default::default(),
+            ats_gen: Default::default(),
             atc: Default::default(),
             atc_seq: Default::default(),
         });
@@ -205,7 +209,10 @@ impl Machine {
         schedule_point();
         let e = self.endpoint(ep);
         let enabled = enabled && e.ats_capable;
-        e.ats.store(enabled, Relaxed);
+        let was = e.ats.swap(enabled, Relaxed);
+        if was && !enabled {
+            e.ats_gen.fetch_add(1, Relaxed);
+        }
         if !enabled {
             e.atc().clear();
         }
@@ -251,7 +258,11 @@ impl Machine {
                     q.pending.push_back(Queued::Sync(t));
                     ticket = Some(t);
                 } else {
-                    q.pending.push_back(Queued::Cmd(cmd));
+                    let gen = match self.by_sid.get(&(smmu, cmd.sid)) {
+                        Some(&ep) if cmd.op == Opcode::AtcInv => self.endpoint(ep).ats_gen.load(Relaxed),
+                        _ => 0,
+                    };
+                    q.pending.push_back(Queued::Cmd(cmd, gen));
                 }
             }
         }
@@ -265,11 +276,13 @@ impl Machine {
     /// nothing before it is pending or in flight.
     fn wait_sync(&self, s: &Smmu, ticket: u64) {
         loop {
+            // The SMMU consumes the queue on its own time.
+            schedule_point();
             let mut q = s.cmdq();
             if q.completed >= ticket {
                 return;
             }
-            let window = q.pending.iter().take_while(|e| matches!(e, Queued::Cmd(_))).count();
+            let window = q.pending.iter().take_while(|e| matches!(e, Queued::Cmd(..))).count();
             if window == 0 {
                 if q.in_flight > 0 {
                     drop(q);
@@ -285,16 +298,16 @@ impl Machine {
                 continue;
             }
             let k = random_below(window as u64) as usize;
-            let Some(Queued::Cmd(cmd)) = q.pending.remove(k) else { unreachable!("window holds commands") };
+            let Some(Queued::Cmd(cmd, gen)) = q.pending.remove(k) else { unreachable!("window holds commands") };
             q.in_flight += 1;
             drop(q);
-            self.apply(s, cmd);
+            self.apply(s, cmd, gen);
             s.cmdq().in_flight -= 1;
-            schedule_point();
         }
     }
 
-    fn apply(&self, s: &Smmu, cmd: Cmd) {
+    /// `ats_gen`: the target endpoint's ATS generation when `cmd` was queued.
+    fn apply(&self, s: &Smmu, cmd: Cmd, ats_gen: u64) {
         self.oracle.record(Event::Effect { smmu: s.id, cmd });
         match cmd.op {
             Opcode::CfgiSte | Opcode::CfgiCd => {
@@ -304,9 +317,11 @@ impl Machine {
             Opcode::AtcInv => {
                 let Some(&ep) = self.by_sid.get(&(s.id, cmd.sid)) else { return };
                 let e = self.endpoint(ep);
-                if !e.ats_enabled() {
-                    let detail =
-                        format!("ATC_INV sid {} ssid {} timed out: ATS is disabled on {ep:?}", cmd.sid, cmd.ssid);
+                if e.ats_gen.load(Relaxed) != ats_gen {
+                    let detail = format!(
+                        "ATC_INV sid {} ssid {} was in flight when ATS was disabled on {ep:?}: the device may drop it",
+                        cmd.sid, cmd.ssid
+                    );
                     self.oracle.violation(ViolationKind::AtcInvAtsDisabled, detail, Event::Effect { smmu: s.id, cmd });
                     return;
                 }

@@ -120,6 +120,22 @@ pub enum ViolationKind {
 }
 
 impl ViolationKind {
+    pub const ALL: &'static [ViolationKind] = &[
+        Self::StaleTranslation,
+        Self::OldDomainTranslation,
+        Self::MissingTranslation,
+        Self::CmdToRemovedSmmu,
+        Self::AtcInvAtsDisabled,
+        Self::IllegalCommand,
+        Self::ArrayInvariant,
+        Self::UseAfterFree,
+        Self::DriverWarn,
+        Self::CommandBound,
+        Self::StaleTag,
+        Self::Deadlock,
+        Self::Panic,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::StaleTranslation => "stale-translation",
@@ -165,9 +181,10 @@ impl ViolationKind {
                  dropping its entries."
             }
             Self::AtcInvAtsDisabled => {
-                "An ATC_INV reached an endpoint whose ATS was already disabled; on hardware the CMD_SYNC times \
-                 out. ATS was turned off while an invalidation built from the old array was still in flight: \
-                 the unref did not fence readers with the array's write lock, or ATS was disabled too early."
+                "An ATC_INV was still in flight when ATS was disabled at its endpoint. A device may ignore an \
+                 invalidation that races the disable, and the CMD_SYNC then times out. ATS was turned off \
+                 while an invalidation built from the old array was outstanding: the unref did not fence \
+                 readers with the array's write lock, or ATS was disabled too early."
             }
             Self::IllegalCommand => {
                 "The SMMU raised CERROR_ILL: the driver built a command the hardware rejects (a range \

@@ -170,7 +170,9 @@ impl CfgCache {
 }
 
 pub(crate) enum Queued {
-    Cmd(Cmd),
+    /// A command, with the ATS generation of its target endpoint when it
+    /// was queued (ATC_INV only).
+    Cmd(Cmd, u64),
     Sync(u64),
 }
 

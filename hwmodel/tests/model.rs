@@ -220,14 +220,20 @@ fn command_to_removed_smmu_fires() {
 }
 
 #[test]
-fn atc_inv_to_ats_disabled_endpoint_fires() {
+fn atc_inv_in_flight_across_an_ats_disable_fires() {
     let (w, _) = world(Features { ats: true, ..Features::default() });
     let atc_inv = Cmd { sid: SID, atc_size: 64, ..Cmd::new(Opcode::AtcInv) };
+    w.m.submit(CPU, w.smmu, &[atc_inv, Cmd::sync()]);
     w.m.set_ats(w.ep, true);
     w.m.submit(CPU, w.smmu, &[atc_inv, Cmd::sync()]);
-    assert!(kinds(&w.m).is_empty());
     w.m.set_ats(w.ep, false);
     w.m.submit(CPU, w.smmu, &[atc_inv, Cmd::sync()]);
+    assert!(kinds(&w.m).is_empty(), "before enable, while on, after off: all complete");
+    // Queued while on, applied after the disable: the race the series fences.
+    w.m.set_ats(w.ep, true);
+    w.m.submit(CPU, w.smmu, &[atc_inv]);
+    w.m.set_ats(w.ep, false);
+    w.m.submit(CPU, w.smmu, &[Cmd::sync()]);
     assert_eq!(kinds(&w.m), [ViolationKind::AtcInvAtsDisabled]);
 }
 

@@ -1,17 +1,103 @@
 //! Named workloads: which world to build, which CPU and device threads to
-//! spawn, and what each one does.
+//! spawn, and what each one does. A scenario runs one schedule's worth of
+//! work on whatever backend the caller entered (shuttle, loom or real
+//! threads) and returns what the oracle saw.
 
-/// A catalogue entry, as `stress --list` shows it.
-pub struct ScenarioInfo {
+mod catalogue;
+mod loom;
+mod rig;
+
+use engine::{Engine, Mutant};
+use hwmodel::Violation;
+use std::collections::BTreeMap;
+
+pub use catalogue::CATALOGUE;
+pub use loom::barrier_pairing;
+
+/// What a scenario is run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Worker CPU threads (the scenario may add a few of its own).
+    pub cpus: usize,
+    pub engine: Engine,
+    pub mutant: Option<Mutant>,
+    /// Drives the scenario's own choices (the swarm's operation mix); the
+    /// schedule has its own seed.
+    pub seed: u64,
+}
+
+/// What one run of a scenario produced.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub violations: Vec<Violation>,
+    pub trace_hash: u64,
+    pub events: u64,
+    /// Age (completed CMD_SYNCs since unmap returned) -> stale hits.
+    pub stale_ages: BTreeMap<u64, u64>,
+}
+
+/// A catalogue entry.
+pub struct Scenario {
     pub name: &'static str,
     pub about: &'static str,
+    /// Worker CPUs when `--cpus` is not given.
+    pub cpus: usize,
+    /// Needs one domain on several SMMUs, which the legacy design cannot do.
+    pub multi_smmu: bool,
+    run: fn(&Params) -> Outcome,
 }
 
-/// Every scenario `stress` can run. Empty until the engine drives the model.
-pub fn catalogue() -> &'static [ScenarioInfo] {
-    &[]
+impl Scenario {
+    /// Run once on the current backend.
+    pub fn run(&self, p: &Params) -> Outcome {
+        (self.run)(p)
+    }
+
+    /// Whether the scenario means anything for `engine`.
+    pub fn supports(&self, engine: Engine) -> bool {
+        engine == Engine::Epoch || !self.multi_smmu
+    }
 }
 
-pub fn find(name: &str) -> Option<&'static ScenarioInfo> {
-    catalogue().iter().find(|s| s.name == name)
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    CATALOGUE.iter().find(|s| s.name == name)
+}
+
+/// The scenario that catches `m`: the one a reviewer should run after
+/// touching the line the mutant breaks.
+pub fn catcher(m: Mutant) -> &'static Scenario {
+    let name = match m {
+        Mutant::NewInvsAfterSte => "two-smmus",
+        Mutant::OldInvsBeforeSte => "unmap-vs-detach",
+        Mutant::NoSmpMbInvRange => "unmap-vs-attach",
+        Mutant::NoDmaWmbBeforeSte => "live-attach",
+        Mutant::NoFlushOnLastUnref => "asid-reuse",
+        Mutant::UnrefWithoutAtsFence => "ats-toggle",
+        Mutant::AtsInTlbiBatch => "map-unmap-storm",
+        Mutant::S1ClearAlwaysSkipped => "nesting-s1-clear",
+        Mutant::FreeReplacedArrayImmediately => "blocked-attach",
+        Mutant::RemoveSmmuWithoutGracePeriod => "smmu-removal",
+        Mutant::UnsortedStreamIds => "map-unmap-storm",
+    };
+    find(name).expect("catalogued scenario")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mutant_has_a_catalogued_catcher_that_runs_on_the_epoch_engine() {
+        for m in Mutant::ALL {
+            assert!(catcher(*m).supports(Engine::Epoch), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn scenario_names_are_unique() {
+        let mut names: Vec<_> = CATALOGUE.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CATALOGUE.len());
+    }
 }

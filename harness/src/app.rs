@@ -1,0 +1,410 @@
+//! What `stress` does with a parsed command line.
+
+use crate::cli::{self, Cli, EngineKind, ModeKind, Parsed, SchedulerKind, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION};
+use crate::failure::{FailureFile, FORMAT};
+use crate::report::{self, MutantRow, RunRow};
+use crate::run::{self, Found, Plan, RunStats};
+use crate::shrink::shrink;
+use engine::{Engine, Mutant};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use scenarios::{Params, Scenario, CATALOGUE};
+use smmu_sync::{enter, Backend};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Schedules per scenario by default: the whole catalogue in about a minute
+/// on one core (see the README's figures).
+pub const DEFAULT_ITERATIONS: u64 = 3000;
+/// Schedules per mutant in `--mutants` before it counts as missed.
+pub const MUTANT_BUDGET: u64 = 20_000;
+/// Schedules explored under one seed; the unit of `--jobs` and `--shard`.
+pub const CHUNK: u64 = 500;
+const DEFAULT_DEPTH: usize = 3;
+const SHRINK_BUDGET: Duration = Duration::from_secs(5);
+const LOOM_SCENARIO: &str = "barrier-pairing";
+
+pub fn main<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match cli::parse(args) {
+        Parsed::Run(cli) => cli,
+        Parsed::Exit { text, code } => {
+            if code == EXIT_OK {
+                print!("{text}");
+            } else {
+                eprintln!("{text}");
+            }
+            return code;
+        }
+    };
+    if cli.list {
+        print!("{}", cli::list());
+        return EXIT_OK;
+    }
+    run::install_panic_hook();
+    if let Some(path) = &cli.replay {
+        return replay_file(&cli, path);
+    }
+    let seed =
+        cli.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    eprintln!("stress: seed {seed}");
+    match &cli.mutants {
+        Some(list) => mutation_score(&cli, seed, list),
+        None => stress(&cli, seed),
+    }
+}
+
+fn engine_of(k: EngineKind) -> Engine {
+    match k {
+        EngineKind::Epoch => Engine::Epoch,
+        EngineKind::Legacy => Engine::Legacy,
+    }
+}
+
+fn name_of<T: std::fmt::Debug>(v: T) -> String {
+    format!("{v:?}").to_lowercase()
+}
+
+/// The seed of chunk `chunk` of scenario `name`: independent streams, so a
+/// shard or a worker can start anywhere.
+fn chunk_seed(base: u64, name: &str, chunk: u64) -> u64 {
+    let name_hash =
+        name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    ChaCha8Rng::seed_from_u64(base ^ name_hash.rotate_left(17) ^ chunk.wrapping_mul(0x9e37_79b9_7f4a_7c15)).next_u64()
+}
+
+/// A run's result with where its failure was.
+struct Explored {
+    stats: RunStats,
+    chunk_seed: u64,
+    /// Index of the failing schedule in the whole run.
+    index: u64,
+}
+
+/// Explore `total` schedules of `sc` in chunks, over `cli.jobs` workers,
+/// keeping only this shard's chunks; stop everyone at the first failure.
+fn explore(
+    cli: &Cli,
+    sc: &'static Scenario,
+    params: Params,
+    total: u64,
+    deadline: Option<Instant>,
+    pb: &ProgressBar,
+) -> Explored {
+    let chunks: Vec<u64> =
+        (0..total.div_ceil(CHUNK)).filter(|i| cli.shard.is_none_or(|s| i % s.count == s.index)).collect();
+    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let results = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..cli.jobs {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Relaxed);
+                if k >= chunks.len() || stop.load(Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let chunk = chunks[k];
+                let n = CHUNK.min(total - chunk * CHUNK);
+                let seed = chunk_seed(params.seed, sc.name, chunk);
+                let plan = Plan {
+                    scheduler: cli.scheduler,
+                    seed,
+                    schedules: n,
+                    depth: cli.depth.unwrap_or(DEFAULT_DEPTH),
+                    deadline,
+                };
+                let r = match cli.mode {
+                    ModeKind::Model => run::explore(sc, params, plan),
+                    ModeKind::Threads => run::threads(sc, params, n, deadline),
+                };
+                stop.fetch_or(r.found.is_some(), Relaxed);
+                pb.inc(r.schedules);
+                results.lock().unwrap_or_else(|e| e.into_inner()).push((chunk, seed, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|r| r.0);
+    let mut out = Explored { stats: RunStats::default(), chunk_seed: 0, index: 0 };
+    for (chunk, seed, r) in results {
+        let s = &mut out.stats;
+        s.schedules += r.schedules;
+        s.steps += r.steps;
+        s.trace_hash = (s.trace_hash ^ r.trace_hash).wrapping_mul(0x100_0000_01b3);
+        for (age, n) in r.stale_ages {
+            *s.stale_ages.entry(age).or_default() += n;
+        }
+        if s.found.is_none() {
+            if let Some(f) = r.found {
+                out.index = chunk * CHUNK + f.index;
+                out.chunk_seed = seed;
+                s.found = Some(f);
+            }
+        }
+    }
+    out.stats.elapsed = start.elapsed();
+    out
+}
+
+fn progress(cli: &Cli, total: u64) -> ProgressBar {
+    if cli.json {
+        return ProgressBar::hidden();
+    }
+    // indicatif draws only when stderr is a terminal.
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} schedules {msg}").unwrap_or(ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+/// Everything about a failure worth writing down, in file form.
+fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, shrunk: bool) -> FailureFile {
+    FailureFile {
+        format: FORMAT,
+        version: env!("CARGO_PKG_VERSION").into(),
+        scenario: sc.into(),
+        seed: params.seed,
+        chunk_seed: e.chunk_seed,
+        scheduler: name_of(cli.scheduler),
+        engine: name_of(params.engine),
+        mode: name_of(cli.mode),
+        mutant: params.mutant.map(|m| m.name().into()),
+        cpus: params.cpus,
+        depth: cli.depth.unwrap_or(DEFAULT_DEPTH),
+        schedule_index: e.index,
+        kind: f.kind.clone(),
+        explanation: f.explanation.clone(),
+        detail: f.detail.clone(),
+        trace_hash: f.trace_hash,
+        preemptions: f.schedule.preemptions(),
+        shrunk,
+        schedule: (cli.mode == ModeKind::Model && cli.scheduler != SchedulerKind::Loom).then(|| f.schedule.clone()),
+        trace: f.trace.clone(),
+    }
+}
+
+fn print_failure(f: &Found) {
+    eprintln!("\nviolation: {}\n  {}\n  {}", f.kind, f.detail, f.explanation);
+    if !f.trace.is_empty() {
+        eprintln!("  last events:");
+        for line in f.trace.iter().rev().take(12).rev() {
+            eprintln!("    {line}");
+        }
+    }
+}
+
+/// Write the failure (first, before anything else can go wrong), prove the
+/// schedule replays to the same trace, and write a shrunk copy.
+/// `sc` is `None` for loom, whose failures replay by re-running the model.
+fn record_failure(
+    cli: &Cli,
+    name: &str,
+    sc: Option<&'static Scenario>,
+    params: Params,
+    e: &Explored,
+) -> report::FailureRow {
+    let f = e.stats.found.as_ref().expect("a failure");
+    let file = failure_file(cli, name, params, e, f, false);
+    let path = file.write(&cli.out).map_or_else(|err| format!("(not written: {err})"), |p| p.display().to_string());
+    print_failure(f);
+    eprintln!("  failure file: {path}");
+    let mut row = report::FailureRow::new(f, e.index, path);
+    if let (Some(sc), Some(_)) = (sc, &file.schedule) {
+        let again = run::replay(sc, params, &f.schedule);
+        let same = again.found.as_ref().is_some_and(|g| g.kind == f.kind && g.trace_hash == f.trace_hash);
+        eprintln!(
+            "  replayed: {}",
+            if same { "same violation, same trace hash" } else { "DIVERGED: the model is not deterministic" }
+        );
+        row.replay_matches = Some(same);
+        let (p2, shrunk) = shrink(sc, params, e.stats.clone(), SHRINK_BUDGET);
+        let g = shrunk.found.as_ref().expect("shrink keeps a failure");
+        if p2 != params || g.schedule.preemptions() < f.schedule.preemptions() {
+            let e2 = Explored { stats: shrunk.clone(), chunk_seed: e.chunk_seed, index: e.index };
+            let sfile = failure_file(cli, sc.name, p2, &e2, g, true);
+            if let Ok(p) = sfile.write(&cli.out) {
+                eprintln!(
+                    "  shrunk: {} preemptions -> {}, {} CPUs -> {}: {}",
+                    f.schedule.preemptions(),
+                    g.schedule.preemptions(),
+                    params.cpus,
+                    p2.cpus,
+                    p.display()
+                );
+                row.shrunk_file = Some(p.display().to_string());
+            }
+        }
+    }
+    row
+}
+
+/// Scenarios the command line selects, plus a note for each one skipped.
+fn selected(cli: &Cli, mutant: Option<Mutant>, engine: Engine) -> Vec<&'static Scenario> {
+    let all: Vec<&'static Scenario> = if !cli.scenario.is_empty() {
+        cli.scenario.iter().filter_map(|n| scenarios::find(n)).collect()
+    } else if let Some(m) = mutant {
+        vec![scenarios::catcher(m)]
+    } else {
+        CATALOGUE.iter().collect()
+    };
+    all.into_iter()
+        .filter(|s| {
+            let ok = s.supports(engine);
+            if !ok {
+                eprintln!("stress: skipping {}: the legacy design cannot put one domain on several SMMUs", s.name);
+            }
+            ok
+        })
+        .collect()
+}
+
+fn stress(cli: &Cli, seed: u64) -> i32 {
+    let mutant = cli.mutant.as_deref().and_then(Mutant::from_name);
+    let engine = engine_of(cli.engine);
+    if cli.scheduler == SchedulerKind::Loom || cli.scenario.iter().any(|s| s == LOOM_SCENARIO) {
+        return loom_run(cli, seed, mutant);
+    }
+    let scenarios = selected(cli, mutant, engine);
+    let total = cli.iterations.unwrap_or(DEFAULT_ITERATIONS);
+    let pb = progress(cli, total * scenarios.len() as u64);
+    let deadline = cli.time_budget.map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let mut rows = Vec::new();
+    for sc in &scenarios {
+        pb.set_message(sc.name);
+        let params = Params { cpus: cli.cpus.map_or(sc.cpus, |c| c as usize), engine, mutant, seed };
+        let e = explore(cli, sc, params, total, deadline, &pb);
+        let failure =
+            e.stats.found.is_some().then(|| pb.suspend(|| record_failure(cli, sc.name, Some(sc), params, &e)));
+        rows.push(RunRow::new(sc.name, seed, cli, params, &e.stats, failure));
+    }
+    pb.finish_and_clear();
+    report::runs(cli, seed, &rows);
+    if rows.iter().any(|r| r.failure.is_some()) {
+        EXIT_VIOLATION
+    } else {
+        EXIT_OK
+    }
+}
+
+fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
+    let smp_mb = mutant != Some(Mutant::NoSmpMbInvRange);
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let n = executions.clone();
+    let r = std::panic::catch_unwind(move || {
+        loom::model(move || {
+            n.fetch_add(1, Relaxed);
+            let _b = enter(Backend::Loom);
+            scenarios::barrier_pairing(smp_mb);
+        })
+    });
+    let stats = RunStats {
+        schedules: executions.load(Relaxed),
+        elapsed: start.elapsed(),
+        found: r.err().map(|p| Found::from_panic(0, run::Recorded::default(), run::panic_message(p.as_ref()))),
+        ..RunStats::default()
+    };
+    let params = Params { cpus: 3, engine: Engine::Epoch, mutant, seed };
+    let e = Explored { index: stats.schedules.saturating_sub(1), stats, chunk_seed: 0 };
+    let failure = e.stats.found.is_some().then(|| record_failure(cli, LOOM_SCENARIO, None, params, &e));
+    report::runs(cli, seed, &[RunRow::new(LOOM_SCENARIO, seed, cli, params, &e.stats, failure)]);
+    if e.stats.found.is_some() {
+        EXIT_VIOLATION
+    } else {
+        EXIT_OK
+    }
+}
+
+fn mutation_score(cli: &Cli, seed: u64, list: &str) -> i32 {
+    let mutants = cli::mutant_list(list);
+    let budget = cli.iterations.unwrap_or(MUTANT_BUDGET);
+    let pb = progress(cli, budget * mutants.len() as u64);
+    let mut rows = Vec::new();
+    for m in mutants {
+        let sc = scenarios::catcher(m);
+        pb.set_message(m.name());
+        let params =
+            Params { cpus: cli.cpus.map_or(sc.cpus, |c| c as usize), engine: Engine::Epoch, mutant: Some(m), seed };
+        let deadline = cli.time_budget.map(|s| Instant::now() + Duration::from_secs_f64(s));
+        let e = explore(cli, sc, params, budget, deadline, &pb);
+        let caught = e.stats.found.is_some();
+        let failure_file =
+            e.stats.found.as_ref().and_then(|f| failure_file(cli, sc.name, params, &e, f, false).write(&cli.out).ok());
+        rows.push(MutantRow {
+            name: m.name(),
+            scenario: sc.name,
+            caught,
+            schedules_to_failure: caught.then_some(e.index + 1),
+            seconds: e.stats.elapsed.as_secs_f64(),
+            kind: e.stats.found.as_ref().map(|f| f.kind.clone()),
+            failure_file: failure_file.map(|p| p.display().to_string()),
+        });
+    }
+    pb.finish_and_clear();
+    report::mutants(cli, &rows);
+    if rows.iter().all(|r| r.caught) {
+        EXIT_OK
+    } else {
+        EXIT_VIOLATION
+    }
+}
+
+fn replay_file(cli: &Cli, path: &Path) -> i32 {
+    let bad = |msg: String| {
+        eprintln!("stress: error: {msg}");
+        EXIT_USAGE
+    };
+    let f = match FailureFile::load(path) {
+        Ok(f) => f,
+        Err(msg) => return bad(msg),
+    };
+    let mutant = match f.mutant.as_deref().map(|m| Mutant::from_name(m).ok_or(m)) {
+        Some(Err(m)) => return bad(format!("replay file names unknown mutant {m:?}")),
+        Some(Ok(m)) => Some(m),
+        None => None,
+    };
+    let engine = match f.engine.as_str() {
+        "epoch" => Engine::Epoch,
+        "legacy" => Engine::Legacy,
+        other => return bad(format!("replay file names unknown engine {other:?}")),
+    };
+    if f.scheduler == "loom" {
+        let loom_cli = Cli { scheduler: SchedulerKind::Loom, ..cli.clone() };
+        return loom_run(&loom_cli, f.seed, mutant);
+    }
+    let Some(sc) = scenarios::find(&f.scenario) else {
+        return bad(format!("replay file names unknown scenario {:?}", f.scenario));
+    };
+    let Some(schedule) = &f.schedule else {
+        return bad(format!(
+            "{} failed on real threads ({} mode): rerun it with --mode threads --seed {}",
+            f.scenario, f.mode, f.seed
+        ));
+    };
+    let params = Params { cpus: f.cpus, engine, mutant, seed: f.seed };
+    eprintln!("stress: replaying {} ({} schedule decisions)", path.display(), schedule.steps.len());
+    let r = run::replay(sc, params, schedule);
+    match &r.found {
+        Some(g) if g.kind == f.kind && g.trace_hash == f.trace_hash => {
+            print_failure(g);
+            eprintln!("  reproduced: same violation, same trace hash {:#x}", g.trace_hash);
+            let e = Explored { stats: r.clone(), chunk_seed: f.chunk_seed, index: f.schedule_index };
+            let mut row = report::FailureRow::new(g, f.schedule_index, path.display().to_string());
+            row.replay_matches = Some(true);
+            report::runs(cli, f.seed, &[RunRow::new(sc.name, f.seed, cli, params, &e.stats, Some(row))]);
+            EXIT_VIOLATION
+        }
+        Some(g) => bad(format!(
+            "replay diverged: got {} with trace hash {:#x}, the file has {} with {:#x}",
+            g.kind, g.trace_hash, f.kind, f.trace_hash
+        )),
+        None => bad(format!("replay did not reproduce the {} in {}", f.kind, path.display())),
+    }
+}

@@ -1,0 +1,157 @@
+//! Reports: a table for people, and the JSON contract of DESIGN.md.
+
+use crate::cli::Cli;
+use crate::run::{Found, RunStats};
+use scenarios::Params;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FailureRow {
+    pub kind: String,
+    pub schedule_index: u64,
+    pub replay_file: String,
+    pub trace_hash: u64,
+    pub detail: String,
+    pub shrunk_file: Option<String>,
+    /// Whether replaying the schedule gave the same trace hash.
+    pub replay_matches: Option<bool>,
+}
+
+impl FailureRow {
+    pub fn new(f: &Found, schedule_index: u64, replay_file: String) -> Self {
+        Self {
+            kind: f.kind.clone(),
+            schedule_index,
+            replay_file,
+            trace_hash: f.trace_hash,
+            detail: f.detail.clone(),
+            shrunk_file: None,
+            replay_matches: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRow {
+    pub scenario: String,
+    pub seed: u64,
+    pub scheduler: String,
+    pub engine: String,
+    pub mode: String,
+    pub mutant: Option<String>,
+    pub cpus: usize,
+    pub schedules: u64,
+    pub steps: u64,
+    pub seconds: f64,
+    pub schedules_per_sec: f64,
+    pub steps_per_sec: f64,
+    pub violations: u64,
+    /// A hash over every schedule's trace: the same seed and options give
+    /// the same value.
+    pub trace_hash: u64,
+    /// Stale hits by age in completed CMD_SYNCs since the unmap returned.
+    pub stale_ages: BTreeMap<u64, u64>,
+    pub failure: Option<FailureRow>,
+}
+
+impl RunRow {
+    pub fn new(scenario: &str, seed: u64, cli: &Cli, p: Params, s: &RunStats, failure: Option<FailureRow>) -> Self {
+        let secs = s.elapsed.as_secs_f64().max(1e-9);
+        let lower = |v: String| v.to_lowercase();
+        Self {
+            scenario: scenario.into(),
+            seed,
+            scheduler: lower(format!("{:?}", cli.scheduler)),
+            engine: lower(format!("{:?}", p.engine)),
+            mode: lower(format!("{:?}", cli.mode)),
+            mutant: p.mutant.map(|m| m.name().into()),
+            cpus: p.cpus,
+            schedules: s.schedules,
+            steps: s.steps,
+            seconds: s.elapsed.as_secs_f64(),
+            schedules_per_sec: s.schedules as f64 / secs,
+            steps_per_sec: s.steps as f64 / secs,
+            violations: u64::from(failure.is_some()),
+            trace_hash: s.trace_hash,
+            stale_ages: s.stale_ages.clone(),
+            failure,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MutantRow {
+    pub name: &'static str,
+    pub scenario: &'static str,
+    pub caught: bool,
+    pub schedules_to_failure: Option<u64>,
+    pub seconds: f64,
+    pub kind: Option<String>,
+    pub failure_file: Option<String>,
+}
+
+/// Human text goes to stdout, or to stderr when stdout carries JSON.
+fn say(cli: &Cli, text: &str) {
+    if cli.json {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
+fn ages(a: &BTreeMap<u64, u64>) -> String {
+    if a.is_empty() {
+        return "-".into();
+    }
+    a.iter().map(|(age, n)| format!("{age}:{n}")).collect::<Vec<_>>().join(" ")
+}
+
+pub fn runs(cli: &Cli, seed: u64, rows: &[RunRow]) {
+    let mut t = format!(
+        "{:<18} {:>9} {:>10} {:>12} {:>8} {:>10}  {}\n",
+        "scenario", "schedules", "sched/s", "steps/s", "viol", "seconds", "stale ages (syncs:hits)"
+    );
+    for r in rows {
+        t.push_str(&format!(
+            "{:<18} {:>9} {:>10.0} {:>12.0} {:>8} {:>10.2}  {}\n",
+            r.scenario,
+            r.schedules,
+            r.schedules_per_sec,
+            r.steps_per_sec,
+            r.violations,
+            r.seconds,
+            ages(&r.stale_ages)
+        ));
+    }
+    let violations: u64 = rows.iter().map(|r| r.violations).sum();
+    t.push_str(&format!("seed {seed}: {} scenarios, {violations} violations\n", rows.len()));
+    say(cli, &t);
+    if cli.json {
+        let v = serde_json::json!({ "seed": seed, "runs": rows, "violations": violations });
+        println!("{v}");
+    }
+}
+
+pub fn mutants(cli: &Cli, rows: &[MutantRow]) {
+    let mut t =
+        format!("{:<34} {:<18} {:>7} {:>10} {:>8}  {}\n", "mutant", "scenario", "caught", "schedules", "seconds", "as");
+    for r in rows {
+        t.push_str(&format!(
+            "{:<34} {:<18} {:>7} {:>10} {:>8.2}  {}\n",
+            r.name,
+            r.scenario,
+            if r.caught { "yes" } else { "NO" },
+            r.schedules_to_failure.map_or("-".into(), |n| n.to_string()),
+            r.seconds,
+            r.kind.as_deref().unwrap_or("-")
+        ));
+    }
+    let caught = rows.iter().filter(|r| r.caught).count();
+    t.push_str(&format!("{caught}/{} mutants caught\n", rows.len()));
+    say(cli, &t);
+    if cli.json {
+        let v = serde_json::json!({ "mutants": rows, "caught": caught, "total": rows.len() });
+        println!("{v}");
+    }
+}

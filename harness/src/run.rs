@@ -1,0 +1,279 @@
+//! Running a scenario under a scheduler: shuttle (PCT, random, DFS) with
+//! every decision recorded so a failure can be replayed exactly, or real OS
+//! threads.
+
+use crate::cli::SchedulerKind;
+use scenarios::{Outcome, Params, Scenario};
+use serde::{Deserialize, Serialize};
+use shuttle::scheduler::{
+    DfsScheduler, PctScheduler, RandomScheduler, ReplayScheduler, Schedule, Scheduler, Task, TaskId,
+};
+use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
+use smmu_sync::{enter, Backend};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A livelock shows as a schedule that never ends; a correct one of these
+/// scenarios takes a few thousand steps.
+const MAX_STEPS: usize = 200_000;
+
+/// One schedule as data: the data seed and each decision in order
+/// (`Some(task)` a scheduling choice, `None` a random draw).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub seed: u64,
+    pub steps: Vec<Option<usize>>,
+}
+
+impl Recorded {
+    fn to_shuttle(&self) -> Schedule {
+        let mut s = Schedule::new(self.seed);
+        for step in &self.steps {
+            match step {
+                Some(t) => s.push_task(TaskId::from(*t)),
+                None => s.push_random(),
+            }
+        }
+        s
+    }
+
+    /// Scheduling decisions that switched away from a task that could have
+    /// continued: what a shrinker removes.
+    pub fn preemptions(&self) -> usize {
+        let tasks: Vec<usize> = self.steps.iter().flatten().copied().collect();
+        tasks.windows(2).filter(|w| w[0] != w[1]).count()
+    }
+}
+
+/// A schedule that violated the oracle, or panicked.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// Index of the failing schedule in this run.
+    pub index: u64,
+    pub schedule: Recorded,
+    pub kind: String,
+    pub explanation: String,
+    pub detail: String,
+    pub trace: Vec<String>,
+    pub trace_hash: u64,
+}
+
+impl Found {
+    fn from_outcome(index: u64, schedule: Recorded, o: &Outcome) -> Self {
+        let v = &o.violations[0];
+        Found {
+            index,
+            schedule,
+            kind: v.kind.name().into(),
+            explanation: v.kind.explain().into(),
+            detail: v.detail.clone(),
+            trace: v.trace.iter().map(|(seq, e)| format!("{seq:>6} {e:?}")).collect(),
+            trace_hash: o.trace_hash,
+        }
+    }
+
+    /// A panic: shuttle's deadlock and step-bound panics, a model check
+    /// that panics with a kind name first (loom), or a plain bug.
+    pub fn from_panic(index: u64, schedule: Recorded, msg: String) -> Self {
+        use hwmodel::ViolationKind as K;
+        let kind = if msg.contains("deadlock") || msg.contains("max_steps") {
+            K::Deadlock
+        } else {
+            K::ALL.iter().copied().find(|k| msg.starts_with(k.name())).unwrap_or(K::Panic)
+        };
+        Found {
+            index,
+            schedule,
+            kind: kind.name().into(),
+            explanation: kind.explain().into(),
+            detail: msg,
+            trace: Vec::new(),
+            trace_hash: 0,
+        }
+    }
+}
+
+/// What a run of many schedules produced.
+#[derive(Clone, Debug, Default)]
+pub struct RunStats {
+    pub schedules: u64,
+    pub steps: u64,
+    pub elapsed: Duration,
+    pub stale_ages: BTreeMap<u64, u64>,
+    /// A hash over every schedule's trace hash, in order.
+    pub trace_hash: u64,
+    pub found: Option<Found>,
+}
+
+#[derive(Default)]
+struct Shared {
+    current: Recorded,
+    stop: bool,
+    stats: RunStats,
+}
+
+/// Wraps a scheduler and writes down every decision it makes.
+struct Recorder<S> {
+    inner: S,
+    shared: Arc<Mutex<Shared>>,
+}
+
+fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<S: Scheduler> Scheduler for Recorder<S> {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        if lock(&self.shared).stop {
+            return None;
+        }
+        let s = self.inner.new_execution()?;
+        lock(&self.shared).current = Recorded { seed: s.seed, steps: Vec::new() };
+        Some(s)
+    }
+
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
+        let t = self.inner.next_task(runnable, current, yielding)?;
+        lock(&self.shared).current.steps.push(Some(t.into()));
+        Some(t)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        lock(&self.shared).current.steps.push(None);
+        self.inner.next_u64()
+    }
+}
+
+thread_local! {
+    /// Set while this thread drives shuttle, whose task panics we report
+    /// ourselves instead of letting the default hook print them.
+    static QUIET_PANICS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Install once: panics inside a shuttle run are captured and reported as
+/// violations; any other panic prints as usual.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !QUIET_PANICS.with(Cell::get) {
+            default(info);
+        }
+    }));
+}
+
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}
+
+/// How to explore.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub scheduler: SchedulerKind,
+    pub seed: u64,
+    pub schedules: u64,
+    pub depth: usize,
+    pub deadline: Option<Instant>,
+}
+
+/// Explore `plan.schedules` schedules of `sc` (stopping at the first
+/// failure or the deadline) under shuttle.
+pub fn explore(sc: &'static Scenario, params: Params, plan: Plan) -> RunStats {
+    let n = plan.schedules as usize;
+    match plan.scheduler {
+        SchedulerKind::Pct => drive(sc, params, PctScheduler::new_from_seed(plan.seed, plan.depth, n), plan.deadline),
+        SchedulerKind::Random => drive(sc, params, RandomScheduler::new_from_seed(plan.seed, n), plan.deadline),
+        SchedulerKind::Dfs => drive(sc, params, DfsScheduler::new(Some(n), true), plan.deadline),
+        SchedulerKind::Loom => unreachable!("loom runs its own model"),
+    }
+}
+
+/// Run exactly `schedule` once.
+pub fn replay(sc: &'static Scenario, params: Params, schedule: &Recorded) -> RunStats {
+    drive(sc, params, ReplayScheduler::new_from_schedule(schedule.to_shuttle()), None)
+}
+
+/// Run under any scheduler, recording what it decides.
+pub fn drive_with<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S) -> RunStats {
+    drive(sc, params, inner, None)
+}
+
+fn drive<S: Scheduler + 'static>(
+    sc: &'static Scenario,
+    params: Params,
+    inner: S,
+    deadline: Option<Instant>,
+) -> RunStats {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let mut config = Config::new();
+    config.failure_persistence = FailurePersistence::None;
+    config.silence_warnings = true;
+    config.max_steps = MaxSteps::FailAfter(MAX_STEPS);
+    config.max_time = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let runner = Runner::new(Recorder { inner, shared: shared.clone() }, config);
+    let body = {
+        let shared = shared.clone();
+        move || {
+            let _b = enter(Backend::Shuttle);
+            let outcome = sc.run(&params);
+            let steps = smmu_sync::steps();
+            let mut s = lock(&shared);
+            s.stats.schedules += 1;
+            s.stats.steps += steps;
+            for (age, n) in &outcome.stale_ages {
+                *s.stats.stale_ages.entry(*age).or_default() += n;
+            }
+            if !outcome.violations.is_empty() && s.stats.found.is_none() {
+                let found = Found::from_outcome(s.stats.schedules - 1, s.current.clone(), &outcome);
+                s.stats.found = Some(found);
+                s.stop = true;
+            }
+            // Same seed and options, same run: every schedule's trace counts.
+            s.stats.trace_hash = (s.stats.trace_hash ^ outcome.trace_hash).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    let start = Instant::now();
+    QUIET_PANICS.with(|q| q.set(true));
+    let r = catch_unwind(AssertUnwindSafe(|| runner.run(body)));
+    QUIET_PANICS.with(|q| q.set(false));
+    let mut s = lock(&shared);
+    if let Err(p) = r {
+        let index = s.stats.schedules;
+        s.stats.schedules += 1;
+        let found = Found::from_panic(index, s.current.clone(), panic_message(p.as_ref()));
+        s.stats.found.get_or_insert(found);
+    }
+    s.stats.elapsed = start.elapsed();
+    std::mem::take(&mut s.stats)
+}
+
+/// Run `sc` `n` times on real OS threads: no schedule control and nothing to
+/// replay, but real concurrency and real atomics.
+pub fn threads(sc: &'static Scenario, params: Params, n: u64, deadline: Option<Instant>) -> RunStats {
+    let start = Instant::now();
+    let mut st = RunStats::default();
+    for i in 0..n {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        st.schedules += 1;
+        let outcome = match catch_unwind(AssertUnwindSafe(|| sc.run(&params))) {
+            Ok(o) => o,
+            Err(p) => {
+                st.found = Some(Found::from_panic(i, Recorded::default(), panic_message(p.as_ref())));
+                break;
+            }
+        };
+        for (age, k) in &outcome.stale_ages {
+            *st.stale_ages.entry(*age).or_default() += k;
+        }
+        if !outcome.violations.is_empty() {
+            st.found = Some(Found::from_outcome(i, Recorded::default(), &outcome));
+            break;
+        }
+    }
+    st.elapsed = start.elapsed();
+    st
+}

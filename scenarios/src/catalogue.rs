@@ -1,0 +1,408 @@
+//! The scenarios. Each builds a small world, spawns CPU and device threads,
+//! and lets the oracle judge every DMA and command. Workers own disjoint
+//! IOVA pages, as io-pgtable's callers must.
+
+use crate::rig::{Ep, Rig};
+use crate::{Outcome, Params, Scenario};
+use engine::{Domain, DomainKind, Target};
+use hwmodel::{Features, PAGE};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+const PLAIN: Features = Features { ats: false, range_inv: false, e2h: false };
+const ATS: Features = Features { ats: true, range_inv: false, e2h: false };
+
+fn page(k: usize) -> u64 {
+    0x10_0000 + k as u64 * PAGE
+}
+
+fn pages(range: std::ops::Range<usize>) -> Vec<u64> {
+    range.map(page).collect()
+}
+
+fn d(t: &Arc<Domain>) -> Target {
+    Target::Domain(t.clone())
+}
+
+/// Worker `c` of `n` unmaps its share of `0..total` pages of `dom`.
+fn unmap_share(r: &mut Rig, dom: &Arc<Domain>, c: usize, n: usize, total: usize) -> smmu_sync::JoinHandle<()> {
+    let dom = dom.clone();
+    r.cpu(move |drv, cpu| {
+        for k in (c..total).step_by(n) {
+            let _ = drv.unmap(cpu, &dom, page(k), PAGE);
+        }
+    })
+}
+
+/// Map `0..n` pages of `dom` during setup.
+fn premap(r: &Rig, dom: &Domain, n: usize) {
+    for k in 0..n {
+        let _ = r.drv.map(&r.cpu, dom, page(k), PAGE);
+    }
+}
+
+pub static CATALOGUE: &[Scenario] = &[
+    Scenario {
+        name: "map-unmap-storm",
+        about: "CPUs map and unmap their own pages of one domain while an ATS and a non-ATS master DMA to them",
+        cpus: 2,
+        multi_smmu: false,
+        run: map_unmap_storm,
+    },
+    Scenario {
+        name: "unmap-vs-attach",
+        about: "unmap races the attach of a new ATS master to the domain, which DMAs to the pages being unmapped",
+        cpus: 1,
+        multi_smmu: false,
+        run: unmap_vs_attach,
+    },
+    Scenario {
+        name: "unmap-vs-detach",
+        about: "unmap races the detach (to blocked) of an ATS master that keeps DMAing",
+        cpus: 1,
+        multi_smmu: false,
+        run: unmap_vs_detach,
+    },
+    Scenario {
+        name: "ats-toggle",
+        about: "range invalidations race re-attaches that turn the master's ATS off, on and off again",
+        cpus: 1,
+        multi_smmu: false,
+        run: ats_toggle,
+    },
+    Scenario {
+        name: "replace",
+        about: "a master moves between two domains with changing ATS while both domains unmap under it",
+        cpus: 2,
+        multi_smmu: false,
+        run: replace,
+    },
+    Scenario {
+        name: "nesting-s1-clear",
+        about: "a nesting parent unmaps while a nested master holds combined stage-1+2 IOTLB entries",
+        cpus: 1,
+        multi_smmu: false,
+        run: nesting_s1_clear,
+    },
+    Scenario {
+        name: "sva",
+        about: "an SVA domain on a PASID takes mm invalidations while the PASID is detached and re-attached",
+        cpus: 1,
+        multi_smmu: false,
+        run: sva,
+    },
+    Scenario {
+        name: "two-smmus",
+        about: "one domain shared by masters on two SMMUs; unmaps race the second SMMU's master attaching and leaving",
+        cpus: 1,
+        multi_smmu: true,
+        run: two_smmus,
+    },
+    Scenario {
+        name: "smmu-removal",
+        about: "an SMMU instance is removed while another CPU unmaps from a domain spanning it",
+        cpus: 1,
+        multi_smmu: true,
+        run: smmu_removal,
+    },
+    Scenario {
+        name: "blocked-attach",
+        about: "a master is attached to the blocked domain (cannot fail, purges the array) under unmap load",
+        cpus: 2,
+        multi_smmu: false,
+        run: blocked_attach,
+    },
+    Scenario {
+        name: "asid-reuse",
+        about: "the last master leaves a domain, which is freed; a new domain reuses its ASID while the device DMAs",
+        cpus: 1,
+        multi_smmu: false,
+        run: asid_reuse,
+    },
+    Scenario {
+        name: "live-attach",
+        about: "a CPU fills a new domain and attaches it to a PASID the device is already DMAing on",
+        cpus: 1,
+        multi_smmu: false,
+        run: live_attach,
+    },
+    Scenario {
+        name: "swarm",
+        about: "each CPU runs an operation mix drawn from the seed: map, unmap, attach, detach, ATS toggles, flushes",
+        cpus: 3,
+        multi_smmu: false,
+        run: swarm,
+    },
+];
+
+fn map_unmap_storm(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }, Ep { smmu: 0, sids: &[5, 4], ats: false }];
+    let mut r = Rig::new(p, &[ATS], &eps, 0);
+    let dom = r.drv.alloc_domain(DomainKind::S1);
+    r.attach(0, 0, d(&dom), true);
+    r.attach(1, 0, d(&dom), false);
+    let mut t: Vec<_> = (0..p.cpus)
+        .map(|c| {
+            let dom = dom.clone();
+            r.cpu(move |drv, cpu| {
+                for k in 0..2 {
+                    let iova = page(2 * c + k);
+                    let _ = drv.map(cpu, &dom, iova, PAGE);
+                    let _ = drv.unmap(cpu, &dom, iova, PAGE);
+                }
+            })
+        })
+        .collect();
+    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 3));
+    t.push(r.dma(1, 0, pages(0..2 * p.cpus), 1));
+    r.finish(t, &[&dom])
+}
+
+fn unmap_vs_attach(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[1], ats: false }, Ep { smmu: 0, sids: &[3, 2], ats: true }];
+    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let dom = r.drv.alloc_domain(DomainKind::S1);
+    r.attach(0, 0, d(&dom), false);
+    premap(&r, &dom, 2 * p.cpus);
+    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
+    let (dom2, m1) = (dom.clone(), r.masters[1].clone());
+    t.push(r.cpu(move |drv, cpu| {
+        let _ = drv.attach(cpu, &m1, 0, Target::Domain(dom2), true);
+    }));
+    t.push(r.dma(1, 0, pages(0..2 * p.cpus), 2));
+    r.finish(t, &[&dom])
+}
+
+fn unmap_vs_detach(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }, Ep { smmu: 0, sids: &[1], ats: false }];
+    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let dom = r.drv.alloc_domain(DomainKind::S1);
+    r.attach(0, 0, d(&dom), true);
+    r.attach(1, 0, d(&dom), false);
+    premap(&r, &dom, 2 * p.cpus);
+    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
+    let m0 = r.masters[0].clone();
+    t.push(r.cpu(move |drv, cpu| {
+        let _ = drv.attach(cpu, &m0, 0, Target::Blocked, false);
+    }));
+    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 2));
+    r.finish(t, &[&dom])
+}
+
+fn ats_toggle(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }];
+    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let dom = r.drv.alloc_domain(DomainKind::S1);
+    r.attach(0, 0, d(&dom), true);
+    premap(&r, &dom, 2 * p.cpus);
+    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
+    let (dom2, m0) = (dom.clone(), r.masters[0].clone());
+    t.push(r.cpu(move |drv, cpu| {
+        for ats in [false, true, false] {
+            let _ = drv.attach(cpu, &m0, 0, Target::Domain(dom2.clone()), ats);
+        }
+    }));
+    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 2));
+    r.finish(t, &[&dom])
+}
+
+fn replace(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }, Ep { smmu: 0, sids: &[1], ats: false }];
+    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let (a, b) = (r.drv.alloc_domain(DomainKind::S1), r.drv.alloc_domain(DomainKind::S1));
+    r.attach(1, 0, d(&a), false);
+    r.attach(0, 0, d(&a), true);
+    premap(&r, &a, 2);
+    premap(&r, &b, 2);
+    let mut t: Vec<_> = (0..p.cpus)
+        .map(|c| unmap_share(&mut r, if c % 2 == 0 { &a } else { &b }, c / 2, p.cpus.div_ceil(2), 2))
+        .collect();
+    let (a2, b2, m0) = (a.clone(), b.clone(), r.masters[0].clone());
+    t.push(r.cpu(move |drv, cpu| {
+        for (to, ats) in [(&b2, false), (&a2, true), (&b2, true)] {
+            let _ = drv.attach(cpu, &m0, 0, Target::Domain(to.clone()), ats);
+        }
+    }));
+    t.push(r.dma(0, 0, pages(0..2), 3));
+    r.finish(t, &[&a, &b])
+}
+
+fn nesting_s1_clear(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
+    let mut r = Rig::new(p, &[PLAIN], &eps, 0);
+    let parent = r.drv.alloc_domain(DomainKind::S2 { nest_parent: true });
+    r.attach(0, 0, Target::Nested { parent: parent.clone(), guest_asid: 7 }, false);
+    premap(&r, &parent, 2 * p.cpus);
+    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &parent, c, p.cpus, 2 * p.cpus)).collect();
+    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 2));
+    r.finish(t, &[&parent])
+}
+
+fn sva(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }];
+    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let (rid, mm) = (r.drv.alloc_domain(DomainKind::S1), r.drv.alloc_domain(DomainKind::Sva));
+    r.attach(0, 0, d(&rid), true);
+    r.attach(0, 1, d(&mm), false);
+    premap(&r, &mm, 2 * p.cpus);
+    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &mm, c, p.cpus, 2 * p.cpus)).collect();
+    let (mm2, m0) = (mm.clone(), r.masters[0].clone());
+    t.push(r.cpu(move |drv, cpu| {
+        let _ = drv.attach(cpu, &m0, 1, Target::Blocked, false);
+        let _ = drv.attach(cpu, &m0, 1, Target::Domain(mm2), false);
+    }));
+    t.push(r.dma(0, 1, pages(0..2 * p.cpus), 2));
+    r.finish(t, &[&rid, &mm])
+}
+
+fn two_smmus(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[1], ats: true }, Ep { smmu: 1, sids: &[3, 2], ats: true }];
+    let mut r = Rig::new(p, &[ATS, ATS], &eps, 1);
+    let dom = r.drv.alloc_domain(DomainKind::S1);
+    r.attach(0, 0, d(&dom), true);
+    premap(&r, &dom, 2 * p.cpus);
+    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
+    let (dom2, m1) = (dom.clone(), r.masters[1].clone());
+    t.push(r.cpu(move |drv, cpu| {
+        let _ = drv.attach(cpu, &m1, 0, Target::Domain(dom2), true);
+        let _ = drv.attach(cpu, &m1, 0, Target::Blocked, false);
+    }));
+    t.push(r.dma(1, 0, pages(0..2 * p.cpus), 2));
+    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 1));
+    r.finish(t, &[&dom])
+}
+
+fn smmu_removal(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[1], ats: false }, Ep { smmu: 1, sids: &[3], ats: false }];
+    let mut r = Rig::new(p, &[PLAIN, PLAIN], &eps, 1);
+    let dom = r.drv.alloc_domain(DomainKind::S1);
+    r.attach(0, 0, d(&dom), false);
+    r.attach(1, 0, d(&dom), false);
+    premap(&r, &dom, 2 * p.cpus);
+    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
+    let m1 = r.masters[1].clone();
+    t.push(r.cpu(move |drv, cpu| {
+        let _ = drv.remove_smmu(cpu, m1.smmu, &[&m1]);
+    }));
+    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 1));
+    r.finish(t, &[&dom])
+}
+
+fn blocked_attach(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[1], ats: false }, Ep { smmu: 0, sids: &[3, 2], ats: true }];
+    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let dom = r.drv.alloc_domain(DomainKind::S1);
+    r.attach(0, 0, d(&dom), false);
+    r.attach(1, 0, d(&dom), true);
+    premap(&r, &dom, 2 * p.cpus);
+    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
+    let m1 = r.masters[1].clone();
+    t.push(r.cpu(move |drv, cpu| {
+        let _ = drv.attach(cpu, &m1, 0, Target::Blocked, false);
+    }));
+    t.push(r.dma(1, 0, pages(0..2 * p.cpus), 1));
+    r.finish(t, &[&dom])
+}
+
+fn asid_reuse(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
+    let mut r = Rig::new(p, &[PLAIN], &eps, 1);
+    let old = r.drv.alloc_domain(DomainKind::S1);
+    r.attach(0, 0, d(&old), false);
+    premap(&r, &old, p.cpus);
+    let m0 = r.masters[0].clone();
+    let mover = r.cpu(move |drv, cpu| {
+        let _ = drv.attach(cpu, &m0, 0, Target::Blocked, false);
+        drv.free_domain(cpu, old);
+        let new = drv.alloc_domain(DomainKind::S1);
+        for k in 0..m0.streams.len().max(1) {
+            let _ = drv.map(cpu, &new, page(k), PAGE);
+        }
+        let _ = drv.attach(cpu, &m0, 0, Target::Domain(new.clone()), false);
+        drv.machine.dma(m0.ep, m0.streams[0], 0, page(0));
+        new
+    });
+    let t = vec![r.dma(0, 0, pages(0..p.cpus), 2)];
+    let new = match mover.join() {
+        Ok(new) => new,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    r.finish(t, &[&new])
+}
+
+fn live_attach(p: &Params) -> Outcome {
+    let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
+    let mut r = Rig::new(p, &[PLAIN], &eps, 0);
+    let rid = r.drv.alloc_domain(DomainKind::S1);
+    r.attach(0, 0, d(&rid), false);
+    let fresh = r.drv.alloc_domain(DomainKind::S1);
+    let (fresh2, m0) = (fresh.clone(), r.masters[0].clone());
+    let n = p.cpus;
+    let mut t = vec![r.cpu(move |drv, cpu| {
+        for k in 0..n {
+            let _ = drv.populate(cpu, &fresh2, page(k), PAGE);
+        }
+        let _ = drv.attach(cpu, &m0, 1, Target::Domain(fresh2), false);
+    })];
+    t.push(r.dma(0, 1, pages(0..n), 3));
+    r.finish(t, &[&rid, &fresh])
+}
+
+/// One step of a swarm worker.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Map(usize, usize),
+    Unmap(usize, usize),
+    /// Master, target (domain index, or blocked past the end), ATS.
+    Attach(usize, usize, bool),
+    Flush(usize),
+}
+
+fn swarm(p: &Params) -> Outcome {
+    let eps = [
+        Ep { smmu: 0, sids: &[3, 2], ats: true },
+        Ep { smmu: 0, sids: &[1], ats: false },
+        Ep { smmu: 0, sids: &[5], ats: true },
+    ];
+    let mut r = Rig::new(p, &[ATS], &eps, 0);
+    let doms = [r.drv.alloc_domain(DomainKind::S1), r.drv.alloc_domain(DomainKind::S1)];
+    r.attach(0, 0, d(&doms[0]), true);
+    r.attach(1, 0, d(&doms[0]), false);
+    r.attach(2, 0, d(&doms[1]), true);
+    for dom in &doms {
+        premap(&r, dom, 2 * p.cpus);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+    let mut t = Vec::new();
+    for c in 0..p.cpus {
+        // Each worker maps and unmaps only its own two pages.
+        let ops: Vec<Op> = (0..3)
+            .map(|_| match rng.random_range(0..4) {
+                0 => Op::Map(rng.random_range(0..2), 2 * c + rng.random_range(0..2)),
+                1 => Op::Unmap(rng.random_range(0..2), 2 * c + rng.random_range(0..2)),
+                2 => Op::Attach(rng.random_range(0..3), rng.random_range(0..3), rng.random()),
+                _ => Op::Flush(rng.random_range(0..2)),
+            })
+            .collect();
+        let (doms, masters) = (doms.clone(), r.masters.clone());
+        t.push(r.cpu(move |drv, cpu| {
+            for op in ops {
+                match op {
+                    Op::Map(x, k) => drop(drv.map(cpu, &doms[x], page(k), PAGE)),
+                    Op::Unmap(x, k) => drop(drv.unmap(cpu, &doms[x], page(k), PAGE)),
+                    Op::Attach(m, x, ats) => {
+                        let to = doms.get(x).map_or(Target::Blocked, d);
+                        let _ = drv.attach(cpu, &masters[m], 0, to, ats);
+                    }
+                    Op::Flush(x) => drv.domain_inv(cpu, &doms[x]),
+                }
+            }
+        }));
+    }
+    for m in [0, 2] {
+        let k = rng.random_range(0..2 * p.cpus);
+        t.push(r.dma(m, 0, pages(k..k + 2), 2));
+    }
+    r.finish(t, &[&doms[0], &doms[1]])
+}
