@@ -18,7 +18,7 @@ use crate::inv::atc_inv_cmd;
 use crate::invs::{InvDesc, InvType, Invs};
 use crate::master::{Master, MasterState};
 use crate::{Errno, Mutant};
-use hwmodel::{Cd, Cmd, Opcode, Ste, ViolationKind};
+use hwmodel::{Addr, Cd, Cmd, Opcode, Ste, ViolationKind};
 use smmu_sync::{Guard, Ordering::Relaxed};
 
 /// One attach in progress: who moves where, with which ATS state.
@@ -47,11 +47,14 @@ impl Driver {
             let old_ats = ms.ats_enabled;
             let ats = if ssid == 0 { want_ats && m.ats_supported && target.domain().is_some() } else { old_ats };
             let mv = Move { cpu, m, ssid, old: &old, target: &target, ats, old_ats };
-            match self.engine {
+            let older_copies = match self.engine {
                 Engine::Epoch => self.move_epoch(&mv, &mut ms),
-                Engine::Legacy => self.move_legacy(&mv),
-            }
-            .map(|()| ats)
+                Engine::Legacy => self.move_legacy(&mv).map(|()| false),
+            };
+            older_copies.map(|older_copies| {
+                self.disable_ats(&mv, older_copies);
+                ats
+            })
         };
         self.report_warnings();
         let now = if r.is_ok() { &target } else { &old };
@@ -64,9 +67,12 @@ impl Driver {
         Ok(())
     }
 
-    /// The series' sequence (steps 1-5 above).
-    fn move_epoch(&self, mv: &Move, ms: &mut MasterState) -> Result<(), Errno> {
+    /// The series' sequence (steps 1-5 above). Returns whether an array
+    /// older than the old domain's current one may still hold the master's
+    /// entries (and have walkers).
+    fn move_epoch(&self, mv: &Move, ms: &mut MasterState) -> Result<bool, Errno> {
         let guard = mv.cpu.epoch.pin();
+        let merged_at = ms.merged_at.get(&mv.ssid).copied();
         let mut new_invs = match mv.target.domain() {
             Some(d) => {
                 let to_merge = ms.build_invs(mv.m, &self.env, mv.ats, mv.ssid, d).ok_or(Errno::EINVAL)?;
@@ -78,27 +84,32 @@ impl Driver {
         // failure is the whole unwind, nothing has been published.
         self.env.alloc(FaultSite::MasterDomain)?;
 
-        let publish_new = |new_invs: Option<Invs>| {
+        let publish_new = |ms: &mut MasterState, new_invs: Option<Invs>| {
             if let (Some(d), Some(new)) = (mv.target.domain(), new_invs) {
                 self.install(d, new, &guard);
+                ms.merged_at.insert(mv.ssid, d.publications.load(Relaxed));
             }
         };
+        // Whether the old domain republished since the master's entries went
+        // in: then a copy older than the one `unref` fences holds them too.
+        let older_copies = || mv.old.domain().is_some_and(|d| Some(d.publications.load(Relaxed)) != merged_at);
+        let mut older = false;
         if !self.env.mutant(Mutant::NewInvsAfterSte) {
-            publish_new(new_invs.take());
+            publish_new(ms, new_invs.take());
         }
         if self.env.mutant(Mutant::OldInvsBeforeSte) {
+            older = older_copies();
             self.install_old(mv, ms, &guard);
         }
+        self.stop_translation_requests(mv);
         self.write_ste_cd(mv);
-        publish_new(new_invs.take());
+        publish_new(ms, new_invs.take());
         self.commit_ats(mv);
         if !self.env.mutant(Mutant::OldInvsBeforeSte) {
+            older = older_copies();
             self.install_old(mv, ms, &guard);
         }
-        // After the unref's write lock: no ATC invalidation from the old
-        // entries is still in flight.
-        self.disable_ats(mv);
-        Ok(())
+        Ok(older)
     }
 
     /// The pre-series sequence: join the new domain's device list, switch
@@ -120,6 +131,7 @@ impl Driver {
             let md = MasterDomain { ep: mv.m.ep, ssid: mv.ssid, sids: mv.m.streams.clone(), ats: mv.ats };
             d.legacy.devices.lock().push(md);
         }
+        self.stop_translation_requests(mv);
         self.write_ste_cd(mv);
         self.commit_ats(mv);
         if let Some(d) = mv.old.domain() {
@@ -131,24 +143,33 @@ impl Driver {
                 }
             }
         }
-        self.disable_ats(mv);
         Ok(())
     }
 
-    /// ATS on once the STE allows it; otherwise flush the ATC while ATS is
-    /// still on, because the translation under it changed.
+    /// ATS on once the STE allows it; if it stays on, flush the ATC because
+    /// the translation under it changed (a move turning it off flushed it
+    /// in `stop_translation_requests`).
     fn commit_ats(&self, mv: &Move) {
         if mv.ats && !mv.old_ats {
             self.machine.set_ats(mv.m.ep, true);
-        } else if mv.old_ats {
-            self.atc_inv_master(mv.cpu, mv.m, mv.ssid, !mv.ats);
+        } else if mv.old_ats && mv.ats {
+            self.atc_inv_master(mv.cpu, mv.m, mv.ssid, false);
         }
     }
 
-    fn disable_ats(&self, mv: &Move) {
-        if !mv.ats && mv.old_ats {
-            self.machine.set_ats(mv.m.ep, false);
+    /// Turn ATS off once no ATC invalidation built from the master's old
+    /// entries can still be in flight. Walkers of the old domain's current
+    /// array were fenced by the unref's write lock; walkers of an older copy
+    /// (a re-attach's own merge, another master's attach) only by a grace
+    /// period.
+    fn disable_ats(&self, mv: &Move, older_copies: bool) {
+        if mv.ats || !mv.old_ats {
+            return;
         }
+        if older_copies && !self.env.mutant(Mutant::AtsOffWithoutGracePeriod) {
+            mv.cpu.epoch.synchronize();
+        }
+        self.machine.set_ats(mv.m.ep, false);
     }
 
     /// Publish `new` as `d`'s array and retire the one it replaces.
@@ -157,6 +178,7 @@ impl Driver {
             self.machine.oracle.report(ViolationKind::ArrayInvariant, format!("{:?} publishing: {e}", d.id));
         }
         let old = d.invs.publish(new, guard);
+        d.publications.fetch_add(1, Relaxed);
         if self.env.mutant(Mutant::FreeReplacedArrayImmediately) {
             old.free_now();
         } else {
@@ -212,48 +234,78 @@ impl Driver {
     /// everything they point to ordered before them, and tell the SMMU.
     fn write_ste_cd(&self, mv: &Move) {
         let Move { cpu, m, ssid, target, ats, .. } = *mv;
-        let mem = &self.machine.mem;
-        let barrier = || {
-            if !self.env.mutant(Mutant::NoDmaWmbBeforeSte) {
-                mem.dma_wmb(cpu.id);
-            }
-        };
-        let cd = match target {
-            Target::Domain(d) => match d.stage {
-                Stage::S1 { asid } | Stage::Sva { asid } => Some(Cd { asid, root: d.pt.root }),
-                Stage::S2 { .. } => None,
-            },
-            // The guest's stage 1 is modelled as identity over the parent.
-            Target::Nested { guest_asid, .. } => Some(Cd { asid: *guest_asid, root: 0 }),
-            Target::Blocked | Target::Identity => None,
-        };
         let mut cmds = Vec::with_capacity(2 * m.streams.len() + 1);
+        let cd = cd_for(target);
         if ssid != 0 || cd.is_some() {
-            barrier();
+            self.write_barrier(cpu);
             self.machine.write_cd(cpu.id, m.cd_table, ssid, cd);
             cmds.extend(m.streams.iter().map(|&sid| Cmd { sid, ssid, ..Cmd::new(Opcode::CfgiCd) }));
         }
         if ssid == 0 {
-            let cd_table = m.cd_table;
-            let ste = match target {
-                Target::Domain(d) => match d.stage {
-                    Stage::S2 { vmid, .. } => Ste::S2 { vmid, root: d.pt.root, eats: ats },
-                    Stage::S1 { .. } | Stage::Sva { .. } => Ste::S1 { cd_table, eats: ats },
-                },
-                Target::Nested { parent, .. } => {
-                    let Stage::S2 { vmid, .. } = parent.stage else { unreachable!("checked in attach") };
-                    Ste::Nested { cd_table, vmid, root: parent.pt.root, eats: ats }
-                }
-                Target::Blocked => Ste::Abort,
-                Target::Identity => Ste::Bypass,
-            };
-            barrier();
-            for &sid in &m.streams {
-                self.machine.write_ste(cpu.id, m.smmu, sid, ste);
-            }
-            cmds.extend(m.streams.iter().map(|&sid| Cmd { sid, ..Cmd::new(Opcode::CfgiSte) }));
+            self.write_stes(cpu, m, ste_for(target, m.cd_table, ats), &mut cmds);
         }
         cmds.push(Cmd::sync());
         self.machine.submit(cpu.id, m.smmu, &cmds);
+    }
+
+    /// `dma_wmb` before an STE/CD word: what it points to is visible first.
+    fn write_barrier(&self, cpu: &Cpu) {
+        if !self.env.mutant(Mutant::NoDmaWmbBeforeSte) {
+            self.machine.mem.dma_wmb(cpu.id);
+        }
+    }
+
+    fn write_stes(&self, cpu: &Cpu, m: &Master, ste: Ste, cmds: &mut Vec<Cmd>) {
+        self.write_barrier(cpu);
+        for &sid in &m.streams {
+            self.machine.write_ste(cpu.id, m.smmu, sid, ste);
+        }
+        cmds.extend(m.streams.iter().map(|&sid| Cmd { sid, ..Cmd::new(Opcode::CfgiSte) }));
+    }
+
+    /// Before a move that turns ATS off: keep the old configuration but
+    /// stop serving translation requests (EATS = 0), then empty the ATC.
+    /// Otherwise the device could cache the new domain's translations while
+    /// its STE still allows ATS, and the new domain's array, built without
+    /// ATS entries, would never invalidate them. ATS itself stays on at the
+    /// endpoint until the old entries are fenced.
+    fn stop_translation_requests(&self, mv: &Move) {
+        if mv.ats || !mv.old_ats || mv.ssid != 0 {
+            return;
+        }
+        let mut cmds = Vec::with_capacity(mv.m.streams.len() + 1);
+        self.write_stes(mv.cpu, mv.m, ste_for(mv.old, mv.m.cd_table, false), &mut cmds);
+        cmds.push(Cmd::sync());
+        self.machine.submit(mv.cpu.id, mv.m.smmu, &cmds);
+        self.atc_inv_master(mv.cpu, mv.m, 0, true);
+    }
+}
+
+/// The CD a target needs at its SSID, if any.
+fn cd_for(target: &Target) -> Option<Cd> {
+    match target {
+        Target::Domain(d) => match d.stage {
+            Stage::S1 { asid } | Stage::Sva { asid } => Some(Cd { asid, root: d.pt.root }),
+            Stage::S2 { .. } => None,
+        },
+        // The guest's stage 1 is modelled as identity over the parent.
+        Target::Nested { guest_asid, .. } => Some(Cd { asid: *guest_asid, root: 0 }),
+        Target::Blocked | Target::Identity => None,
+    }
+}
+
+/// The STE a RID attach of `target` installs.
+fn ste_for(target: &Target, cd_table: Addr, eats: bool) -> Ste {
+    match target {
+        Target::Domain(d) => match d.stage {
+            Stage::S2 { vmid, .. } => Ste::S2 { vmid, root: d.pt.root, eats },
+            Stage::S1 { .. } | Stage::Sva { .. } => Ste::S1 { cd_table, eats },
+        },
+        Target::Nested { parent, .. } => {
+            let Stage::S2 { vmid, .. } = parent.stage else { unreachable!("checked in attach") };
+            Ste::Nested { cd_table, vmid, root: parent.pt.root, eats }
+        }
+        Target::Blocked => Ste::Abort,
+        Target::Identity => Ste::Bypass,
     }
 }

@@ -23,6 +23,10 @@ pub struct Domain {
     pub pt: PageTable,
     /// Everything an invalidation of this domain must reach.
     pub invs: Rcu<Invs>,
+    /// Arrays published so far: a master whose entries were merged at
+    /// publication `n` knows older copies holding them exist once this has
+    /// moved past `n`.
+    pub(crate) publications: plain::AtomicU64,
     /// The same knowledge in the pre-series design (`Engine::Legacy`).
     pub(crate) legacy: LegacyDomain,
 }

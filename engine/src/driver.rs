@@ -83,7 +83,8 @@ impl Driver {
             DomainKind::Sva => Stage::Sva { asid: tag },
         };
         let pt = PageTable::new(&self.machine, id);
-        Arc::new(Domain { id, stage, pt, invs: Rcu::new(Invs::new()), legacy: LegacyDomain::new() })
+        let publications = plain::AtomicU64::new(0);
+        Arc::new(Domain { id, stage, pt, invs: Rcu::new(Invs::new()), publications, legacy: LegacyDomain::new() })
     }
 
     fn alloc_tag(&self) -> u16 {

@@ -204,7 +204,13 @@ impl Driver {
     /// uses ATS, ATC invalidations for the device list, issued while its
     /// lock is held.
     fn legacy_inv_range(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
-        let Some(smmu) = d.legacy.smmu() else { return };
+        let Some(smmu) = d.legacy.smmu() else {
+            // In the kernel a legacy domain only gets its page table at its
+            // first attach; ours exist from allocation, so order the PTE
+            // write here as that attach would.
+            self.machine.mem.smp_mb(cpu.id);
+            return;
+        };
         let f = self.machine.smmu(smmu).features;
         let tag = d.tag_inv(smmu, f);
         let mut batch = Batch::new(self, cpu);

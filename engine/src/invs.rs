@@ -9,7 +9,7 @@
 //! m entries, `purge` is O(n), and iteration is O(n) with no allocation.
 
 use crate::env::{Env, FaultSite, Warning};
-use crate::Errno;
+use crate::{Errno, Mutant};
 use hwmodel::{Opcode, SmmuId};
 use smmu_sync::{plain, AtomicU32, AtomicUsize, Ordering::Relaxed, Retire, RwLock, RwLockReadGuard};
 use std::cmp::Ordering;
@@ -313,7 +313,9 @@ impl Invs {
         // Everything from `num` on is trash, counted above or by an earlier unref.
         trashes -= old_num - num;
         self.num_trashes.store(trashes, Relaxed);
-        let _fence = self.rwlock.write();
+        // Taking the write lock waits out every walker that may still issue
+        // ATC invalidations built from the entries just dropped.
+        let _fence = (!env.mutant(Mutant::UnrefWithoutAtsFence)).then(|| self.rwlock.write());
         self.num_invs.store(num, Relaxed);
         trashes
     }

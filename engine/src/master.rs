@@ -18,6 +18,9 @@ pub struct MasterState {
     pub ats_enabled: bool,
     /// What each SSID (0: the RID) is attached to.
     pub attached: HashMap<u32, Target>,
+    /// Per SSID: the target domain's publication count once this master's
+    /// entries were published in it.
+    pub(crate) merged_at: HashMap<u32, u64>,
 }
 
 pub struct Master {
@@ -58,6 +61,7 @@ impl Master {
                 build_invs: Vec::with_capacity(cap),
                 ats_enabled: false,
                 attached: HashMap::new(),
+                merged_at: HashMap::new(),
             }),
         }
     }

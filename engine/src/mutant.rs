@@ -55,4 +55,6 @@ mutants! {
         "an SMMU instance goes away without a grace period after leaving every array",
     UnsortedStreamIds => "unsorted-stream-ids":
         "a master's stream IDs are not sorted at probe, so its build_invs array is not sorted",
+    AtsOffWithoutGracePeriod => "ats-off-without-grace-period":
+        "ATS is disabled right after the unref although an older copy of the array still holds the master's entries",
 }

@@ -23,7 +23,9 @@ pub const DEFAULT_ITERATIONS: u64 = 3000;
 pub const MUTANT_BUDGET: u64 = 20_000;
 /// Schedules explored under one seed; the unit of `--jobs` and `--shard`.
 pub const CHUNK: u64 = 500;
-const DEFAULT_DEPTH: usize = 3;
+/// PCT depths the chunks of a run cycle through when `--depth` is not
+/// given: shallow ones find simple races fast, deep ones the rest.
+const DEPTHS: [usize; 4] = [3, 5, 7, 10];
 const SHRINK_BUDGET: Duration = Duration::from_secs(5);
 const LOOM_SCENARIO: &str = "barrier-pairing";
 
@@ -79,6 +81,11 @@ fn chunk_seed(base: u64, name: &str, chunk: u64) -> u64 {
     ChaCha8Rng::seed_from_u64(base ^ name_hash.rotate_left(17) ^ chunk.wrapping_mul(0x9e37_79b9_7f4a_7c15)).next_u64()
 }
 
+/// The PCT depth of chunk `chunk`.
+fn depth_of(cli: &Cli, chunk: u64) -> usize {
+    cli.depth.unwrap_or(DEPTHS[chunk as usize % DEPTHS.len()])
+}
+
 /// A run's result with where its failure was.
 struct Explored {
     stats: RunStats,
@@ -112,13 +119,7 @@ fn explore(
                 let chunk = chunks[k];
                 let n = CHUNK.min(total - chunk * CHUNK);
                 let seed = chunk_seed(params.seed, sc.name, chunk);
-                let plan = Plan {
-                    scheduler: cli.scheduler,
-                    seed,
-                    schedules: n,
-                    depth: cli.depth.unwrap_or(DEFAULT_DEPTH),
-                    deadline,
-                };
+                let plan = Plan { scheduler: cli.scheduler, seed, schedules: n, depth: depth_of(cli, chunk), deadline };
                 let r = match cli.mode {
                     ModeKind::Model => run::explore(sc, params, plan),
                     ModeKind::Threads => run::threads(sc, params, n, deadline),
@@ -177,7 +178,7 @@ fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, sh
         mode: name_of(cli.mode),
         mutant: params.mutant.map(|m| m.name().into()),
         cpus: params.cpus,
-        depth: cli.depth.unwrap_or(DEFAULT_DEPTH),
+        depth: depth_of(cli, e.index / CHUNK),
         schedule_index: e.index,
         kind: f.kind.clone(),
         explanation: f.explanation.clone(),

@@ -16,6 +16,9 @@ use smmu_sync::{plain, random_below, schedule_point};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 
+/// One access in this many drains a buffered store.
+const DRAIN_ODDS: u64 = 4;
+
 /// A physical address of one 64-bit word.
 pub type Addr = u64;
 
@@ -153,24 +156,22 @@ impl Memory {
         self.buffer(cpu).entries.len()
     }
 
-    /// Let the scheduler move some buffered stores to memory.
+    /// Let the scheduler's data choices move a buffered store to memory:
+    /// at one access in `DRAIN_ODDS`, one drainable store of one CPU. Rare
+    /// enough that a store can stay buffered across another CPU's whole
+    /// operation, as a real one can stay unobserved behind a later load.
     fn drain_some(&self) {
-        if self.buffered.load(Relaxed) == 0 {
+        if self.buffered.load(Relaxed) == 0 || random_below(DRAIN_ODDS) != 0 {
             return;
         }
-        for cpu in 0..self.buffers.len() {
-            while random_below(2) == 1 {
-                let mut b = self.buffer(CpuId(cpu));
-                let choices: Vec<usize> = b.drainable().collect();
-                if choices.is_empty() {
-                    break;
-                }
-                let k = choices[random_below(choices.len() as u64) as usize];
-                let p = b.entries.remove(k).expect("drainable index");
-                drop(b);
-                self.buffered.fetch_sub(1, Relaxed);
-                self.visible().insert(p.addr, p.val);
-            }
-        }
+        let busy: Vec<usize> = (0..self.buffers.len()).filter(|&c| !self.buffer(CpuId(c)).entries.is_empty()).collect();
+        let Some(&cpu) = busy.get(random_below(busy.len().max(1) as u64) as usize) else { return };
+        let mut b = self.buffer(CpuId(cpu));
+        let choices: Vec<usize> = b.drainable().collect();
+        let k = choices[random_below(choices.len() as u64) as usize];
+        let p = b.entries.remove(k).expect("drainable index");
+        drop(b);
+        self.buffered.fetch_sub(1, Relaxed);
+        self.visible().insert(p.addr, p.val);
     }
 }

@@ -66,10 +66,17 @@ pub static CATALOGUE: &[Scenario] = &[
     },
     Scenario {
         name: "ats-toggle",
-        about: "range invalidations race re-attaches that turn the master's ATS off, on and off again",
+        about: "range invalidations race a master leaving its domain (ATS off), coming back with ATS, and leaving",
         cpus: 1,
         multi_smmu: false,
         run: ats_toggle,
+    },
+    Scenario {
+        name: "reattach-ats",
+        about: "range invalidations race re-attaches to the same domain that turn ATS off, on and off again",
+        cpus: 1,
+        multi_smmu: false,
+        run: reattach_ats,
     },
     Scenario {
         name: "replace",
@@ -190,21 +197,30 @@ fn unmap_vs_detach(p: &Params) -> Outcome {
     r.finish(t, &[&dom])
 }
 
-fn ats_toggle(p: &Params) -> Outcome {
+/// A master with ATS is unmapped under while it moves between `targets`.
+fn ats_moves(p: &Params, targets: fn(&Arc<Domain>) -> [(Target, bool); 3]) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }];
     let mut r = Rig::new(p, &[ATS], &eps, 1);
     let dom = r.drv.alloc_domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
     premap(&r, &dom, 2 * p.cpus);
     let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
-    let (dom2, m0) = (dom.clone(), r.masters[0].clone());
+    let (moves, m0) = (targets(&dom), r.masters[0].clone());
     t.push(r.cpu(move |drv, cpu| {
-        for ats in [false, true, false] {
-            let _ = drv.attach(cpu, &m0, 0, Target::Domain(dom2.clone()), ats);
+        for (to, ats) in moves {
+            let _ = drv.attach(cpu, &m0, 0, to, ats);
         }
     }));
     t.push(r.dma(0, 0, pages(0..2 * p.cpus), 2));
     r.finish(t, &[&dom])
+}
+
+fn ats_toggle(p: &Params) -> Outcome {
+    ats_moves(p, |dom| [(Target::Blocked, false), (d(dom), true), (Target::Blocked, false)])
+}
+
+fn reattach_ats(p: &Params) -> Outcome {
+    ats_moves(p, |dom| [(d(dom), false), (d(dom), true), (d(dom), false)])
 }
 
 fn replace(p: &Params) -> Outcome {
@@ -290,10 +306,12 @@ fn smmu_removal(p: &Params) -> Outcome {
 }
 
 fn blocked_attach(p: &Params) -> Outcome {
-    let eps = [Ep { smmu: 0, sids: &[1], ats: false }, Ep { smmu: 0, sids: &[3, 2], ats: true }];
+    // The leaving master's ATS entries sort before the staying one's, so
+    // its unref leaves trash in the middle and the purge replaces the array.
+    let eps = [Ep { smmu: 0, sids: &[7, 6], ats: true }, Ep { smmu: 0, sids: &[3, 2], ats: true }];
     let mut r = Rig::new(p, &[ATS], &eps, 1);
     let dom = r.drv.alloc_domain(DomainKind::S1);
-    r.attach(0, 0, d(&dom), false);
+    r.attach(0, 0, d(&dom), true);
     r.attach(1, 0, d(&dom), true);
     premap(&r, &dom, 2 * p.cpus);
     let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();

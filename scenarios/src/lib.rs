@@ -78,6 +78,7 @@ pub fn catcher(m: Mutant) -> &'static Scenario {
         Mutant::FreeReplacedArrayImmediately => "blocked-attach",
         Mutant::RemoveSmmuWithoutGracePeriod => "smmu-removal",
         Mutant::UnsortedStreamIds => "map-unmap-storm",
+        Mutant::AtsOffWithoutGracePeriod => "reattach-ats",
     };
     find(name).expect("catalogued scenario")
 }
