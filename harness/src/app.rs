@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Schedules per scenario by default: the whole catalogue in about a minute
 /// on one core (see the README's figures).
-pub const DEFAULT_ITERATIONS: u64 = 3000;
+pub const DEFAULT_ITERATIONS: u64 = 100_000;
 /// Schedules per mutant in `--mutants` before it counts as missed.
 pub const MUTANT_BUDGET: u64 = 20_000;
 /// Schedules explored under one seed; the unit of `--jobs` and `--shard`.

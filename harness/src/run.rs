@@ -239,6 +239,12 @@ fn drive<S: Scheduler + 'static>(
     let r = catch_unwind(AssertUnwindSafe(|| runner.run(body)));
     QUIET_PANICS.with(|q| q.set(false));
     let mut s = lock(&shared);
+    // The recorder stops after a failure, so the last schedule it wrote down
+    // is the failing one, now complete with shuttle's teardown decisions.
+    let last = s.current.clone();
+    if let Some(f) = s.stats.found.as_mut() {
+        f.schedule = last;
+    }
     if let Err(p) = r {
         let index = s.stats.schedules;
         s.stats.schedules += 1;

@@ -4,7 +4,7 @@
 
 use crate::rig::{Ep, Rig};
 use crate::{Outcome, Params, Scenario};
-use engine::{Domain, DomainKind, Target};
+use engine::{Cpu, Domain, DomainKind, Driver, Target};
 use hwmodel::{Features, PAGE};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,6 +41,36 @@ fn premap(r: &Rig, dom: &Domain, n: usize) {
         let _ = r.drv.map(&r.cpu, dom, page(k), PAGE);
     }
 }
+
+/// The shape most scenarios share: workers unmap their share of `2 * cpus`
+/// premapped pages of `dom` while one more CPU runs `race` and each
+/// `(master, ssid, rounds)` device DMAs to those pages.
+fn unmap_race<F>(
+    mut r: Rig,
+    p: &Params,
+    dom: &Arc<Domain>,
+    also: &[&Arc<Domain>],
+    dmas: &[(usize, u32, usize)],
+    race: Option<F>,
+) -> Outcome
+where
+    F: FnOnce(&Driver, &Cpu) + Send + 'static,
+{
+    let n = 2 * p.cpus;
+    premap(&r, dom, n);
+    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, dom, c, p.cpus, n)).collect();
+    if let Some(race) = race {
+        t.push(r.cpu(race));
+    }
+    for &(m, ssid, rounds) in dmas {
+        t.push(r.dma(m, ssid, pages(0..n), rounds));
+    }
+    let domains: Vec<&Arc<Domain>> = std::iter::once(dom).chain(also.iter().copied()).collect();
+    r.finish(t, &domains)
+}
+
+/// No racing CPU.
+const NO_RACE: Option<fn(&Driver, &Cpu)> = None;
 
 pub static CATALOGUE: &[Scenario] = &[
     Scenario {
@@ -168,51 +198,60 @@ fn map_unmap_storm(p: &Params) -> Outcome {
 
 fn unmap_vs_attach(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }, Ep { smmu: 0, sids: &[3, 2], ats: true }];
-    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let r = Rig::new(p, &[ATS], &eps, 1);
     let dom = r.drv.alloc_domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), false);
-    premap(&r, &dom, 2 * p.cpus);
-    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
-    let (dom2, m1) = (dom.clone(), r.masters[1].clone());
-    t.push(r.cpu(move |drv, cpu| {
-        let _ = drv.attach(cpu, &m1, 0, Target::Domain(dom2), true);
-    }));
-    t.push(r.dma(1, 0, pages(0..2 * p.cpus), 2));
-    r.finish(t, &[&dom])
+    let (to, m1) = (d(&dom), r.masters[1].clone());
+    unmap_race(
+        r,
+        p,
+        &dom,
+        &[],
+        &[(1, 0, 2)],
+        Some(move |drv: &Driver, cpu: &Cpu| {
+            let _ = drv.attach(cpu, &m1, 0, to, true);
+        }),
+    )
 }
 
 fn unmap_vs_detach(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }, Ep { smmu: 0, sids: &[1], ats: false }];
-    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let r = Rig::new(p, &[ATS], &eps, 1);
     let dom = r.drv.alloc_domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
     r.attach(1, 0, d(&dom), false);
-    premap(&r, &dom, 2 * p.cpus);
-    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
     let m0 = r.masters[0].clone();
-    t.push(r.cpu(move |drv, cpu| {
-        let _ = drv.attach(cpu, &m0, 0, Target::Blocked, false);
-    }));
-    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 2));
-    r.finish(t, &[&dom])
+    unmap_race(
+        r,
+        p,
+        &dom,
+        &[],
+        &[(0, 0, 2)],
+        Some(move |drv: &Driver, cpu: &Cpu| {
+            let _ = drv.attach(cpu, &m0, 0, Target::Blocked, false);
+        }),
+    )
 }
 
 /// A master with ATS is unmapped under while it moves between `targets`.
 fn ats_moves(p: &Params, targets: fn(&Arc<Domain>) -> [(Target, bool); 3]) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }];
-    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let r = Rig::new(p, &[ATS], &eps, 1);
     let dom = r.drv.alloc_domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
-    premap(&r, &dom, 2 * p.cpus);
-    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
     let (moves, m0) = (targets(&dom), r.masters[0].clone());
-    t.push(r.cpu(move |drv, cpu| {
-        for (to, ats) in moves {
-            let _ = drv.attach(cpu, &m0, 0, to, ats);
-        }
-    }));
-    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 2));
-    r.finish(t, &[&dom])
+    unmap_race(
+        r,
+        p,
+        &dom,
+        &[],
+        &[(0, 0, 2)],
+        Some(move |drv: &Driver, cpu: &Cpu| {
+            for (to, ats) in moves {
+                let _ = drv.attach(cpu, &m0, 0, to, ats);
+            }
+        }),
+    )
 }
 
 fn ats_toggle(p: &Params) -> Outcome {
@@ -246,81 +285,89 @@ fn replace(p: &Params) -> Outcome {
 
 fn nesting_s1_clear(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
-    let mut r = Rig::new(p, &[PLAIN], &eps, 0);
+    let r = Rig::new(p, &[PLAIN], &eps, 0);
     let parent = r.drv.alloc_domain(DomainKind::S2 { nest_parent: true });
     r.attach(0, 0, Target::Nested { parent: parent.clone(), guest_asid: 7 }, false);
-    premap(&r, &parent, 2 * p.cpus);
-    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &parent, c, p.cpus, 2 * p.cpus)).collect();
-    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 2));
-    r.finish(t, &[&parent])
+    unmap_race(r, p, &parent, &[], &[(0, 0, 2)], NO_RACE)
 }
 
 fn sva(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }];
-    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let r = Rig::new(p, &[ATS], &eps, 1);
     let (rid, mm) = (r.drv.alloc_domain(DomainKind::S1), r.drv.alloc_domain(DomainKind::Sva));
     r.attach(0, 0, d(&rid), true);
     r.attach(0, 1, d(&mm), false);
-    premap(&r, &mm, 2 * p.cpus);
-    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &mm, c, p.cpus, 2 * p.cpus)).collect();
-    let (mm2, m0) = (mm.clone(), r.masters[0].clone());
-    t.push(r.cpu(move |drv, cpu| {
-        let _ = drv.attach(cpu, &m0, 1, Target::Blocked, false);
-        let _ = drv.attach(cpu, &m0, 1, Target::Domain(mm2), false);
-    }));
-    t.push(r.dma(0, 1, pages(0..2 * p.cpus), 2));
-    r.finish(t, &[&rid, &mm])
+    let (back, m0) = (d(&mm), r.masters[0].clone());
+    unmap_race(
+        r,
+        p,
+        &mm,
+        &[&rid],
+        &[(0, 1, 2)],
+        Some(move |drv: &Driver, cpu: &Cpu| {
+            let _ = drv.attach(cpu, &m0, 1, Target::Blocked, false);
+            let _ = drv.attach(cpu, &m0, 1, back, false);
+        }),
+    )
 }
 
 fn two_smmus(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: true }, Ep { smmu: 1, sids: &[3, 2], ats: true }];
-    let mut r = Rig::new(p, &[ATS, ATS], &eps, 1);
+    let r = Rig::new(p, &[ATS, ATS], &eps, 1);
     let dom = r.drv.alloc_domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
-    premap(&r, &dom, 2 * p.cpus);
-    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
-    let (dom2, m1) = (dom.clone(), r.masters[1].clone());
-    t.push(r.cpu(move |drv, cpu| {
-        let _ = drv.attach(cpu, &m1, 0, Target::Domain(dom2), true);
-        let _ = drv.attach(cpu, &m1, 0, Target::Blocked, false);
-    }));
-    t.push(r.dma(1, 0, pages(0..2 * p.cpus), 2));
-    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 1));
-    r.finish(t, &[&dom])
+    let (to, m1) = (d(&dom), r.masters[1].clone());
+    unmap_race(
+        r,
+        p,
+        &dom,
+        &[],
+        &[(1, 0, 2), (0, 0, 1)],
+        Some(move |drv: &Driver, cpu: &Cpu| {
+            let _ = drv.attach(cpu, &m1, 0, to, true);
+            let _ = drv.attach(cpu, &m1, 0, Target::Blocked, false);
+        }),
+    )
 }
 
 fn smmu_removal(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }, Ep { smmu: 1, sids: &[3], ats: false }];
-    let mut r = Rig::new(p, &[PLAIN, PLAIN], &eps, 1);
+    let r = Rig::new(p, &[PLAIN, PLAIN], &eps, 1);
     let dom = r.drv.alloc_domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), false);
     r.attach(1, 0, d(&dom), false);
-    premap(&r, &dom, 2 * p.cpus);
-    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
     let m1 = r.masters[1].clone();
-    t.push(r.cpu(move |drv, cpu| {
-        let _ = drv.remove_smmu(cpu, m1.smmu, &[&m1]);
-    }));
-    t.push(r.dma(0, 0, pages(0..2 * p.cpus), 1));
-    r.finish(t, &[&dom])
+    unmap_race(
+        r,
+        p,
+        &dom,
+        &[],
+        &[(0, 0, 1)],
+        Some(move |drv: &Driver, cpu: &Cpu| {
+            let _ = drv.remove_smmu(cpu, m1.smmu, &[&m1]);
+        }),
+    )
 }
 
 fn blocked_attach(p: &Params) -> Outcome {
     // The leaving master's ATS entries sort before the staying one's, so
     // its unref leaves trash in the middle and the purge replaces the array.
     let eps = [Ep { smmu: 0, sids: &[7, 6], ats: true }, Ep { smmu: 0, sids: &[3, 2], ats: true }];
-    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let r = Rig::new(p, &[ATS], &eps, 1);
     let dom = r.drv.alloc_domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
     r.attach(1, 0, d(&dom), true);
-    premap(&r, &dom, 2 * p.cpus);
-    let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, &dom, c, p.cpus, 2 * p.cpus)).collect();
     let m1 = r.masters[1].clone();
-    t.push(r.cpu(move |drv, cpu| {
-        let _ = drv.attach(cpu, &m1, 0, Target::Blocked, false);
-    }));
-    t.push(r.dma(1, 0, pages(0..2 * p.cpus), 1));
-    r.finish(t, &[&dom])
+    unmap_race(
+        r,
+        p,
+        &dom,
+        &[],
+        &[(1, 0, 1)],
+        Some(move |drv: &Driver, cpu: &Cpu| {
+            let _ = drv.attach(cpu, &m1, 0, Target::Blocked, false);
+        }),
+    )
 }
 
 fn asid_reuse(p: &Params) -> Outcome {

@@ -1,0 +1,164 @@
+//! The `stress` command-line contract, end to end on the built binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn stress(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stress")).args(args).output().expect("run stress")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("stress-contract-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn failure_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn list_names_every_scenario_and_mutant_with_its_catcher() {
+    let o = stress(&["--list"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    for m in engine::Mutant::ALL {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(m.name()))
+            .unwrap_or_else(|| panic!("{} missing", m.name()));
+        assert!(line.contains(scenarios::catcher(*m).name), "{line}");
+    }
+    assert!(scenarios::CATALOGUE.len() >= 10);
+    for s in scenarios::CATALOGUE {
+        assert!(text.contains(s.name));
+    }
+}
+
+#[test]
+fn a_clean_run_exits_0_with_the_json_contract() {
+    let dir = out_dir("clean");
+    let o = stress(&["--seed", "5", "--iterations", "300", "--json", "--out", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    assert_eq!(v["violations"], 0);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), scenarios::CATALOGUE.len());
+    for r in runs {
+        for k in [
+            "scenario",
+            "seed",
+            "scheduler",
+            "engine",
+            "mutant",
+            "schedules",
+            "steps",
+            "schedules_per_sec",
+            "steps_per_sec",
+            "violations",
+            "failure",
+        ] {
+            assert!(r.get(k).is_some(), "run lacks {k}: {r}");
+        }
+        assert_eq!(r["schedules"], 300);
+        assert!(r["failure"].is_null());
+    }
+    assert!(failure_files(&dir).is_empty());
+}
+
+#[test]
+fn same_seed_same_trace_hash() {
+    let run = || {
+        json(&stress(&["--seed", "9", "--iterations", "200", "--scenario", "swarm", "--json"]))["runs"][0]["trace_hash"]
+            .clone()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn a_mutant_fails_writes_a_file_and_the_file_replays() {
+    let dir = out_dir("mutant");
+    let o = stress(&["--seed", "1", "--mutant", "no-flush-on-last-unref", "--json", "--out", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    let f = &v["runs"][0]["failure"];
+    for k in ["kind", "schedule_index", "replay_file", "trace_hash"] {
+        assert!(!f[k].is_null(), "failure lacks {k}: {f}");
+    }
+    let file = f["replay_file"].as_str().unwrap();
+    assert!(Path::new(file).exists());
+    let r = stress(&["--replay", file, "--json"]);
+    assert_eq!(r.status.code(), Some(1), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(json(&r)["runs"][0]["failure"]["trace_hash"], f["trace_hash"], "replay must give the same trace hash");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let dir = out_dir("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let corrupt = dir.join("corrupt.json");
+    std::fs::write(&corrupt, "{ not json").unwrap();
+    let wrong_version = dir.join("old.json");
+    let mut v: serde_json::Value = serde_json::from_str(include_str!("data/failure.json")).unwrap();
+    v["version"] = "0.0.0".into();
+    std::fs::write(&wrong_version, v.to_string()).unwrap();
+    for args in [
+        vec!["--nonsense"],
+        vec!["--scenario", "nope"],
+        vec!["--replay", corrupt.to_str().unwrap()],
+        vec!["--replay", wrong_version.to_str().unwrap()],
+        vec!["--replay", "/nonexistent/file.json"],
+    ] {
+        let o = stress(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim_end().lines().filter(|l| l.starts_with("stress: error")).count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn the_mutation_score_catches_every_mutant() {
+    let dir = out_dir("score");
+    let o = stress(&["--seed", "1", "--mutants", "all", "--json", "--out", dir.to_str().unwrap()]);
+    let v = json(&o);
+    assert_eq!(v["caught"], v["total"], "{v}");
+    assert_eq!(v["total"], engine::Mutant::ALL.len());
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn shards_partition_the_schedules() {
+    let count = |shard: &str| {
+        json(&stress(&["--seed", "3", "--iterations", "2000", "--scenario", "sva", "--shard", shard, "--json"]))["runs"]
+            [0]["schedules"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(count("0/2") + count("1/2"), 2000);
+}
+
+#[test]
+fn legacy_skips_multi_smmu_scenarios_and_passes_the_rest() {
+    let o = stress(&["--seed", "4", "--engine", "legacy", "--iterations", "300", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let runs = json(&o)["runs"].as_array().unwrap().len();
+    assert_eq!(runs, scenarios::CATALOGUE.iter().filter(|s| !s.multi_smmu).count());
+}
+
+#[test]
+fn threads_mode_and_loom_run() {
+    let t = stress(&["--seed", "2", "--mode", "threads", "--iterations", "20", "--scenario", "map-unmap-storm"]);
+    assert_eq!(t.status.code(), Some(0), "{}", String::from_utf8_lossy(&t.stderr));
+    let l = stress(&["--scheduler", "loom", "--json"]);
+    assert_eq!(l.status.code(), Some(0), "{}", String::from_utf8_lossy(&l.stderr));
+    let dir = out_dir("loom");
+    let m = stress(&["--scheduler", "loom", "--mutant", "no-smp-mb-inv-range", "--out", dir.to_str().unwrap()]);
+    assert_eq!(m.status.code(), Some(1));
+}
