@@ -181,10 +181,15 @@ impl Driver {
         d.publications.fetch_add(1, Relaxed);
         if self.env.mutant(Mutant::FreeReplacedArrayImmediately) {
             old.free_now();
+        } else if self.writer_reclaims {
+            old.defer_to_writer();
         } else {
             old.defer_free();
         }
         guard.flush();
+        if self.writer_reclaims {
+            d.invs.reclaim();
+        }
     }
 
     /// Step 5: drop the master's entries (built with its current ATS state)

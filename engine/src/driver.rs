@@ -39,6 +39,10 @@ pub struct Driver {
     pub machine: Machine,
     pub env: Env,
     pub engine: Engine,
+    /// Writers free replaced arrays themselves, so that readers, which
+    /// crossbeam makes collect garbage every 128th pin, never run
+    /// destructors.
+    pub writer_reclaims: bool,
     collector: Collector,
     /// `arm_smmu_asid_lock`: serializes every writer of every array.
     pub(crate) asid_lock: Mutex<()>,
@@ -54,6 +58,7 @@ impl Driver {
             machine,
             env,
             engine,
+            writer_reclaims: false,
             collector: Collector::new(),
             asid_lock: Mutex::new(()),
             next_domain: plain::AtomicU32::new(1),

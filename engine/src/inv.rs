@@ -141,6 +141,16 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// What one walk did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Walk {
+    pub issued: usize,
+    /// The most commands this array and range may take.
+    pub bound: usize,
+    /// A freed array was read.
+    pub poisoned: bool,
+}
+
 /// `arm_smmu_invs_end_batch`: whether the commands so far must complete
 /// before `next`'s.
 fn end_batch(drv: &Driver, cur: &InvDesc, next: &InvDesc) -> bool {
@@ -167,36 +177,54 @@ impl Driver {
         let guard = cpu.epoch.pin();
         let invs = domain.invs.load(&guard);
         let ats_lock = invs.has_ats().then(|| invs.ats_read());
-        let entries = invs.entries();
-        let next_live = |from: usize| (from..entries.len()).find(|&k| entries[k].users() != 0);
-        let mut batch = Batch::new(self, cpu);
-        let (mut bound, mut poisoned) = (0, false);
-        let mut cur = next_live(0);
-        while let Some(i) = cur {
-            let inv = &entries[i];
-            poisoned |= invs.is_poisoned();
-            let f = self.machine.smmu(inv.smmu).features;
-            bound += if f.range_inv { MAX_RANGE_CMDS } else { max_tlbi_ops(granule) as usize };
-            batch.emit(inv, iova, size, granule, leaf);
-            cur = next_live(i + 1);
-            if batch.num > 0 && cur.is_none_or(|n| end_batch(self, inv, &entries[n])) {
-                batch.submit();
-            }
-        }
+        let live = invs.entries().iter().filter(|i| i.users() != 0).map(|i| &i.desc);
+        let walk = self.inv_entries(cpu, live, iova, size, granule, leaf, || invs.is_poisoned());
         // Dropping the ATS read lock touches the array one last time.
-        poisoned |= ats_lock.is_some() && invs.is_poisoned();
+        let poisoned = walk.poisoned || (ats_lock.is_some() && invs.is_poisoned());
         drop(ats_lock);
         if poisoned {
             let detail = format!("domain_inv_range on {:?} walked an array freed under it", domain.id);
             self.machine.oracle.report(ViolationKind::UseAfterFree, detail);
         }
-        if batch.issued > bound {
+        if walk.issued > walk.bound {
             let detail = format!(
-                "{} commands invalidating {size:#x} bytes at granule {granule:#x}; the bound for this array is {bound}",
-                batch.issued
+                "{} commands invalidating {size:#x} bytes at granule {granule:#x}; the bound for this array is {}",
+                walk.issued, walk.bound
             );
             self.machine.oracle.report(ViolationKind::CommandBound, detail);
         }
+    }
+
+    /// The walker's core (`__arm_smmu_domain_inv_range`): the commands for
+    /// `live` entries, batched per SMMU and submitted when the next entry
+    /// is on another SMMU, is the first S1 clear, or is the first ATS entry.
+    /// `poisoned` is asked before each entry is read. Public so benchmarks
+    /// can run the same command building under other locking designs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn inv_entries<'a>(
+        &self,
+        cpu: &Cpu,
+        live: impl Iterator<Item = &'a InvDesc>,
+        iova: u64,
+        size: u64,
+        granule: u64,
+        leaf: bool,
+        poisoned: impl Fn() -> bool,
+    ) -> Walk {
+        let mut batch = Batch::new(self, cpu);
+        let mut walk = Walk::default();
+        let mut live = live.peekable();
+        while let Some(inv) = live.next() {
+            walk.poisoned |= poisoned();
+            let f = self.machine.smmu(inv.smmu).features;
+            walk.bound += if f.range_inv { MAX_RANGE_CMDS } else { max_tlbi_ops(granule) as usize };
+            batch.emit(inv, iova, size, granule, leaf);
+            if batch.num > 0 && live.peek().is_none_or(|next| end_batch(self, inv, next)) {
+                batch.submit();
+            }
+        }
+        walk.issued = batch.issued;
+        walk
     }
 
     /// The pre-series invalidation: the domain's tag on its one SMMU (and

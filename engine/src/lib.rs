@@ -16,7 +16,7 @@ pub use domain::{Domain, Stage, Target};
 pub use driver::{Cpu, DomainKind, Driver, Engine};
 pub use env::{Env, FaultSite, Warning};
 pub use errno::Errno;
-pub use inv::{atc_inv_cmd, size_too_big};
+pub use inv::{atc_inv_cmd, size_too_big, Walk};
 pub use invs::{Inv, InvDesc, InvType, Invs, InvsError};
 pub use master::{Master, MasterState};
 pub use mutant::Mutant;

@@ -131,6 +131,11 @@ impl Memory {
     /// `smp_mb`: every earlier store of `cpu` is visible before any later
     /// access.
     pub fn smp_mb(&self, cpu: CpuId) {
+        if self.buffered.load(Relaxed) == 0 {
+            // Nothing to drain: just the real barrier.
+            smmu_sync::fence(std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
         let drained: Vec<Pending> = self.buffer(cpu).entries.drain(..).collect();
         self.buffered.fetch_sub(drained.len(), Relaxed);
         let mut v = self.visible();

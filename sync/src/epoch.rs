@@ -94,7 +94,12 @@ pub trait Retire: Send + Sync + 'static {
 }
 
 /// An epoch-protected pointer to a `T`; never null.
-pub struct Rcu<T: Retire>(Slot<T>);
+pub struct Rcu<T: Retire> {
+    slot: Slot<T>,
+    /// Objects past their grace period, waiting for the writer to free them
+    /// (see [`Retired::defer_to_writer`]).
+    graveyard: std::sync::Arc<std::sync::Mutex<Vec<Box<T>>>>,
+}
 
 enum Slot<T> {
     Epoch(cb::Atomic<T>),
@@ -108,20 +113,28 @@ unsafe impl<T: Retire> Sync for Rcu<T> {}
 
 impl<T: Retire> Rcu<T> {
     pub fn new(v: T) -> Self {
-        Self(match backend() {
+        let slot = match backend() {
             Backend::Loom => Slot::Loom {
                 ptr: loom::sync::atomic::AtomicPtr::new(Box::into_raw(Box::new(v))),
                 retired: std::sync::Mutex::new(Vec::new()),
             },
             Backend::Std | Backend::Shuttle => Slot::Epoch(cb::Atomic::new(v)),
-        })
+        };
+        Self { slot, graveyard: Default::default() }
+    }
+
+    /// Free what [`Retired::defer_to_writer`] handed back. Writers call it
+    /// so that readers never run destructors.
+    pub fn reclaim(&self) {
+        let dead = std::mem::take(&mut *self.graveyard.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(dead);
     }
 
     /// `rcu_dereference`: the current object, valid while `g` is held.
     /// A scheduling point under shuttle.
     pub fn load<'g>(&'g self, g: &'g Guard) -> &'g T {
         schedule_point();
-        match &self.0 {
+        match &self.slot {
             Slot::Epoch(a) => {
                 let p = a.load(Ordering::Acquire, g.epoch());
                 // SAFETY: the pointer is never null, and an object replaced
@@ -141,7 +154,7 @@ impl<T: Retire> Rcu<T> {
     /// shuttle.
     pub fn publish<'g>(&'g self, new: T, g: &'g Guard) -> Retired<'g, T> {
         schedule_point();
-        let old = match &self.0 {
+        let old = match &self.slot {
             Slot::Epoch(a) => Old::Epoch(a.swap(cb::Owned::new(new), Ordering::AcqRel, g.epoch())),
             Slot::Loom { ptr, .. } => Old::Loom(ptr.swap(Box::into_raw(Box::new(new)), Ordering::AcqRel)),
         };
@@ -151,7 +164,7 @@ impl<T: Retire> Rcu<T> {
 
 impl<T: Retire> Drop for Rcu<T> {
     fn drop(&mut self) {
-        match &mut self.0 {
+        match &mut self.slot {
             Slot::Epoch(a) => {
                 let a = std::mem::replace(a, cb::Atomic::null());
                 // SAFETY: `&mut self` proves no reader holds a reference
@@ -169,6 +182,9 @@ impl<T: Retire> Drop for Rcu<T> {
         }
     }
 }
+
+/// A raw pointer moved into a deferred closure.
+struct SendPtr<T>(*mut T);
 
 enum Old<'g, T> {
     Epoch(cb::Shared<'g, T>),
@@ -205,6 +221,29 @@ impl<'g, T: Retire> Retired<'g, T> {
         }
     }
 
+    /// As `defer_free`, but whoever ends the grace period only hands the
+    /// object back; [`Rcu::reclaim`] frees it. Crossbeam runs deferred work
+    /// in whichever participant collects, every 128th pin a reader; this
+    /// keeps destructors off the readers' path.
+    pub fn defer_to_writer(self) {
+        match self.old {
+            Old::Epoch(p) => {
+                let (grave, raw) = (self.rcu.graveyard.clone(), SendPtr(p.as_raw().cast_mut()));
+                let hand_back = move || {
+                    let raw = raw;
+                    // SAFETY: unlinked by `publish` and past its grace period
+                    // when this runs; the pointer came from `Owned::new`.
+                    let b = unsafe { Box::from_raw(raw.0) };
+                    grave.lock().unwrap_or_else(|e| e.into_inner()).push(b);
+                };
+                // SAFETY: the closure only moves the object into the
+                // graveyard once no reader can reach it.
+                unsafe { self.guard.epoch().defer_unchecked(hand_back) }
+            }
+            Old::Loom(p) => self.keep_until_drop(p),
+        }
+    }
+
     /// The bug this harness must catch: free without a grace period. The
     /// object is poisoned at once, so a reader still inside its critical
     /// section sees the flag; its memory is still only released after the
@@ -215,7 +254,7 @@ impl<'g, T: Retire> Retired<'g, T> {
     }
 
     fn keep_until_drop(&self, p: *mut T) {
-        if let Slot::Loom { retired, .. } = &self.rcu.0 {
+        if let Slot::Loom { retired, .. } = &self.rcu.slot {
             retired.lock().unwrap_or_else(|e| e.into_inner()).push(p);
         }
     }

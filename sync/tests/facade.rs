@@ -66,6 +66,28 @@ fn replaced_object_outlives_a_pinned_reader_then_is_freed() {
 }
 
 #[test]
+fn defer_to_writer_frees_only_when_the_writer_reclaims() {
+    let (collector, rcu, old_dropped) = std_world();
+    let (reader, writer) = (collector.register(), collector.register());
+    let rg = reader.pin();
+    {
+        let wg = writer.pin();
+        rcu.publish(fresh(), &wg).defer_to_writer();
+        // Hand the deferred work to the global queue, where readers collect.
+        wg.flush();
+    }
+    flush_hard(&reader);
+    rcu.reclaim();
+    assert!(!old_dropped.load(Ordering::SeqCst), "freed under a pinned reader");
+    drop(rg);
+    // The reader's own collection runs the deferred work: it must not free.
+    flush_hard(&reader);
+    assert!(!old_dropped.load(Ordering::SeqCst), "a reader ran the destructor");
+    rcu.reclaim();
+    assert!(old_dropped.load(Ordering::SeqCst), "the writer's reclaim frees it");
+}
+
+#[test]
 fn free_now_poisons_at_once_but_keeps_memory_valid() {
     let (collector, rcu, old_dropped) = std_world();
     let (reader, writer) = (collector.register(), collector.register());
