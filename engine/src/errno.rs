@@ -5,6 +5,7 @@
 pub enum Errno {
     ENOENT = 2,
     EIO = 5,
+    E2BIG = 7,
     ENOMEM = 12,
     EFAULT = 14,
     EBUSY = 16,

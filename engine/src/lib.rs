@@ -9,6 +9,7 @@ mod env;
 mod errno;
 mod inv;
 pub mod invs;
+pub mod iommufd;
 mod master;
 mod mutant;
 

@@ -57,4 +57,10 @@ mutants! {
         "a master's stream IDs are not sorted at probe, so its build_invs array is not sorted",
     AtsOffWithoutGracePeriod => "ats-off-without-grace-period":
         "ATS is disabled right after the unref although an older copy of the array still holds the master's entries",
+    VsmmuReportUnissued => "vsmmu-report-unissued":
+        "the vSMMU reports converted-but-unissued commands as handled when a later one is illegal",
+    VsmmuZeroLengthEinval => "vsmmu-zero-length-einval":
+        "the vSMMU rejects the zero-length array that only probes the data type",
+    HwQueueUnpinned => "hw-queue-unpinned":
+        "HW queue allocation skips the access that pins the guest queue memory",
 }

@@ -112,3 +112,72 @@ impl Cmd {
         (u64::from(self.range.num) + 1) << (u64::from(self.range.scale) + tg_shift)
     }
 }
+
+impl Cmd {
+    /// The 16-byte queue entry: opcode in bits 7:0 of word 0; ASID 63:48
+    /// and VMID 47:32 (TLBI) or SID 63:32, SSID 31:12, global bit 11
+    /// (ATC_INV, CFGI_CD) in word 0; address 63:12, leaf bit 0 and ATC span
+    /// 11:6 in word 1; range NUM/SCALE/TG/TTL in word 0 bits 31:12 for TLBIs.
+    pub fn encode(&self) -> [u64; 2] {
+        let op = self.op as u64;
+        let w0 = match self.op {
+            Opcode::AtcInv | Opcode::CfgiCd | Opcode::CfgiSte => {
+                op | (u64::from(self.sid) << 32)
+                    | (u64::from(self.ssid & 0xf_ffff) << 12)
+                    | (u64::from(self.global) << 11)
+            }
+            _ => {
+                let r = self.range;
+                let range = u64::from(r.num & 31)
+                    | (u64::from(r.scale & 63) << 5)
+                    | (u64::from(r.tg & 3) << 11)
+                    | (u64::from(r.ttl & 3) << 13);
+                op | (range << 12) | (u64::from(self.vmid) << 32) | (u64::from(self.asid) << 48)
+            }
+        };
+        let w1 = (self.addr & !0xfff) | u64::from(self.leaf) | (u64::from(self.atc_size & 63) << 6);
+        [w0, w1]
+    }
+
+    /// Decode a queue entry; `None` for an opcode this model does not know.
+    pub fn decode(raw: [u64; 2]) -> Option<Cmd> {
+        let op = [
+            Opcode::CfgiSte,
+            Opcode::CfgiCd,
+            Opcode::TlbiNhAll,
+            Opcode::TlbiNhAsid,
+            Opcode::TlbiNhVa,
+            Opcode::TlbiEl2Asid,
+            Opcode::TlbiEl2Va,
+            Opcode::TlbiS12Vmall,
+            Opcode::TlbiS2Ipa,
+            Opcode::AtcInv,
+            Opcode::CmdSync,
+        ]
+        .into_iter()
+        .find(|o| *o as u64 == raw[0] & 0xff)?;
+        let mut c = Cmd::new(op);
+        c.addr = raw[1] & !0xfff;
+        c.leaf = raw[1] & 1 != 0;
+        c.atc_size = ((raw[1] >> 6) & 63) as u8;
+        match op {
+            Opcode::AtcInv | Opcode::CfgiCd | Opcode::CfgiSte => {
+                c.sid = (raw[0] >> 32) as u32;
+                c.ssid = ((raw[0] >> 12) & 0xf_ffff) as u32;
+                c.global = raw[0] & (1 << 11) != 0;
+            }
+            _ => {
+                let range = raw[0] >> 12;
+                c.range = Range {
+                    num: (range & 31) as u8,
+                    scale: ((range >> 5) & 63) as u8,
+                    tg: ((range >> 11) & 3) as u8,
+                    ttl: ((range >> 13) & 3) as u8,
+                };
+                c.vmid = (raw[0] >> 32) as u16;
+                c.asid = (raw[0] >> 48) as u16;
+            }
+        }
+        Some(c)
+    }
+}

@@ -115,6 +115,9 @@ pub enum ViolationKind {
     DriverWarn,
     CommandBound,
     StaleTag,
+    UnissuedReported,
+    QueueUnmapped,
+    UapiContract,
     Deadlock,
     Panic,
 }
@@ -132,6 +135,9 @@ impl ViolationKind {
         Self::DriverWarn,
         Self::CommandBound,
         Self::StaleTag,
+        Self::UnissuedReported,
+        Self::QueueUnmapped,
+        Self::UapiContract,
         Self::Deadlock,
         Self::Panic,
     ];
@@ -149,6 +155,9 @@ impl ViolationKind {
             Self::DriverWarn => "driver-warn",
             Self::CommandBound => "command-bound",
             Self::StaleTag => "stale-tag",
+            Self::UnissuedReported => "unissued-reported",
+            Self::QueueUnmapped => "queue-unmapped",
+            Self::UapiContract => "uapi-contract",
             Self::Deadlock => "deadlock",
             Self::Panic => "panic",
         }
@@ -210,6 +219,20 @@ impl ViolationKind {
             Self::StaleTag => {
                 "An ASID or VMID that is in no invalidation array still has entries in an IOTLB: its last \
                  user was dropped without a flush, and whoever reuses the tag inherits stale translations."
+            }
+            Self::UnissuedReported => {
+                "The vSMMU told user space (through entry_num) that more commands were handled than ever \
+                 reached the command queue. The VMM advances its consumer index past invalidations that \
+                 never happened, and the guest keeps using translations it believes are gone."
+            }
+            Self::QueueUnmapped => {
+                "Guest memory backing a live hardware queue was unmapped from the IOAS while the hardware \
+                 could still read it: the queue's pages were not pinned through an access object, so \
+                 IOAS_UNMAP did not refuse with EBUSY."
+            }
+            Self::UapiContract => {
+                "The kernel answered a request differently from what the iommufd uAPI documents (for \
+                 example, rejected a zero-length invalidation array that only probes the data type)."
             }
             Self::Deadlock => "Every simulated thread is blocked, or the schedule ran past its step bound.",
             Self::Panic => "A simulated thread panicked outside the oracle's checks.",

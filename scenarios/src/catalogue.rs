@@ -4,8 +4,12 @@
 
 use crate::rig::{Ep, Rig};
 use crate::{Outcome, Params, Scenario};
-use engine::{Cpu, Domain, DomainKind, Driver, Target};
-use hwmodel::{Features, PAGE};
+use engine::iommufd::{
+    cache_invalidate_user, HwQueueAlloc, Ioas, UserArray, Vsmmu, DATA_ARM_SMMUV3, ENTRY_SIZE,
+    HW_QUEUE_TYPE_TEGRA241_CMDQV,
+};
+use engine::{Cpu, Domain, DomainKind, Driver, Errno, Target};
+use hwmodel::{Cmd, Features, Opcode, ViolationKind, PAGE};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
@@ -163,6 +167,27 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         run: live_attach,
+    },
+    Scenario {
+        name: "vsmmu-invalidate",
+        about: "a guest's vSMMU sends batches of native invalidations (and a zero-length probe) while the host unmaps and re-attaches",
+        cpus: 1,
+        multi_smmu: false,
+        run: vsmmu_invalidate,
+    },
+    Scenario {
+        name: "vsmmu-malformed",
+        about: "a guest sends a long command array with an illegal command in the middle while the host unmaps",
+        cpus: 1,
+        multi_smmu: false,
+        run: vsmmu_malformed,
+    },
+    Scenario {
+        name: "hw-queue-vs-unmap",
+        about: "a HW queue is allocated in guest memory, read by the hardware and destroyed while the VMM tries to unmap it",
+        cpus: 1,
+        multi_smmu: false,
+        run: hw_queue_vs_unmap,
     },
     Scenario {
         name: "swarm",
@@ -470,4 +495,140 @@ fn swarm(p: &Params) -> Outcome {
         t.push(r.dma(m, 0, pages(k..k + 2), 2));
     }
     r.finish(t, &[&doms[0], &doms[1]])
+}
+
+/// A guest array of `n` TLBI_NH_VA commands for the guest's ASID, with an
+/// illegal (host-only) command at `bad`.
+fn guest_array(n: usize, bad: Option<usize>) -> Vec<u8> {
+    (0..n)
+        .flat_map(|k| {
+            let op = if Some(k) == bad { Opcode::TlbiS12Vmall } else { Opcode::TlbiNhVa };
+            let w = Cmd { asid: GUEST_ASID, addr: page(k % 4), leaf: true, ..Cmd::new(op) }.encode();
+            [w[0].to_le_bytes(), w[1].to_le_bytes()].concat()
+        })
+        .collect()
+}
+
+const GUEST_ASID: u16 = 7;
+
+/// A nested master on a nesting parent, its vSMMU, and the guest's array
+/// sent through the iommufd core loop on its own CPU. `check` judges the
+/// ioctl's answers as the VMM would.
+fn vsmmu_world(
+    p: &Params,
+    array: Vec<u8>,
+    check: fn(&Driver, &Vsmmu, usize, Result<(), Errno>, u32),
+) -> (Rig, Arc<Domain>, smmu_sync::JoinHandle<()>) {
+    let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
+    let mut r = Rig::new(p, &[PLAIN], &eps, 2);
+    let parent = r.drv.alloc_domain(DomainKind::S2 { nest_parent: true });
+    r.attach(0, 0, Target::Nested { parent: parent.clone(), guest_asid: GUEST_ASID }, false);
+    let vmid = match parent.stage {
+        engine::Stage::S2 { vmid, .. } => vmid,
+        _ => unreachable!("a nesting parent"),
+    };
+    let v = Vsmmu::new(r.masters[0].smmu, vmid, [(1, r.masters[0].streams[0])].into());
+    let guest = r.cpu(move |drv, cpu| {
+        let n = array.len() / ENTRY_SIZE;
+        let mut a =
+            UserArray { ty: DATA_ARM_SMMUV3, mem: &array, uptr: 0, entry_len: ENTRY_SIZE as u32, entry_num: n as u32 };
+        let mut first = 0;
+        let res = cache_invalidate_user(&mut a, |rest| {
+            let r = drv.vsmmu_cache_invalidate(cpu, &v, rest, first);
+            first += u64::from(rest.entry_num);
+            r
+        });
+        check(drv, &v, n, res, a.entry_num);
+    });
+    (r, parent, guest)
+}
+
+fn uapi(drv: &Driver, detail: String) {
+    drv.machine.oracle.report(ViolationKind::UapiContract, detail);
+}
+
+fn vsmmu_invalidate(p: &Params) -> Outcome {
+    let (mut r, parent, guest) = vsmmu_world(p, guest_array(70, None), |drv, v, n, res, handled| {
+        if res.is_err() || handled as usize != n {
+            uapi(drv, format!("a valid array of {n} commands returned {res:?} with entry_num {handled}"));
+        }
+        let mut probe =
+            UserArray { ty: DATA_ARM_SMMUV3, mem: &[], uptr: 0, entry_len: ENTRY_SIZE as u32, entry_num: 0 };
+        let cpu = drv.cpu(0);
+        let r = cache_invalidate_user(&mut probe, |rest| drv.vsmmu_cache_invalidate(&cpu, v, rest, 0));
+        if r.is_err() {
+            uapi(drv, format!("the zero-length probe returned {r:?}"));
+        }
+    });
+    let m0 = r.masters[0].clone();
+    let back = Target::Nested { parent: parent.clone(), guest_asid: GUEST_ASID };
+    let race = move |drv: &Driver, cpu: &Cpu| {
+        let _ = drv.attach(cpu, &m0, 0, back, false);
+    };
+    let mut t = vec![guest, r.cpu(race)];
+    let n = 2 * p.cpus;
+    premap(&r, &parent, n);
+    t.extend((0..p.cpus).map(|c| unmap_share(&mut r, &parent, c, p.cpus, n)));
+    t.push(r.dma(0, 0, pages(0..n), 2));
+    r.finish(t, &[&parent])
+}
+
+fn vsmmu_malformed(p: &Params) -> Outcome {
+    const BAD: usize = 70;
+    let (mut r, parent, guest) = vsmmu_world(p, guest_array(100, Some(BAD)), |drv, v, _, res, handled| {
+        if res != Err(Errno::EIO) {
+            uapi(drv, format!("an illegal command at index {BAD} returned {res:?}"));
+        }
+        let ill = v.cerror_ill.lock().clone();
+        if ill != [BAD as u64] {
+            uapi(drv, format!("CERROR_ILL reported at {ill:?}, the illegal command is at {BAD} (entry_num {handled})"));
+        }
+    });
+    let n = 2 * p.cpus;
+    premap(&r, &parent, n);
+    let mut t = vec![guest];
+    t.extend((0..p.cpus).map(|c| unmap_share(&mut r, &parent, c, p.cpus, n)));
+    t.push(r.dma(0, 0, pages(0..n), 1));
+    r.finish(t, &[&parent])
+}
+
+fn hw_queue_vs_unmap(p: &Params) -> Outcome {
+    // The VMM unmaps the mapped guest pages one by one; the queue uses two.
+    const IOVA: u64 = 0x4000_0000;
+    const QUEUE_PAGES: u64 = 4;
+    let mut r = Rig::new(p, &[PLAIN], &[], 2);
+    let ioas = Arc::new(Ioas::new());
+    ioas.map(IOVA, r.drv.machine.alloc(QUEUE_PAGES * PAGE), QUEUE_PAGES * PAGE);
+    let live = Arc::new(smmu_sync::Mutex::new(None));
+    let (io, lv) = (ioas.clone(), live.clone());
+    let vmm = r.cpu(move |drv, _| {
+        let cmd = HwQueueAlloc {
+            flags: 0,
+            ty: HW_QUEUE_TYPE_TEGRA241_CMDQV,
+            index: 0,
+            nesting_parent_iova: IOVA,
+            length: 2 * PAGE,
+        };
+        let Ok(q) = io.hw_queue_alloc(drv, cmd) else { return };
+        *lv.lock() = Some(q);
+        smmu_sync::yield_now();
+        *lv.lock() = None;
+        let _ = io.hw_queue_destroy(q.id);
+    });
+    let (io, lv) = (ioas.clone(), live.clone());
+    let hw = r.cpu(move |drv, _| {
+        for _ in 0..4 {
+            let q = *lv.lock();
+            if let Some(q) = q {
+                io.hw_read(drv, &q);
+            }
+        }
+    });
+    let io = ioas.clone();
+    let unmapper = r.cpu(move |drv, _| {
+        for k in 0..QUEUE_PAGES {
+            let _ = io.unmap(drv, IOVA + k * PAGE, PAGE);
+        }
+    });
+    r.finish(vec![vmm, hw, unmapper], &[])
 }

@@ -79,6 +79,9 @@ pub fn catcher(m: Mutant) -> &'static Scenario {
         Mutant::RemoveSmmuWithoutGracePeriod => "smmu-removal",
         Mutant::UnsortedStreamIds => "map-unmap-storm",
         Mutant::AtsOffWithoutGracePeriod => "reattach-ats",
+        Mutant::VsmmuReportUnissued => "vsmmu-malformed",
+        Mutant::VsmmuZeroLengthEinval => "vsmmu-invalidate",
+        Mutant::HwQueueUnpinned => "hw-queue-vs-unmap",
     };
     find(name).expect("catalogued scenario")
 }
