@@ -62,7 +62,8 @@ fn write(f: &Fixture, design: Design, cpu: &engine::Cpu, step: u64) {
     }
 }
 
-fn measure(run: &Run, secs: f64) -> Histogram<u64> {
+/// The reader's latencies, and how many replaced arrays it freed itself.
+fn measure(run: &Run, secs: f64) -> (Histogram<u64>, u64) {
     let f = Arc::new(fixture(LIVE, false, run.writer_reclaims));
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -75,7 +76,7 @@ fn measure(run: &Run, secs: f64) -> Histogram<u64> {
                 f.invalidate(design, &cpu);
                 h.saturating_record(t.elapsed().as_nanos() as u64);
             }
-            h
+            (h, smmu_sync::frees_on_this_thread())
         })
     };
     let cpu = f.driver(run.design).cpu(2);
@@ -161,16 +162,17 @@ fn main() {
     );
     let mut results = Vec::new();
     for run in &RUNS {
-        let h = measure(run, secs);
+        let (h, reader_frees) = measure(run, secs);
         println!(
-            "{:<24} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            "{:<24} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>14}",
             run.name,
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.99),
             h.value_at_quantile(0.999),
             h.value_at_quantile(0.9999),
             h.max(),
-            h.len()
+            h.len(),
+            reader_frees
         );
         std::fs::write(out.join(format!("{}.hgrm", run.name)), hgrm(&h)).expect("write .hgrm");
         results.push((run.name, h));

@@ -16,6 +16,21 @@ use crate::thread::schedule_point;
 use crossbeam_epoch as cb;
 use std::sync::atomic::Ordering;
 
+thread_local! {
+    /// Replaced objects this OS thread has freed.
+    static FREED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count_free(n: u64) {
+    FREED.with(|f| f.set(f.get() + n));
+}
+
+/// How many replaced objects the calling OS thread has freed: shows who
+/// pays for reclamation, readers or the writer.
+pub fn frees_on_this_thread() -> u64 {
+    FREED.with(std::cell::Cell::get)
+}
+
 /// Owns the epoch state of one simulated machine.
 pub struct Collector(Option<cb::Collector>);
 
@@ -127,6 +142,7 @@ impl<T: Retire> Rcu<T> {
     /// so that readers never run destructors.
     pub fn reclaim(&self) {
         let dead = std::mem::take(&mut *self.graveyard.lock().unwrap_or_else(|e| e.into_inner()));
+        count_free(dead.len() as u64);
         drop(dead);
     }
 
@@ -214,9 +230,20 @@ impl<'g, T: Retire> Retired<'g, T> {
     /// `kfree_rcu`: free it once every reader that might see it is gone.
     pub fn defer_free(self) {
         match self.old {
-            // SAFETY: the object is unlinked, so only readers pinned before
-            // the swap can reach it, and the collector waits for them.
-            Old::Epoch(p) => unsafe { self.guard.epoch().defer_destroy(p) },
+            Old::Epoch(p) => {
+                let raw = SendPtr(p.as_raw().cast_mut());
+                let free = move || {
+                    let raw = raw;
+                    count_free(1);
+                    // SAFETY: unlinked by `publish` and past its grace period
+                    // when this runs; the pointer came from `Owned::new`.
+                    drop(unsafe { Box::from_raw(raw.0) });
+                };
+                // SAFETY: the object is unlinked, so only readers pinned
+                // before the swap can reach it, and the collector waits for
+                // them before running `free`.
+                unsafe { self.guard.epoch().defer_unchecked(free) }
+            }
             Old::Loom(p) => self.keep_until_drop(p),
         }
     }

@@ -18,7 +18,7 @@ mod thread;
 
 pub use atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 pub use backend::{backend, enter, Backend, BackendGuard};
-pub use epoch::{Collector, Guard, Handle, Rcu, Retire, Retired};
+pub use epoch::{frees_on_this_thread, Collector, Guard, Handle, Rcu, Retire, Retired};
 pub use lock::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use thread::{random_below, schedule_point, spawn, steps, yield_now, JoinHandle};
 

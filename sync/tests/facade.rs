@@ -83,8 +83,10 @@ fn defer_to_writer_frees_only_when_the_writer_reclaims() {
     // The reader's own collection runs the deferred work: it must not free.
     flush_hard(&reader);
     assert!(!old_dropped.load(Ordering::SeqCst), "a reader ran the destructor");
+    let before = smmu_sync::frees_on_this_thread();
     rcu.reclaim();
     assert!(old_dropped.load(Ordering::SeqCst), "the writer's reclaim frees it");
+    assert_eq!(smmu_sync::frees_on_this_thread(), before + 1, "and counts it");
 }
 
 #[test]
