@@ -132,6 +132,15 @@ impl Fixture {
         }
     }
 
+    /// Commands one call under `design` issues: the same for every design,
+    /// or the comparison is not like for like.
+    pub fn commands_per_call(&self, design: Design, cpu: &Cpu) -> u64 {
+        let machine = &self.driver(design).machine;
+        let before = machine.counted();
+        self.invalidate(design, cpu);
+        machine.counted() - before
+    }
+
     /// The driver a design's CPUs belong to.
     pub fn driver(&self, design: Design) -> &Arc<Driver> {
         if design == Design::Legacy {

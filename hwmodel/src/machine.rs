@@ -136,10 +136,6 @@ impl Machine {
         &self.smmus[id.0 as usize]
     }
 
-    pub fn smmus(&self) -> &[Smmu] {
-        &self.smmus
-    }
-
     pub fn endpoint(&self, id: EndpointId) -> &Endpoint {
         &self.endpoints[id.0]
     }

@@ -67,10 +67,6 @@ impl Memory {
         }
     }
 
-    pub fn cpus(&self) -> usize {
-        self.buffers.len()
-    }
-
     fn buffer(&self, cpu: CpuId) -> std::sync::MutexGuard<'_, StoreBuffer> {
         self.buffers[cpu.0].lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -121,11 +117,6 @@ impl Memory {
             v.insert(addr, new);
         }
         cur
-    }
-
-    /// Write memory directly, as the world does when it builds initial state.
-    pub fn init(&self, addr: Addr, val: u64) {
-        self.visible().insert(addr, val);
     }
 
     /// `smp_mb`: every earlier store of `cpu` is visible before any later
