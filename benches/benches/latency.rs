@@ -1,5 +1,5 @@
 //! Read-side latency on real threads while a writer attaches and detaches a
-//! second master every few microseconds: one reader invalidating a domain
+//! second master (every 20 µs, or `$LATENCY_WRITER_US`): one reader invalidating a domain
 //! with 8 live entries in a loop, each call timed into an hdrhistogram.
 //! Prints p50/p99/p99.9/max per design, writes `.hgrm` percentile files and
 //! an SVG plot to `docs/latency/` (or `$LATENCY_OUT`).
@@ -18,7 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const LIVE: usize = 8;
-const WRITER_PERIOD: Duration = Duration::from_micros(20);
+/// Pause between writer steps: `$LATENCY_WRITER_US` microseconds, default
+/// 20; 0 runs the writer back to back.
+fn writer_period() -> Duration {
+    Duration::from_micros(std::env::var("LATENCY_WRITER_US").ok().and_then(|s| s.parse().ok()).unwrap_or(20))
+}
 const QUANTILES: [f64; 6] = [0.5, 0.9, 0.99, 0.999, 0.9999, 1.0];
 
 struct Run {
@@ -80,12 +84,15 @@ fn measure(run: &Run, secs: f64) -> (Histogram<u64>, u64) {
         })
     };
     let cpu = f.driver(run.design).cpu(2);
+    let period = writer_period();
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let mut step = 0;
     while Instant::now() < end {
         write(&f, run.design, &cpu, step);
         step += 1;
-        std::thread::sleep(WRITER_PERIOD);
+        if !period.is_zero() {
+            std::thread::sleep(period);
+        }
     }
     stop.store(true, Relaxed);
     reader.join().expect("reader")
@@ -145,7 +152,7 @@ fn svg(results: &[(&str, Histogram<u64>)]) -> String {
         let _ = writeln!(s, "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>", pts.join(" "));
         let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" fill=\"{c}\">{name}</text>", left + 10.0, 36.0 + 16.0 * i as f64);
     }
-    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">read-side latency per invalidation, {LIVE} live entries, writer attach/detach every {} µs</text>", w / 2.0, h - 8.0, WRITER_PERIOD.as_micros());
+    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">read-side latency per invalidation, {LIVE} live entries, writer attach/detach every {} µs</text>", w / 2.0, h - 8.0, writer_period().as_micros());
     s.push_str("</svg>\n");
     s
 }
