@@ -162,3 +162,13 @@ fn threads_mode_and_loom_run() {
     let m = stress(&["--scheduler", "loom", "--mutant", "no-smp-mb-inv-range", "--out", dir.to_str().unwrap()]);
     assert_eq!(m.status.code(), Some(1));
 }
+
+#[test]
+fn scenarios_scale_to_32_cpus() {
+    let o = stress(&["--seed", "5", "--cpus", "32", "--iterations", "40", "--scenario", "swarm", "--scenario", "unmap-vs-attach", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    for r in json(&o)["runs"].as_array().unwrap() {
+        assert_eq!(r["cpus"], 32);
+        assert!(r["steps"].as_u64().unwrap() > 40 * 32, "32 CPUs must all take steps: {r}");
+    }
+}
