@@ -118,7 +118,7 @@ impl Driver {
     /// list fences them).
     fn move_legacy(&self, mv: &Move) -> Result<(), Errno> {
         if let Some(d) = mv.target.domain() {
-            let mut smmu = d.legacy.smmu.lock().unwrap_or_else(|e| e.into_inner());
+            let mut smmu = d.legacy.smmu.lock();
             if smmu.is_some_and(|s| s != mv.m.smmu) {
                 return Err(Errno::EINVAL);
             }

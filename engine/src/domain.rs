@@ -56,7 +56,7 @@ impl LegacyDomain {
     }
 
     pub(crate) fn smmu(&self) -> Option<SmmuId> {
-        *self.smmu.lock().unwrap_or_else(|e| e.into_inner())
+        *self.smmu.lock()
     }
 }
 

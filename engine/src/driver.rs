@@ -93,7 +93,7 @@ impl Driver {
     }
 
     fn alloc_tag(&self) -> u16 {
-        let reused = self.free_tags.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let reused = self.free_tags.lock().pop();
         reused.unwrap_or_else(|| self.next_tag.fetch_add(1, Relaxed) as u16)
     }
 
@@ -108,7 +108,7 @@ impl Driver {
             Stage::S1 { asid } | Stage::Sva { asid } => asid,
             Stage::S2 { vmid, .. } => vmid,
         };
-        self.free_tags.lock().unwrap_or_else(|e| e.into_inner()).push(tag);
+        self.free_tags.lock().push(tag);
     }
 
     /// Map `size` bytes (a page or a block) at `iova` to fresh memory, then

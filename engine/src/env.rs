@@ -56,19 +56,19 @@ impl Env {
     }
 
     pub fn warn(&self, w: Warning) {
-        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+        self.warnings.lock().push(w);
     }
 
     /// The WARNs since the last call.
     pub fn take_warnings(&self) -> Vec<Warning> {
-        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *self.warnings.lock())
     }
 
     /// Like iommufd's fail_nth: the `n`th fallible call from now fails with
     /// `-ENOMEM`; 0 disarms.
     pub fn set_fail_nth(&self, n: u64) {
         self.fallible_calls.store(0, Relaxed);
-        *self.injected.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.injected.lock() = None;
         self.fail_nth.store(n, Relaxed);
     }
 
@@ -79,14 +79,14 @@ impl Env {
 
     /// Where the armed failure landed, once it has.
     pub fn injected(&self) -> Option<FaultSite> {
-        *self.injected.lock().unwrap_or_else(|e| e.into_inner())
+        *self.injected.lock()
     }
 
     /// Every allocation the driver makes goes through here first.
     pub fn alloc(&self, site: FaultSite) -> Result<(), Errno> {
         let n = self.fallible_calls.fetch_add(1, Relaxed) + 1;
         if n == self.fail_nth.load(Relaxed) {
-            *self.injected.lock().unwrap_or_else(|e| e.into_inner()) = Some(site);
+            *self.injected.lock() = Some(site);
             return Err(Errno::ENOMEM);
         }
         Ok(())

@@ -10,10 +10,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scenarios::{Params, Scenario, CATALOGUE};
+use smmu_sync::plain::Mutex;
 use smmu_sync::{enter, Backend};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Schedules per scenario by default: the whole catalogue in about a minute
@@ -126,11 +126,11 @@ fn explore(
                 };
                 stop.fetch_or(r.found.is_some(), Relaxed);
                 pb.inc(r.schedules);
-                results.lock().unwrap_or_else(|e| e.into_inner()).push((chunk, seed, r));
+                results.lock().push((chunk, seed, r));
             });
         }
     });
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut results = results.into_inner();
     results.sort_by_key(|r| r.0);
     let mut out = Explored { stats: RunStats::default(), chunk_seed: 0, index: 0 };
     for (chunk, seed, r) in results {

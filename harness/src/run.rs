@@ -9,11 +9,12 @@ use shuttle::scheduler::{
     DfsScheduler, PctScheduler, RandomScheduler, ReplayScheduler, Schedule, Scheduler, Task, TaskId,
 };
 use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
+use smmu_sync::plain::Mutex;
 use smmu_sync::{enter, Backend};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A livelock shows as a schedule that never ends; a correct one of these
@@ -121,28 +122,24 @@ struct Recorder<S> {
     shared: Arc<Mutex<Shared>>,
 }
 
-fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl<S: Scheduler> Scheduler for Recorder<S> {
     fn new_execution(&mut self) -> Option<Schedule> {
-        if lock(&self.shared).stop {
+        if self.shared.lock().stop {
             return None;
         }
         let s = self.inner.new_execution()?;
-        lock(&self.shared).current = Recorded { seed: s.seed, steps: Vec::new() };
+        self.shared.lock().current = Recorded { seed: s.seed, steps: Vec::new() };
         Some(s)
     }
 
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
         let t = self.inner.next_task(runnable, current, yielding)?;
-        lock(&self.shared).current.steps.push(Some(t.into()));
+        self.shared.lock().current.steps.push(Some(t.into()));
         Some(t)
     }
 
     fn next_u64(&mut self) -> u64 {
-        lock(&self.shared).current.steps.push(None);
+        self.shared.lock().current.steps.push(None);
         self.inner.next_u64()
     }
 }
@@ -219,7 +216,7 @@ fn drive<S: Scheduler + 'static>(
             let _b = enter(Backend::Shuttle);
             let outcome = sc.run(&params);
             let steps = smmu_sync::steps();
-            let mut s = lock(&shared);
+            let mut s = shared.lock();
             s.stats.schedules += 1;
             s.stats.steps += steps;
             for (age, n) in &outcome.stale_ages {
@@ -238,7 +235,7 @@ fn drive<S: Scheduler + 'static>(
     QUIET_PANICS.with(|q| q.set(true));
     let r = catch_unwind(AssertUnwindSafe(|| runner.run(body)));
     QUIET_PANICS.with(|q| q.set(false));
-    let mut s = lock(&shared);
+    let mut s = shared.lock();
     // The recorder stops after a failure, so the last schedule it wrote down
     // is the failing one, now complete with shuttle's teardown decisions.
     let last = s.current.clone();

@@ -165,7 +165,19 @@ fn threads_mode_and_loom_run() {
 
 #[test]
 fn scenarios_scale_to_32_cpus() {
-    let o = stress(&["--seed", "5", "--cpus", "32", "--iterations", "40", "--scenario", "swarm", "--scenario", "unmap-vs-attach", "--json"]);
+    let o = stress(&[
+        "--seed",
+        "5",
+        "--cpus",
+        "32",
+        "--iterations",
+        "40",
+        "--scenario",
+        "swarm",
+        "--scenario",
+        "unmap-vs-attach",
+        "--json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     for r in json(&o)["runs"].as_array().unwrap() {
         assert_eq!(r["cpus"], 32);

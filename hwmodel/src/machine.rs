@@ -44,7 +44,7 @@ impl Endpoint {
     }
 
     fn atc(&self) -> std::sync::MutexGuard<'_, HashMap<(u32, u64), AtcEntry>> {
-        self.atc.lock().unwrap_or_else(|e| e.into_inner())
+        self.atc.lock()
     }
 
     /// Cached ATC translations.
@@ -68,10 +68,6 @@ pub struct Machine {
     /// Commands submitted while `count_only`; for timing the driver alone.
     counted: plain::AtomicU64,
     count_only: bool,
-}
-
-fn lock<T>(m: &plain::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Machine {
@@ -157,25 +153,25 @@ impl Machine {
     }
 
     pub(crate) fn set_owner(&self, root: Addr, domain: DomainId) {
-        lock(&self.owners).insert(root, domain);
+        self.owners.lock().insert(root, domain);
     }
 
     fn owner(&self, root: Addr) -> Option<DomainId> {
-        lock(&self.owners).get(&root).copied()
+        self.owners.lock().get(&root).copied()
     }
 
     pub(crate) fn note_mapping(&self, pa: u64, gen: u64) {
-        lock(&self.mappings).insert(pa & !(PAGE - 1), gen);
+        self.mappings.lock().insert(pa & !(PAGE - 1), gen);
     }
 
     fn mapping_gen(&self, pa: u64) -> u64 {
-        lock(&self.mappings).get(&pa).copied().unwrap_or(0)
+        self.mappings.lock().get(&pa).copied().unwrap_or(0)
     }
 
     /// The word a CPU stores to make `ste` the STE of `sid`.
     pub fn write_ste(&self, cpu: CpuId, smmu: SmmuId, sid: u32, ste: Ste) {
         let val = {
-            let mut t = lock(&self.stes);
+            let mut t = self.stes.lock();
             t.push(ste);
             t.len() as u64 - 1
         };
@@ -185,7 +181,7 @@ impl Machine {
     /// Install (or clear, with `None`) the CD for `ssid` in `cd_table`.
     pub fn write_cd(&self, cpu: CpuId, cd_table: Addr, ssid: u32, cd: Option<Cd>) {
         let val = cd.map_or(0, |cd| {
-            let mut t = lock(&self.cds);
+            let mut t = self.cds.lock();
             t.push(cd);
             t.len() as u64
         });
@@ -193,11 +189,11 @@ impl Machine {
     }
 
     fn decode_ste(&self, v: u64) -> Ste {
-        lock(&self.stes).get(v as usize).copied().unwrap_or(Ste::Abort)
+        self.stes.lock().get(v as usize).copied().unwrap_or(Ste::Abort)
     }
 
     fn decode_cd(&self, v: u64) -> Option<Cd> {
-        (v != 0).then(|| lock(&self.cds)[v as usize - 1])
+        (v != 0).then(|| self.cds.lock()[v as usize - 1])
     }
 
     /// Fact 5: no ASID/VMID outside every invalidation array may keep IOTLB

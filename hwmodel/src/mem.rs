@@ -68,11 +68,11 @@ impl Memory {
     }
 
     fn buffer(&self, cpu: CpuId) -> std::sync::MutexGuard<'_, StoreBuffer> {
-        self.buffers[cpu.0].lock().unwrap_or_else(|e| e.into_inner())
+        self.buffers[cpu.0].lock()
     }
 
     fn visible(&self) -> std::sync::MutexGuard<'_, HashMap<Addr, u64>> {
-        self.visible.lock().unwrap_or_else(|e| e.into_inner())
+        self.visible.lock()
     }
 
     /// A CPU store: buffered, visible to the SMMU only once drained.

@@ -335,7 +335,7 @@ impl Oracle {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// Append to the trace; returns the event's sequence number.

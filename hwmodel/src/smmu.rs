@@ -202,10 +202,6 @@ pub struct Smmu {
     pub(crate) inv_seq: plain::AtomicU64,
 }
 
-fn lock<T>(m: &plain::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Smmu {
     pub(crate) fn new(id: SmmuId, features: Features, strtab: Addr) -> Self {
         Self {
@@ -221,15 +217,15 @@ impl Smmu {
     }
 
     pub fn iotlb(&self) -> std::sync::MutexGuard<'_, Iotlb> {
-        lock(&self.iotlb)
+        self.iotlb.lock()
     }
 
     pub(crate) fn cfg(&self) -> std::sync::MutexGuard<'_, CfgCache> {
-        lock(&self.cfg)
+        self.cfg.lock()
     }
 
     pub(crate) fn cmdq(&self) -> std::sync::MutexGuard<'_, CmdQueue> {
-        lock(&self.cmdq)
+        self.cmdq.lock()
     }
 
     pub fn is_removed(&self) -> bool {

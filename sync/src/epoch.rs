@@ -113,12 +113,12 @@ pub struct Rcu<T: Retire> {
     slot: Slot<T>,
     /// Objects past their grace period, waiting for the writer to free them
     /// (see [`Retired::defer_to_writer`]).
-    graveyard: std::sync::Arc<std::sync::Mutex<Vec<Box<T>>>>,
+    graveyard: std::sync::Arc<crate::plain::Mutex<Vec<Box<T>>>>,
 }
 
 enum Slot<T> {
     Epoch(cb::Atomic<T>),
-    Loom { ptr: loom::sync::atomic::AtomicPtr<T>, retired: std::sync::Mutex<Vec<*mut T>> },
+    Loom { ptr: loom::sync::atomic::AtomicPtr<T>, retired: crate::plain::Mutex<Vec<*mut T>> },
 }
 
 // SAFETY: the raw pointers in `Slot::Loom` are uniquely owned boxes of `T`
@@ -131,7 +131,7 @@ impl<T: Retire> Rcu<T> {
         let slot = match backend() {
             Backend::Loom => Slot::Loom {
                 ptr: loom::sync::atomic::AtomicPtr::new(Box::into_raw(Box::new(v))),
-                retired: std::sync::Mutex::new(Vec::new()),
+                retired: crate::plain::Mutex::new(Vec::new()),
             },
             Backend::Std | Backend::Shuttle => Slot::Epoch(cb::Atomic::new(v)),
         };
@@ -141,7 +141,7 @@ impl<T: Retire> Rcu<T> {
     /// Free what [`Retired::defer_to_writer`] handed back. Writers call it
     /// so that readers never run destructors.
     pub fn reclaim(&self) {
-        let dead = std::mem::take(&mut *self.graveyard.lock().unwrap_or_else(|e| e.into_inner()));
+        let dead = std::mem::take(&mut *self.graveyard.lock());
         count_free(dead.len() as u64);
         drop(dead);
     }
@@ -190,7 +190,7 @@ impl<T: Retire> Drop for Rcu<T> {
             }
             Slot::Loom { ptr, retired } => {
                 let cur = ptr.with_mut(|p| *p);
-                for p in retired.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..).chain([cur]) {
+                for p in retired.get_mut().drain(..).chain([cur]) {
                     // SAFETY: each pointer came from `Box::into_raw` exactly once.
                     drop(unsafe { Box::from_raw(p) });
                 }
@@ -261,7 +261,7 @@ impl<'g, T: Retire> Retired<'g, T> {
                     // SAFETY: unlinked by `publish` and past its grace period
                     // when this runs; the pointer came from `Owned::new`.
                     let b = unsafe { Box::from_raw(raw.0) };
-                    grave.lock().unwrap_or_else(|e| e.into_inner()).push(b);
+                    grave.lock().push(b);
                 };
                 // SAFETY: the closure only moves the object into the
                 // graveyard once no reader can reach it.
@@ -282,7 +282,7 @@ impl<'g, T: Retire> Retired<'g, T> {
 
     fn keep_until_drop(&self, p: *mut T) {
         if let Slot::Loom { retired, .. } = &self.rcu.slot {
-            retired.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+            retired.lock().push(p);
         }
     }
 }

@@ -28,5 +28,28 @@ pub use thread::{random_below, schedule_point, spawn, steps, yield_now, JoinHand
 /// scheduling point: under shuttle every task shares one OS thread.
 pub mod plain {
     pub use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
-    pub use std::sync::Mutex;
+    use std::sync::{MutexGuard, PoisonError};
+
+    /// A std mutex that, like the facade's, ignores poisoning: a panic while
+    /// it was held is already a reported failure.
+    #[derive(Debug, Default)]
+    pub struct Mutex<T>(std::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub const fn new(v: T) -> Self {
+            Self(std::sync::Mutex::new(v))
+        }
+
+        pub fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        pub fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        pub fn into_inner(self) -> T {
+            self.0.into_inner().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
 }
