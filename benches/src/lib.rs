@@ -79,11 +79,7 @@ pub fn fixture(live: usize, trash: bool, writer_reclaims: bool) -> Fixture {
     let (epoch, _, epoch_mover) = driver(Engine::Epoch, 1, writer_reclaims);
     let cpu = epoch.cpu(0);
     let dom = epoch.alloc_domain(DomainKind::S1);
-    let asid = match dom.stage {
-        engine::Stage::S1 { asid } => asid,
-        _ => unreachable!("an S1 domain"),
-    };
-    let descs = live_descs(asid, live);
+    let descs = live_descs(dom.tag(), live);
     // Published directly so trash can sit between live entries; the odd
     // stream IDs interleave with the live ATS entries.
     let junk: Vec<InvDesc> = if trash {

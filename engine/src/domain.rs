@@ -65,16 +65,21 @@ impl Domain {
         matches!(self.stage, Stage::S2 { nest_parent: true, .. })
     }
 
+    /// The ASID (stage 1, SVA) or VMID (stage 2) that tags this domain's
+    /// IOTLB entries.
+    pub fn tag(&self) -> u16 {
+        match self.stage {
+            Stage::S1 { asid } | Stage::Sva { asid } => asid,
+            Stage::S2 { vmid, .. } => vmid,
+        }
+    }
+
     /// The entry for this domain's ASID or VMID on `smmu`.
     pub(crate) fn tag_inv(&self, smmu: SmmuId, f: Features) -> InvDesc {
         // RANGE_INV needs the leaf page size; the model's tables use 4 KiB.
         let pgsize = if f.range_inv { 12 } else { 0 };
-        match self.stage {
-            Stage::S1 { asid } | Stage::Sva { asid } => {
-                InvDesc::new(smmu, f.e2h, InvType::S1Asid, asid.into(), 0, pgsize)
-            }
-            Stage::S2 { vmid, .. } => InvDesc::new(smmu, f.e2h, InvType::S2Vmid, vmid.into(), 0, pgsize),
-        }
+        let ty = if matches!(self.stage, Stage::S2 { .. }) { InvType::S2Vmid } else { InvType::S1Asid };
+        InvDesc::new(smmu, f.e2h, ty, self.tag().into(), 0, pgsize)
     }
 }
 

@@ -104,11 +104,7 @@ impl Driver {
         if let (Engine::Legacy, Some(smmu)) = (self.engine, d.legacy.smmu()) {
             self.flush_tag(cpu, &d.tag_inv(smmu, self.machine.smmu(smmu).features));
         }
-        let tag = match d.stage {
-            Stage::S1 { asid } | Stage::Sva { asid } => asid,
-            Stage::S2 { vmid, .. } => vmid,
-        };
-        self.free_tags.lock().push(tag);
+        self.free_tags.lock().push(d.tag());
     }
 
     /// Map `size` bytes (a page or a block) at `iova` to fresh memory, then

@@ -63,10 +63,7 @@ fn last_submits(w: &World, n: usize) -> Vec<Opcode> {
 }
 
 fn asid(d: &Domain) -> u32 {
-    match d.stage {
-        Stage::S1 { asid } | Stage::Sva { asid } => asid.into(),
-        Stage::S2 { vmid, .. } => vmid.into(),
-    }
+    d.tag().into()
 }
 
 const ENGINES: [Engine; 2] = [Engine::Epoch, Engine::Legacy];

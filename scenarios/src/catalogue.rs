@@ -523,11 +523,7 @@ fn vsmmu_world(
     let mut r = Rig::new(p, &[PLAIN], &eps, 2);
     let parent = r.drv.alloc_domain(DomainKind::S2 { nest_parent: true });
     r.attach(0, 0, Target::Nested { parent: parent.clone(), guest_asid: GUEST_ASID }, false);
-    let vmid = match parent.stage {
-        engine::Stage::S2 { vmid, .. } => vmid,
-        _ => unreachable!("a nesting parent"),
-    };
-    let v = Vsmmu::new(r.masters[0].smmu, vmid, [(1, r.masters[0].streams[0])].into());
+    let v = Vsmmu::new(r.masters[0].smmu, parent.tag(), [(1, r.masters[0].streams[0])].into());
     let guest = r.cpu(move |drv, cpu| {
         let n = array.len() / ENTRY_SIZE;
         let mut a =
