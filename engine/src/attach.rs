@@ -14,7 +14,7 @@
 use crate::domain::{Domain, MasterDomain, Stage, Target};
 use crate::driver::{Cpu, Driver, Engine};
 use crate::env::FaultSite;
-use crate::inv::atc_inv_cmd;
+use crate::inv::{atc_inv_cmd, Batch};
 use crate::invs::{InvDesc, InvType, Invs};
 use crate::master::{Master, MasterState};
 use crate::{Errno, Mutant};
@@ -219,12 +219,12 @@ impl Driver {
     /// Fact 5: an ASID/VMID leaving its last array is flushed with its
     /// no-size command (for a VMID that covers the nested stage-1 entries).
     pub(crate) fn flush_tag(&self, cpu: &Cpu, inv: &InvDesc) {
-        let cmd = match inv.ty {
-            InvType::S1Asid => Cmd { asid: inv.id as u16, ..Cmd::new(inv.nsize_opcode) },
-            InvType::S2Vmid => Cmd { vmid: inv.id as u16, ..Cmd::new(inv.nsize_opcode) },
-            _ => return,
-        };
-        self.machine.submit(cpu.id, inv.smmu, &[cmd, Cmd::sync()]);
+        if matches!(inv.ty, InvType::S1Asid | InvType::S2Vmid) {
+            // Size 0 is "everything": the entry's no-size opcode.
+            let mut batch = Batch::new(self, cpu);
+            batch.emit(inv, 0, 0, 0, false);
+            batch.submit();
+        }
     }
 
     /// Invalidate the master's ATC for `ssid`, or all of it.
