@@ -69,10 +69,6 @@ fn engine_of(k: EngineKind) -> Engine {
     }
 }
 
-fn name_of<T: std::fmt::Debug>(v: T) -> String {
-    format!("{v:?}").to_lowercase()
-}
-
 /// The seed of chunk `chunk` of scenario `name`: independent streams, so a
 /// shard or a worker can start anywhere.
 fn chunk_seed(base: u64, name: &str, chunk: u64) -> u64 {
@@ -137,10 +133,8 @@ fn explore(
         let s = &mut out.stats;
         s.schedules += r.schedules;
         s.steps += r.steps;
-        s.trace_hash = (s.trace_hash ^ r.trace_hash).wrapping_mul(0x100_0000_01b3);
-        for (age, n) in r.stale_ages {
-            *s.stale_ages.entry(age).or_default() += n;
-        }
+        s.fold_trace(r.trace_hash);
+        s.add_ages(&r.stale_ages);
         if s.found.is_none() {
             if let Some(f) = r.found {
                 out.index = chunk * CHUNK + f.index;
@@ -173,9 +167,9 @@ fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, sh
         scenario: sc.into(),
         seed: params.seed,
         chunk_seed: e.chunk_seed,
-        scheduler: name_of(cli.scheduler),
-        engine: name_of(params.engine),
-        mode: name_of(cli.mode),
+        scheduler: report::name(cli.scheduler),
+        engine: report::name(params.engine),
+        mode: report::name(cli.mode),
         mutant: params.mutant.map(|m| m.name().into()),
         cpus: params.cpus,
         depth: depth_of(cli, e.index / CHUNK),

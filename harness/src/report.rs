@@ -6,6 +6,11 @@ use scenarios::Params;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// How a scheduler, engine or mode is named in files and JSON.
+pub fn name<T: std::fmt::Debug>(v: T) -> String {
+    format!("{v:?}").to_lowercase()
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct FailureRow {
     pub kind: String,
@@ -58,13 +63,12 @@ pub struct RunRow {
 impl RunRow {
     pub fn new(scenario: &str, seed: u64, cli: &Cli, p: Params, s: &RunStats, failure: Option<FailureRow>) -> Self {
         let secs = s.elapsed.as_secs_f64().max(1e-9);
-        let lower = |v: String| v.to_lowercase();
         Self {
             scenario: scenario.into(),
             seed,
-            scheduler: lower(format!("{:?}", cli.scheduler)),
-            engine: lower(format!("{:?}", p.engine)),
-            mode: lower(format!("{:?}", cli.mode)),
+            scheduler: name(cli.scheduler),
+            engine: name(p.engine),
+            mode: name(cli.mode),
             mutant: p.mutant.map(|m| m.name().into()),
             cpus: p.cpus,
             schedules: s.schedules,

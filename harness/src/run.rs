@@ -109,6 +109,21 @@ pub struct RunStats {
     pub found: Option<Found>,
 }
 
+impl RunStats {
+    /// Count stale hits into this run's age histogram.
+    pub fn add_ages(&mut self, ages: &BTreeMap<u64, u64>) {
+        for (age, n) in ages {
+            *self.stale_ages.entry(*age).or_default() += n;
+        }
+    }
+
+    /// Fold the next schedule's (or chunk's) trace hash into the run's, in
+    /// order: the same seed and options give the same run hash.
+    pub fn fold_trace(&mut self, trace_hash: u64) {
+        self.trace_hash = (self.trace_hash ^ trace_hash).wrapping_mul(0x100_0000_01b3);
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     current: Recorded,
@@ -219,16 +234,13 @@ fn drive<S: Scheduler + 'static>(
             let mut s = shared.lock();
             s.stats.schedules += 1;
             s.stats.steps += steps;
-            for (age, n) in &outcome.stale_ages {
-                *s.stats.stale_ages.entry(*age).or_default() += n;
-            }
+            s.stats.add_ages(&outcome.stale_ages);
             if !outcome.violations.is_empty() && s.stats.found.is_none() {
                 let found = Found::from_outcome(s.stats.schedules - 1, s.current.clone(), &outcome);
                 s.stats.found = Some(found);
                 s.stop = true;
             }
-            // Same seed and options, same run: every schedule's trace counts.
-            s.stats.trace_hash = (s.stats.trace_hash ^ outcome.trace_hash).wrapping_mul(0x100_0000_01b3);
+            s.stats.fold_trace(outcome.trace_hash);
         }
     };
     let start = Instant::now();
@@ -269,9 +281,7 @@ pub fn threads(sc: &'static Scenario, params: Params, n: u64, deadline: Option<I
                 break;
             }
         };
-        for (age, k) in &outcome.stale_ages {
-            *st.stale_ages.entry(*age).or_default() += k;
-        }
+        st.add_ages(&outcome.stale_ages);
         if !outcome.violations.is_empty() {
             st.found = Some(Found::from_outcome(i, Recorded::default(), &outcome));
             break;
