@@ -318,3 +318,20 @@ fn legacy_domains_stay_on_one_smmu_and_flush_when_freed() {
     assert!(w.drv.machine.smmu(w.smmus[0]).iotlb().is_empty(), "freeing flushed the ASID");
     assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
 }
+
+#[test]
+fn tlb_inv_walk_issues_non_leaf_invalidation_through_the_array() {
+    let (w, ms) = world(1, Features::default(), 1);
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
+    dma(&w, &ms[0], 0, IOVA);
+    assert_eq!(w.drv.machine.smmu(w.smmus[0]).iotlb().len(), 1);
+    w.drv.tlb_inv_walk(&w.cpu, &d, IOVA, PAGE, PAGE);
+    assert!(w.drv.machine.smmu(w.smmus[0]).iotlb().is_empty());
+    let last = w.drv.machine.oracle.trace_tail().into_iter().rev().find_map(|(_, e)| match e {
+        Event::Submit { cmd, .. } if cmd.op == Opcode::TlbiNhVa => Some(cmd),
+        _ => None,
+    });
+    assert!(last.is_some_and(|c| !c.leaf && c.addr == IOVA), "{last:?}");
+}
