@@ -9,6 +9,7 @@ use crate::invs::{InvDesc, InvType};
 use crate::Mutant;
 use hwmodel::{Cmd, Features, Opcode, SmmuId, ViolationKind};
 use smmu_sync::Ordering::Relaxed;
+use std::borrow::Borrow;
 
 /// Commands per submission, the closing CMD_SYNC included.
 const BATCH: usize = 64;
@@ -201,10 +202,10 @@ impl Driver {
     /// `poisoned` is asked before each entry is read. Public so benchmarks
     /// can run the same command building under other locking designs.
     #[allow(clippy::too_many_arguments)]
-    pub fn inv_entries<'a>(
+    pub fn inv_entries<E: Borrow<InvDesc>>(
         &self,
         cpu: &Cpu,
-        live: impl Iterator<Item = &'a InvDesc>,
+        live: impl Iterator<Item = E>,
         iova: u64,
         size: u64,
         granule: u64,
@@ -215,11 +216,12 @@ impl Driver {
         let mut walk = Walk::default();
         let mut live = live.peekable();
         while let Some(inv) = live.next() {
+            let inv = inv.borrow();
             walk.poisoned |= poisoned();
             let f = self.machine.smmu(inv.smmu).features;
             walk.bound += if f.range_inv { MAX_RANGE_CMDS } else { max_tlbi_ops(granule) as usize };
             batch.emit(inv, iova, size, granule, leaf);
-            if batch.num > 0 && live.peek().is_none_or(|next| end_batch(self, inv, next)) {
+            if batch.num > 0 && live.peek().is_none_or(|next| end_batch(self, inv, next.borrow())) {
                 batch.submit();
             }
         }
@@ -241,14 +243,10 @@ impl Driver {
         };
         let f = self.machine.smmu(smmu).features;
         let tag = d.tag_inv(smmu, f);
-        let mut batch = Batch::new(self, cpu);
-        batch.emit(&tag, iova, size, granule, leaf);
-        batch.submit();
-        if d.nest_parent() {
-            let clear = InvDesc::new(smmu, f.e2h, InvType::S2VmidS1Clear, tag.id, 0, 0);
-            batch.emit(&clear, iova, size, granule, leaf);
-            batch.submit();
-        }
+        let clear = InvDesc::new(smmu, f.e2h, InvType::S2VmidS1Clear, tag.id, 0, 0);
+        let tlbis = [tag, clear];
+        let n = if d.nest_parent() { 2 } else { 1 };
+        self.inv_entries(cpu, tlbis[..n].iter(), iova, size, granule, leaf, || false);
         // The TLBIs are complete before the count is read, so a master that
         // enables ATS after the read cannot cache what they removed.
         self.machine.mem.smp_mb(cpu.id);
@@ -257,12 +255,11 @@ impl Driver {
         }
         let ty = if d.nest_parent() { InvType::AtsFull } else { InvType::Ats };
         let devices = d.legacy.devices.lock();
-        for md in devices.iter().filter(|md| md.ats) {
-            for &sid in &md.sids {
-                batch.emit(&InvDesc::new(smmu, f.e2h, ty, sid, md.ssid, 0), iova, size, granule, leaf);
-            }
-        }
-        batch.submit();
+        let ats = devices
+            .iter()
+            .filter(|md| md.ats)
+            .flat_map(|md| md.sids.iter().map(move |&sid| InvDesc::new(smmu, f.e2h, ty, sid, md.ssid, 0)));
+        self.inv_entries(cpu, ats, iova, size, granule, leaf, || false);
     }
 
     /// `arm_smmu_domain_inv`: flush the whole domain.
