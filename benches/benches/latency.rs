@@ -1,12 +1,16 @@
 //! Read-side latency on real threads while a writer attaches and detaches a
-//! second master (every 20 µs, or `$LATENCY_WRITER_US`): one reader invalidating a domain
-//! with 8 live entries in a loop, each call timed into an hdrhistogram.
-//! Prints p50/p99/p99.9/max per design, writes `.hgrm` percentile files and
-//! an SVG plot to `docs/latency/` (or `$LATENCY_OUT`).
+//! second master (every 20 µs, or `$LATENCY_WRITER_US`): one reader
+//! invalidating a domain with 8 live entries (or `$LATENCY_LIVE`) in a loop,
+//! each call timed into an hdrhistogram. Prints p50/p99/p99.9/max per design
+//! and the writer's step time, writes `.hgrm` percentile files and an SVG
+//! plot to `docs/latency/` (or `$LATENCY_OUT`).
 //!
 //! `epoch` frees replaced arrays wherever crossbeam collects garbage, which
 //! on a reader is every 128th pin; `epoch-writer-reclaims` hands them back
-//! to the writer, so readers never run destructors.
+//! to the writer, so readers never run destructors. `bare` walks a fixed
+//! array with no barrier, pin or lock while the writer only sleeps: the
+//! machine's own tail for a call of that length, which no design can beat.
+//! Reader and writer are pinned to different cores when there are two.
 
 use benches::{fixture, Design, Fixture};
 use engine::Target;
@@ -17,11 +21,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const LIVE: usize = 8;
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// Live entries in the domain's array: `$LATENCY_LIVE`, default 8.
+fn live() -> usize {
+    env_or("LATENCY_LIVE", 8usize).max(1)
+}
+
 /// Pause between writer steps: `$LATENCY_WRITER_US` microseconds, default
 /// 20; 0 runs the writer back to back.
 fn writer_period() -> Duration {
-    Duration::from_micros(std::env::var("LATENCY_WRITER_US").ok().and_then(|s| s.parse().ok()).unwrap_or(20))
+    Duration::from_micros(env_or("LATENCY_WRITER_US", 20))
 }
 const QUANTILES: [f64; 6] = [0.5, 0.9, 0.99, 0.999, 0.9999, 1.0];
 
@@ -31,11 +43,12 @@ struct Run {
     writer_reclaims: bool,
 }
 
-const RUNS: [Run; 4] = [
+const RUNS: [Run; 5] = [
     Run { name: "epoch", design: Design::Epoch, writer_reclaims: false },
     Run { name: "epoch-writer-reclaims", design: Design::Epoch, writer_reclaims: true },
     Run { name: "rwlock", design: Design::RwLock, writer_reclaims: false },
     Run { name: "legacy", design: Design::Legacy, writer_reclaims: false },
+    Run { name: "bare", design: Design::Bare, writer_reclaims: false },
 ];
 
 /// One writer step: the second master joins (odd steps leave) the domain.
@@ -51,7 +64,8 @@ fn write(f: &Fixture, design: Design, cpu: &engine::Cpu, step: u64) {
             drv.attach(cpu, m, 0, to, join).expect("attach");
         }
         Design::RwLock => {
-            // Without RCU the new list is built under the write lock.
+            // Without RCU the new list is built under the write lock: the
+            // whole step is the time readers can be held up.
             let mut v = f.rw.write();
             let mut next = v.clone();
             if join {
@@ -62,19 +76,43 @@ fn write(f: &Fixture, design: Design, cpu: &engine::Cpu, step: u64) {
             }
             *v = next;
         }
+        // The floor: nothing to change, so nothing to wait for.
         Design::Bare => {}
     }
 }
 
-/// The reader's latencies, and how many replaced arrays it freed itself.
-fn measure(run: &Run, secs: f64) -> (Histogram<u64>, u64) {
-    let f = Arc::new(fixture(LIVE, false, run.writer_reclaims));
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("bounds")
+}
+
+/// Reader and writer on cores of their own, so neither preempts the other.
+/// The cores are read once, before any thread is pinned: a pinned thread's
+/// children inherit its one-core mask.
+fn pin(core: usize) {
+    static CORES: std::sync::OnceLock<Vec<core_affinity::CoreId>> = std::sync::OnceLock::new();
+    let cores = CORES.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default());
+    if cores.len() >= 2 {
+        core_affinity::set_for_current(cores[core]);
+    }
+}
+
+struct Measured {
+    reader: Histogram<u64>,
+    /// Replaced arrays the reader thread freed itself.
+    reader_frees: u64,
+    writer: Histogram<u64>,
+}
+
+fn measure(run: &Run, secs: f64) -> Measured {
+    pin(0);
+    let f = Arc::new(fixture(live(), false, run.writer_reclaims));
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let (f, stop, design) = (f.clone(), stop.clone(), run.design);
         std::thread::spawn(move || {
+            pin(1);
             let cpu = f.driver(design).cpu(1);
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+            let mut h = histogram();
             while !stop.load(Relaxed) {
                 let t = Instant::now();
                 f.invalidate(design, &cpu);
@@ -86,16 +124,20 @@ fn measure(run: &Run, secs: f64) -> (Histogram<u64>, u64) {
     let cpu = f.driver(run.design).cpu(2);
     let period = writer_period();
     let end = Instant::now() + Duration::from_secs_f64(secs);
+    let mut writer = histogram();
     let mut step = 0;
     while Instant::now() < end {
+        let t = Instant::now();
         write(&f, run.design, &cpu, step);
+        writer.saturating_record(t.elapsed().as_nanos() as u64);
         step += 1;
         if !period.is_zero() {
             std::thread::sleep(period);
         }
     }
     stop.store(true, Relaxed);
-    reader.join().expect("reader")
+    let (reader, reader_frees) = reader.join().expect("reader");
+    Measured { reader, reader_frees, writer }
 }
 
 /// The histogram in HdrHistogram's `.hgrm` percentile text format.
@@ -131,7 +173,7 @@ fn svg(results: &[(&str, Histogram<u64>)]) -> String {
     );
     let px = |x: f64| left + x / 5.0 * (w - left - 20.0);
     let py = |ns: f64| h - bottom - (ns.log10() - lo) / (hi - lo).max(1.0) * (h - bottom - 20.0);
-    let colors = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd"];
+    let colors = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#7f7f7f"];
     let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
     for (x, q) in xs.iter().zip(QUANTILES) {
         let label = if q < 1.0 { format!("p{}", q * 100.0) } else { "max".into() };
@@ -152,26 +194,37 @@ fn svg(results: &[(&str, Histogram<u64>)]) -> String {
         let _ = writeln!(s, "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>", pts.join(" "));
         let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" fill=\"{c}\">{name}</text>", left + 10.0, 36.0 + 16.0 * i as f64);
     }
-    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">read-side latency per invalidation, {LIVE} live entries, writer attach/detach every {} µs</text>", w / 2.0, h - 8.0, writer_period().as_micros());
+    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">read-side latency per invalidation, {} live entries, writer attach/detach every {} µs</text>", w / 2.0, h - 8.0, live(), writer_period().as_micros());
     s.push_str("</svg>\n");
     s
 }
 
 fn main() {
-    let secs = std::env::var("LATENCY_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let secs = env_or("LATENCY_SECS", 3.0);
     let out = std::path::PathBuf::from(
         std::env::var("LATENCY_OUT").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/latency").into()),
     );
     std::fs::create_dir_all(&out).expect("output directory");
+    println!("{} live entries, writer pause {} µs, {secs} s per design", live(), writer_period().as_micros());
     println!(
-        "{:<24} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
-        "design", "p50 ns", "p99 ns", "p99.9 ns", "p99.99 ns", "max ns", "calls"
+        "{:<22} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>12} {:>11} {:>12}",
+        "design",
+        "p50 ns",
+        "p99 ns",
+        "p99.9 ns",
+        "p99.99 ns",
+        "max ns",
+        "calls",
+        "reader frees",
+        "writer p50",
+        "writer steps"
     );
     let mut results = Vec::new();
     for run in &RUNS {
-        let (h, reader_frees) = measure(run, secs);
+        let m = measure(run, secs);
+        let h = &m.reader;
         println!(
-            "{:<24} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>14}",
+            "{:<22} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>12} {:>11} {:>12}",
             run.name,
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.99),
@@ -179,11 +232,13 @@ fn main() {
             h.value_at_quantile(0.9999),
             h.max(),
             h.len(),
-            reader_frees
+            m.reader_frees,
+            m.writer.value_at_quantile(0.5),
+            m.writer.len()
         );
-        std::fs::write(out.join(format!("{}.hgrm", run.name)), hgrm(&h)).expect("write .hgrm");
-        results.push((run.name, h));
+        std::fs::write(out.join(format!("{}.hgrm", run.name)), hgrm(h)).expect("write .hgrm");
+        results.push((run.name, m.reader));
     }
     std::fs::write(out.join("latency.svg"), svg(&results)).expect("write svg");
-    println!("wrote {}/{{*.hgrm,latency.svg}} ({secs} s per design)", out.display());
+    println!("wrote {}/{{*.hgrm,latency.svg}}", out.display());
 }
