@@ -46,6 +46,19 @@ fn dma(w: &World, m: &Master, ssid: u32, iova: u64) -> Translation {
     w.drv.machine.dma(m.ep, m.streams[0], ssid, iova)
 }
 
+/// A stage-1 domain with `m` attached at SSID 0.
+fn attached_s1(w: &World, m: &Master, ats: bool) -> Arc<Domain> {
+    let d = w.drv.alloc_domain(DomainKind::S1);
+    w.drv.attach(&w.cpu, m, 0, Target::Domain(d.clone()), ats).unwrap();
+    d
+}
+
+/// Map one page at `IOVA` and let `m` translate it, filling its caches.
+fn map_and_dma(w: &World, d: &Domain, m: &Master) {
+    w.drv.map(&w.cpu, d, IOVA, PAGE).unwrap();
+    dma(w, m, 0, IOVA);
+}
+
 /// Opcodes of the last `n` non-sync commands submitted.
 fn last_submits(w: &World, n: usize) -> Vec<Opcode> {
     let ops: Vec<_> = w
@@ -89,13 +102,11 @@ fn s1_attach_map_unmap() {
 #[test]
 fn ats_attach_adds_one_entry_per_stream_and_unmap_clears_the_atc() {
     let (w, ms) = world(1, Features { ats: true, ..Features::default() }, 1);
-    let d = w.drv.alloc_domain(DomainKind::S1);
-    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), true).unwrap();
+    let d = attached_s1(&w, &ms[0], true);
     let a = asid(&d);
     assert_eq!(rows(&w, &d), [(InvType::S1Asid, a, 0, 1), (InvType::Ats, 0, 0, 1), (InvType::Ats, 1, 0, 1)]);
     assert!(w.drv.machine.endpoint(ms[0].ep).ats_enabled());
-    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
-    dma(&w, &ms[0], 0, IOVA);
+    map_and_dma(&w, &d, &ms[0]);
     assert_eq!(w.drv.machine.endpoint(ms[0].ep).atc_len(), 1);
     w.drv.unmap(&w.cpu, &d, IOVA, PAGE).unwrap();
     assert_eq!(w.drv.machine.endpoint(ms[0].ep).atc_len(), 0);
@@ -121,10 +132,8 @@ fn reattach_to_the_same_domain_toggles_ats() {
 #[test]
 fn last_user_detach_flushes_its_asid() {
     let (w, ms) = world(1, Features::default(), 1);
-    let d = w.drv.alloc_domain(DomainKind::S1);
-    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
-    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
-    dma(&w, &ms[0], 0, IOVA);
+    let d = attached_s1(&w, &ms[0], false);
+    map_and_dma(&w, &d, &ms[0]);
     assert_eq!(w.drv.machine.smmu(w.smmus[0]).iotlb().len(), 1);
     w.drv.attach(&w.cpu, &ms[0], 0, Target::Blocked, false).unwrap();
     assert!(rows(&w, &d).is_empty());
@@ -173,8 +182,7 @@ fn nesting_parent_clears_nested_stage_1_unless_vmall() {
             (InvType::AtsFull, 1, 0, 1)
         ]
     );
-    w.drv.map(&w.cpu, &parent, IOVA, PAGE).unwrap();
-    dma(&w, &ms[0], 0, IOVA);
+    map_and_dma(&w, &parent, &ms[0]);
     w.drv.unmap(&w.cpu, &parent, IOVA, PAGE).unwrap();
     assert!(w.drv.machine.smmu(w.smmus[0]).iotlb().is_empty(), "NH_ALL removed the combined entry");
     let atc = Opcode::AtcInv;
@@ -189,8 +197,7 @@ fn nesting_parent_clears_nested_stage_1_unless_vmall() {
 #[test]
 fn sva_and_blocking_set_dev_pasid() {
     let (w, ms) = world(1, Features::default(), 1);
-    let rid = w.drv.alloc_domain(DomainKind::S1);
-    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(rid.clone()), false).unwrap();
+    let rid = attached_s1(&w, &ms[0], false);
     let sva = w.drv.alloc_domain(DomainKind::Sva);
     w.drv.attach(&w.cpu, &ms[0], 3, Target::Domain(sva.clone()), false).unwrap();
     assert_eq!(rows(&w, &sva), [(InvType::S1Asid, asid(&sva), 0, 1)]);
@@ -207,8 +214,7 @@ fn sva_and_blocking_set_dev_pasid() {
 #[test]
 fn range_invalidation_uses_range_commands_and_none_for_everything() {
     let (w, ms) = world(1, Features { range_inv: true, ..Features::default() }, 1);
-    let d = w.drv.alloc_domain(DomainKind::S1);
-    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+    let d = attached_s1(&w, &ms[0], false);
     for k in 0..5 {
         w.drv.map(&w.cpu, &d, IOVA + k * PAGE, PAGE).unwrap();
         dma(&w, &ms[0], 0, IOVA + k * PAGE);
@@ -289,10 +295,8 @@ fn fail_nth_sweep_leaves_a_failed_attach_without_trace() {
 #[test]
 fn legacy_ats_attach_toggle_and_unmap() {
     let (w, ms) = world_on(Engine::Legacy, 1, Features { ats: true, ..Features::default() }, 1);
-    let d = w.drv.alloc_domain(DomainKind::S1);
-    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), true).unwrap();
-    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
-    dma(&w, &ms[0], 0, IOVA);
+    let d = attached_s1(&w, &ms[0], true);
+    map_and_dma(&w, &d, &ms[0]);
     assert_eq!(w.drv.machine.endpoint(ms[0].ep).atc_len(), 1);
     w.drv.unmap(&w.cpu, &d, IOVA, PAGE).unwrap();
     assert_eq!(w.drv.machine.endpoint(ms[0].ep).atc_len(), 0, "ATC_INV sent to the ATS master on the list");
@@ -306,11 +310,9 @@ fn legacy_ats_attach_toggle_and_unmap() {
 #[test]
 fn legacy_domains_stay_on_one_smmu_and_flush_when_freed() {
     let (w, ms) = world_on(Engine::Legacy, 2, Features::default(), 2);
-    let d = w.drv.alloc_domain(DomainKind::S1);
-    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
+    let d = attached_s1(&w, &ms[0], false);
     assert_eq!(w.drv.attach(&w.cpu, &ms[1], 0, Target::Domain(d.clone()), false), Err(Errno::EINVAL));
-    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
-    dma(&w, &ms[0], 0, IOVA);
+    map_and_dma(&w, &d, &ms[0]);
     w.drv.attach(&w.cpu, &ms[0], 0, Target::Blocked, false).unwrap();
     w.drv.check_tags(&w.cpu, &[&d]);
     assert!(kinds(&w).is_empty(), "the tag stays live until the domain is freed");
@@ -322,10 +324,8 @@ fn legacy_domains_stay_on_one_smmu_and_flush_when_freed() {
 #[test]
 fn tlb_inv_walk_issues_non_leaf_invalidation_through_the_array() {
     let (w, ms) = world(1, Features::default(), 1);
-    let d = w.drv.alloc_domain(DomainKind::S1);
-    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
-    w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();
-    dma(&w, &ms[0], 0, IOVA);
+    let d = attached_s1(&w, &ms[0], false);
+    map_and_dma(&w, &d, &ms[0]);
     assert_eq!(w.drv.machine.smmu(w.smmus[0]).iotlb().len(), 1);
     w.drv.tlb_inv_walk(&w.cpu, &d, IOVA, PAGE, PAGE);
     assert!(w.drv.machine.smmu(w.smmus[0]).iotlb().is_empty());
