@@ -40,7 +40,7 @@ fn unmap(c: &mut Criterion) {
     let drv = Driver::new(m, Env::new(), Engine::Epoch);
     let cpu = drv.cpu(0);
     let master = drv.probe(ep);
-    let dom = drv.alloc_domain(DomainKind::S1);
+    let dom = drv.alloc_domain(DomainKind::S1).unwrap();
     drv.attach(&cpu, &master, 0, Target::Domain(dom.clone()), true).unwrap();
     c.bench_function("unmap_invalidate/model", |b| {
         b.iter(|| {

@@ -78,7 +78,7 @@ fn driver(engine: Engine, sids: usize, writer_reclaims: bool) -> (Driver, Master
 pub fn fixture(live: usize, trash: bool, writer_reclaims: bool) -> Fixture {
     let (epoch, _, epoch_mover) = driver(Engine::Epoch, 1, writer_reclaims);
     let cpu = epoch.cpu(0);
-    let dom = epoch.alloc_domain(DomainKind::S1);
+    let dom = epoch.alloc_domain(DomainKind::S1).unwrap();
     let descs = live_descs(dom.tag(), live);
     // Published directly so trash can sit between live entries; the odd
     // stream IDs interleave with the live ATS entries.
@@ -95,7 +95,7 @@ pub fn fixture(live: usize, trash: bool, writer_reclaims: bool) -> Fixture {
     dom.invs.publish(array, &cpu.epoch.pin()).defer_free();
 
     let (legacy, master, legacy_mover) = driver(Engine::Legacy, live - 1, writer_reclaims);
-    let legacy_dom = legacy.alloc_domain(DomainKind::S1);
+    let legacy_dom = legacy.alloc_domain(DomainKind::S1).unwrap();
     let lcpu = legacy.cpu(0);
     legacy.attach(&lcpu, &master, 0, Target::Domain(legacy_dom.clone()), live > 1).expect("legacy attach");
     Fixture {

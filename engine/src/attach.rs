@@ -18,7 +18,7 @@ use crate::inv::{atc_inv_cmd, Batch};
 use crate::invs::{InvDesc, InvType, Invs};
 use crate::master::{Master, MasterState};
 use crate::{Errno, Mutant};
-use hwmodel::{Addr, Cd, Cmd, Opcode, Ste, ViolationKind};
+use hwmodel::{Addr, Cd, Cmd, Goal, Opcode, Ste, ViolationKind};
 use smmu_sync::{Guard, Ordering::Relaxed};
 
 /// One attach in progress: who moves where, with which ATS state.
@@ -37,15 +37,21 @@ impl Driver {
     /// ATS on a RID attach to a paging domain; PASID attaches keep the
     /// master's ATS state. On error nothing has changed.
     pub fn attach(&self, cpu: &Cpu, m: &Master, ssid: u32, target: Target, want_ats: bool) -> Result<(), Errno> {
+        smmu_sync::locate("attach", u64::from(ssid));
         let mut ms = m.state.lock();
+        check_attach(&ms, ssid, &target)?;
         let _asid_lock = self.asid_lock.lock();
         let old = ms.attached.get(&ssid).cloned().unwrap_or(Target::Blocked);
         self.machine.oracle.attach_begin(m.ep, ssid, target.allowed());
-        let r = if matches!(&target, Target::Nested { parent, .. } if !parent.nest_parent()) {
-            Err(Errno::EINVAL)
-        } else {
+        let r = {
             let old_ats = ms.ats_enabled;
-            let ats = if ssid == 0 { want_ats && m.ats_supported && target.domain().is_some() } else { old_ats };
+            // PASIDs keep the master's ATS state, and so does the RID while
+            // PASIDs use its CD table (the kernel's cd_needs_ats).
+            let ats = if ssid == 0 && !pasids_in_use(&ms) {
+                want_ats && m.ats_supported && target.domain().is_some()
+            } else {
+                old_ats
+            };
             let mv = Move { cpu, m, ssid, old: &old, target: &target, ats, old_ats };
             let older_copies = match self.engine {
                 Engine::Epoch => self.move_epoch(&mv, &mut ms),
@@ -80,9 +86,12 @@ impl Driver {
             }
             None => None,
         };
-        // The kernel's master_domain allocation; dropping `new_invs` on
-        // failure is the whole unwind, nothing has been published.
-        self.env.alloc(FaultSite::MasterDomain)?;
+        // The kernel's master_domain allocation, for a paging target only;
+        // dropping `new_invs` on failure is the whole unwind, nothing has
+        // been published.
+        if mv.target.domain().is_some() {
+            self.env.alloc(FaultSite::MasterDomain)?;
+        }
 
         let publish_new = |ms: &mut MasterState, new_invs: Option<Invs>| {
             if let (Some(d), Some(new)) = (mv.target.domain(), new_invs) {
@@ -153,7 +162,7 @@ impl Driver {
         if mv.ats && !mv.old_ats {
             self.machine.set_ats(mv.m.ep, true);
         } else if mv.old_ats && mv.ats {
-            self.atc_inv_master(mv.cpu, mv.m, mv.ssid, false);
+            self.atc_inv_master(mv.cpu, mv.m, mv.ssid);
         }
     }
 
@@ -166,8 +175,11 @@ impl Driver {
         if mv.ats || !mv.old_ats {
             return;
         }
-        if older_copies && !self.env.mutant(Mutant::AtsOffWithoutGracePeriod) {
-            mv.cpu.epoch.synchronize();
+        if older_copies {
+            self.machine.oracle.cover(Goal::AtsOffOlderArray);
+            if !self.env.mutant(Mutant::AtsOffWithoutGracePeriod) {
+                mv.cpu.epoch.synchronize();
+            }
         }
         self.machine.set_ats(mv.m.ep, false);
     }
@@ -177,6 +189,7 @@ impl Driver {
         if let Err(e) = new.check(true) {
             self.machine.oracle.report(ViolationKind::ArrayInvariant, format!("{:?} publishing: {e}", d.id));
         }
+        self.cover_array(&new);
         let old = d.invs.publish(new, guard);
         d.publications.fetch_add(1, Relaxed);
         if self.env.mutant(Mutant::FreeReplacedArrayImmediately) {
@@ -189,6 +202,20 @@ impl Driver {
         guard.flush();
         if self.writer_reclaims {
             d.invs.reclaim();
+        }
+    }
+
+    /// The array shapes worth reaching: one spanning SMMUs, one with ATS
+    /// entries for two PASIDs of one stream ID.
+    pub(crate) fn cover_array(&self, invs: &Invs) {
+        let e = invs.entries();
+        let o = &self.machine.oracle;
+        if e.windows(2).any(|w| w[0].smmu != w[1].smmu) {
+            o.cover(Goal::ArraySpansSmmus);
+        }
+        if e.windows(2).any(|w| w[0].ty.is_ats() && w[0].ty == w[1].ty && w[0].id == w[1].id && w[0].smmu == w[1].smmu)
+        {
+            o.cover(Goal::TwoPasidsOneSid);
         }
     }
 
@@ -227,10 +254,10 @@ impl Driver {
         }
     }
 
-    /// Invalidate the master's ATC for `ssid`, or all of it.
-    fn atc_inv_master(&self, cpu: &Cpu, m: &Master, ssid: u32, all: bool) {
-        let mut cmds: Vec<Cmd> =
-            m.streams.iter().map(|&sid| Cmd { global: all, ..atc_inv_cmd(sid, ssid, 0, 0) }).collect();
+    /// `arm_smmu_atc_inv_master`: invalidate the master's ATC for `ssid`;
+    /// SSID 0 goes without SSV and so covers every PASID.
+    fn atc_inv_master(&self, cpu: &Cpu, m: &Master, ssid: u32) {
+        let mut cmds: Vec<Cmd> = m.streams.iter().map(|&sid| atc_inv_cmd(sid, ssid, 0, 0)).collect();
         cmds.push(Cmd::sync());
         self.machine.submit(cpu.id, m.smmu, &cmds);
     }
@@ -282,7 +309,31 @@ impl Driver {
         self.write_stes(mv.cpu, mv.m, ste_for(mv.old, mv.m.cd_table, false), &mut cmds);
         cmds.push(Cmd::sync());
         self.machine.submit(mv.cpu.id, mv.m.smmu, &cmds);
-        self.atc_inv_master(mv.cpu, mv.m, 0, true);
+        self.atc_inv_master(mv.cpu, mv.m, 0);
+    }
+}
+
+/// Whether any PASID of the master is attached to a domain.
+fn pasids_in_use(ms: &MasterState) -> bool {
+    ms.attached.iter().any(|(ssid, t)| *ssid != 0 && t.domain().is_some())
+}
+
+/// What the kernel refuses before touching anything: a nested target needs
+/// a nesting parent and the RID; a PASID takes only a stage-1 or SVA
+/// domain (`arm_smmu_s1_set_dev_pasid`), under a RID whose STE holds the CD
+/// table; the RID cannot leave its CD table while PASIDs use it. Upstream
+/// also lets PASIDs run under a blocked or identity RID by switching the
+/// STE to a CD table with S1DSS; the model refuses that with EINVAL/EBUSY.
+fn check_attach(ms: &MasterState, ssid: u32, target: &Target) -> Result<(), Errno> {
+    let rid_is_s1 = matches!(ms.attached.get(&0), Some(Target::Domain(d)) if matches!(d.stage, Stage::S1 { .. }));
+    match target {
+        Target::Nested { parent, .. } if !parent.nest_parent() || ssid != 0 => Err(Errno::EINVAL),
+        Target::Domain(d) if ssid == 0 && matches!(d.stage, Stage::Sva { .. }) => Err(Errno::EINVAL),
+        Target::Domain(d) if ssid != 0 && (matches!(d.stage, Stage::S2 { .. }) || !rid_is_s1) => Err(Errno::EINVAL),
+        Target::Identity if ssid != 0 => Err(Errno::EINVAL),
+        Target::Domain(d) if matches!(d.stage, Stage::S1 { .. }) => Ok(()),
+        _ if ssid == 0 && pasids_in_use(ms) => Err(Errno::EBUSY),
+        _ => Ok(()),
     }
 }
 

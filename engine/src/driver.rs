@@ -2,11 +2,14 @@
 //! epoch collector, the ASID lock, and the flows that are not attach.
 
 use crate::domain::{Domain, LegacyDomain, Stage};
-use crate::env::Env;
+use crate::env::{Env, FaultSite};
 use crate::invs::{InvDesc, InvType, Invs};
 use crate::master::Master;
 use crate::{Errno, Mutant};
-use hwmodel::{CpuId, DomainId, EndpointId, Machine, PageTable, PtError, SmmuId, TlbKind, TlbTag, ViolationKind, PAGE};
+use hwmodel::{
+    Coverage, CpuId, DomainId, EndpointId, Goal, Machine, PageTable, PtError, SmmuId, TlbKind, TlbTag, ViolationKind,
+    BLOCK, PAGE,
+};
 use smmu_sync::{plain, Collector, Handle, Mutex, Rcu};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -25,6 +28,28 @@ pub enum Engine {
     Epoch,
     /// What it replaced: one SMMU per domain and a locked device list.
     Legacy,
+}
+
+impl Engine {
+    /// Whether this design can reach `g` at all: the pre-series design has
+    /// no arrays, no fallible array copies and no SMMU removal.
+    pub fn can_reach(self, g: Goal) -> bool {
+        use Goal::*;
+        let array_only = matches!(
+            g,
+            TrashWalked
+                | WalkerOnOldArray
+                | TwoPasidsOneSid
+                | ArraySpansSmmus
+                | BatchEndSmmu
+                | BatchEndAts
+                | FaultInvsMerge
+                | FaultInvsPurge
+                | AtsOffOlderArray
+                | SmmuRemovedAttached
+        );
+        self != Engine::Legacy || !array_only
+    }
 }
 
 /// What kind of domain to allocate.
@@ -79,7 +104,10 @@ impl Driver {
         Master::probe(&self.env, ep, e.smmu, features, &e.sids, e.ats_capable, self.machine.alloc_frame())
     }
 
-    pub fn alloc_domain(&self, kind: DomainKind) -> Arc<Domain> {
+    /// `arm_smmu_domain_alloc` and the domain's finalise: a fresh domain
+    /// with an empty array and an ASID or VMID.
+    pub fn alloc_domain(&self, kind: DomainKind) -> Result<Arc<Domain>, Errno> {
+        self.env.alloc(FaultSite::DomainAlloc)?;
         let id = DomainId(self.next_domain.fetch_add(1, Relaxed));
         let tag = self.alloc_tag();
         let stage = match kind {
@@ -89,12 +117,24 @@ impl Driver {
         };
         let pt = PageTable::new(&self.machine, id);
         let publications = plain::AtomicU64::new(0);
-        Arc::new(Domain { id, stage, pt, invs: Rcu::new(Invs::new()), publications, legacy: LegacyDomain::new() })
+        Ok(Arc::new(Domain { id, stage, pt, invs: Rcu::new(Invs::new()), publications, legacy: LegacyDomain::new() }))
     }
 
     fn alloc_tag(&self) -> u16 {
         let reused = self.free_tags.lock().pop();
+        if reused.is_some() {
+            self.machine.oracle.cover(Goal::TagReused);
+        }
         reused.unwrap_or_else(|| self.next_tag.fetch_add(1, Relaxed) as u16)
+    }
+
+    /// What this world reached: the oracle's goals and the injected faults.
+    pub fn coverage(&self) -> Coverage {
+        let mut c = self.machine.oracle.coverage();
+        for (site, n) in self.env.injections() {
+            c.add_count(site.goal(), n);
+        }
+        c
     }
 
     /// Free a domain nothing is attached to; its ASID/VMID goes back to the
@@ -110,15 +150,19 @@ impl Driver {
     /// Map `size` bytes (a page or a block) at `iova` to fresh memory, then
     /// tell the device (a doorbell write orders the PTEs before it).
     pub fn map(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64) -> Result<u64, PtError> {
-        let pa = self.populate(cpu, d, iova, size)?;
+        smmu_sync::locate("map", iova);
+        let pa = self.machine.alloc(size);
+        d.pt.map(&self.machine, cpu.id, iova, pa, size)?;
         self.machine.mem.smp_mb(cpu.id);
+        self.machine.oracle.map_returned(d.id, iova, pa, size);
         Ok(pa)
     }
 
     /// Map without telling any device: how iommufd fills a new domain from
-    /// an IOAS before attaching it. Only the attach's barriers order these
-    /// PTEs before the SMMU can reach them.
+    /// an IOAS before attaching it. Only the attach's barriers, on this same
+    /// CPU, order these PTEs before the SMMU can reach them.
     pub fn populate(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64) -> Result<u64, PtError> {
+        smmu_sync::locate("populate", iova);
         let pa = self.machine.alloc(size);
         d.pt.map(&self.machine, cpu.id, iova, pa, size)?;
         self.machine.oracle.map_returned(d.id, iova, pa, size);
@@ -129,7 +173,8 @@ impl Driver {
     /// then return. SVA domains invalidate through the mmu-notifier range
     /// path (page granule, not leaf-only).
     pub fn unmap(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64) -> Result<u64, PtError> {
-        self.machine.oracle.unmap_begin(d.id, iova);
+        smmu_sync::locate("unmap", iova);
+        self.machine.oracle.unmap_begin(d.id, iova, size);
         let pa = d.pt.unmap(&self.machine, cpu.id, iova, size)?;
         match d.stage {
             Stage::Sva { .. } => self.domain_inv_range(cpu, d, iova, size, PAGE, false),
@@ -144,13 +189,33 @@ impl Driver {
         self.domain_inv_range(cpu, d, iova, size, granule, false);
     }
 
+    /// An unmap covering a whole 2 MiB region mapped with pages: io-pgtable
+    /// frees the level-3 table and flushes the walk (`tlb_inv_walk` at the
+    /// page granule). Returns the pages it unmapped.
+    pub fn unmap_table(&self, cpu: &Cpu, d: &Domain, iova: u64) -> Result<Vec<u64>, PtError> {
+        smmu_sync::locate("unmap_table", iova);
+        self.machine.oracle.unmap_begin(d.id, iova, BLOCK);
+        let pages = d.pt.unmap_table(&self.machine, cpu.id, iova)?;
+        self.tlb_inv_walk(cpu, d, iova, BLOCK, PAGE);
+        for &(va, pa) in &pages {
+            self.machine.oracle.unmap_returned(d.id, va, pa, PAGE);
+        }
+        Ok(pages.into_iter().map(|(_, pa)| pa).collect())
+    }
+
     /// Remove an SMMU instance: its masters go to blocked (dropping their
     /// entries from every array), then a grace period passes so that no
     /// walker still holding an older array can reach the instance.
     pub fn remove_smmu(&self, cpu: &Cpu, smmu: SmmuId, masters: &[&Master]) -> Result<(), Errno> {
+        smmu_sync::locate("remove_smmu", u64::from(smmu.0));
         for m in masters.iter().filter(|m| m.smmu == smmu) {
-            let ssids: Vec<u32> = m.state.lock().attached.keys().copied().collect();
+            // PASIDs first: the RID leaves its CD table last.
+            let mut ssids: Vec<u32> = m.state.lock().attached.keys().copied().collect();
+            ssids.sort_unstable_by(|a, b| b.cmp(a));
             for ssid in ssids {
+                if m.state.lock().attached.get(&ssid).is_some_and(|t| t.domain().is_some()) {
+                    self.machine.oracle.cover(Goal::SmmuRemovedAttached);
+                }
                 self.attach(cpu, m, ssid, crate::Target::Blocked, false)?;
             }
         }

@@ -1,10 +1,17 @@
 //! What the kernel around the driver provides: a WARN log the oracle reads,
-//! and fail_nth fault injection on every fallible step.
+//! and fault injection on every fallible step: iommufd's fail_nth for
+//! tests, and a seed-drawn failure rate for runs (FoundationDB's
+//! "buggify"), whose every decision is a data choice of the schedule.
 
-use smmu_sync::plain::{AtomicU64, Mutex};
+use smmu_sync::plain::{AtomicU32, AtomicU64, Mutex};
+use smmu_sync::random_below;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::{Errno, InvDesc, Mutant};
+use hwmodel::Goal;
+
+/// Failure rates are in parts per million.
+pub const PPM: u32 = 1_000_000;
 
 /// A driver `WARN_ON`: the code detected a broken invariant and carried on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +34,23 @@ pub enum FaultSite {
     InvsPurge,
     /// The per-attachment bookkeeping the kernel allocates in attach_prepare.
     MasterDomain,
+    /// `arm_smmu_domain_alloc`: the domain and its empty array.
+    DomainAlloc,
+}
+
+impl FaultSite {
+    pub const ALL: [FaultSite; 4] =
+        [FaultSite::InvsMerge, FaultSite::InvsPurge, FaultSite::MasterDomain, FaultSite::DomainAlloc];
+
+    /// The coverage goal an injection here reaches.
+    pub fn goal(self) -> Goal {
+        match self {
+            FaultSite::InvsMerge => Goal::FaultInvsMerge,
+            FaultSite::InvsPurge => Goal::FaultInvsPurge,
+            FaultSite::MasterDomain => Goal::FaultMasterDomain,
+            FaultSite::DomainAlloc => Goal::FaultDomainAlloc,
+        }
+    }
 }
 
 /// The per-world kernel environment. Writers reach it under their own locks;
@@ -38,6 +62,10 @@ pub struct Env {
     fallible_calls: AtomicU64,
     fail_nth: AtomicU64,
     injected: Mutex<Option<FaultSite>>,
+    /// Chance that any fallible call fails, in parts per million.
+    fault_ppm: AtomicU32,
+    /// Failures injected at each site, for coverage.
+    injections: [AtomicU64; FaultSite::ALL.len()],
 }
 
 impl Env {
@@ -82,13 +110,28 @@ impl Env {
         *self.injected.lock()
     }
 
+    /// Make every fallible call fail with probability `ppm` / 1e6.
+    pub fn set_fault_ppm(&self, ppm: u32) {
+        self.fault_ppm.store(ppm.min(PPM), Relaxed);
+    }
+
     /// Every allocation the driver makes goes through here first.
     pub fn alloc(&self, site: FaultSite) -> Result<(), Errno> {
         let n = self.fallible_calls.fetch_add(1, Relaxed) + 1;
-        if n == self.fail_nth.load(Relaxed) {
+        let ppm = u64::from(self.fault_ppm.load(Relaxed));
+        // A draw of 0 never fails, so a shrinker zeroing data choices
+        // removes faults.
+        let buggify = ppm > 0 && random_below(u64::from(PPM)) >= u64::from(PPM) - ppm;
+        if n == self.fail_nth.load(Relaxed) || buggify {
             *self.injected.lock() = Some(site);
+            self.injections[site as usize].fetch_add(1, Relaxed);
             return Err(Errno::ENOMEM);
         }
         Ok(())
+    }
+
+    /// Failures injected so far, by site.
+    pub fn injections(&self) -> impl Iterator<Item = (FaultSite, u64)> + '_ {
+        FaultSite::ALL.iter().map(|s| (*s, self.injections[*s as usize].load(Relaxed)))
     }
 }

@@ -7,7 +7,7 @@ use crate::domain::Domain;
 use crate::driver::{Cpu, Driver, Engine};
 use crate::invs::{InvDesc, InvType};
 use crate::Mutant;
-use hwmodel::{Cmd, Features, Opcode, SmmuId, ViolationKind};
+use hwmodel::{Cmd, Features, Goal, Opcode, SmmuId, ViolationKind};
 use smmu_sync::Ordering::Relaxed;
 use std::borrow::Borrow;
 
@@ -35,9 +35,10 @@ fn max_tlbi_ops(granule: u64) -> u64 {
 }
 
 /// `arm_smmu_atc_inv_to_cmd`: one ATC_INV covering [iova, iova + size) as a
-/// naturally aligned power-of-two span; size 0 means the whole ATC.
+/// naturally aligned power-of-two span; size 0 means the whole ATC. SSID 0
+/// (IOMMU_NO_PASID) is sent without SSV, which covers every PASID.
 pub fn atc_inv_cmd(sid: u32, ssid: u32, iova: u64, size: u64) -> Cmd {
-    let base = Cmd { sid, ssid, ..Cmd::new(Opcode::AtcInv) };
+    let base = Cmd { sid, ssid, ssv: ssid != 0, ..Cmd::new(Opcode::AtcInv) };
     if size == 0 {
         return Cmd { addr: 0, atc_size: 64, ..base };
     }
@@ -101,6 +102,7 @@ impl<'a> Batch<'a> {
         }
         let mut iova = iova;
         while iova < end {
+            smmu_sync::tick();
             let step = if f.range_inv {
                 let scale = num_pages.trailing_zeros();
                 let num = (num_pages >> scale) & 31;
@@ -137,7 +139,7 @@ impl<'a> Batch<'a> {
                 if size_too_big(f, size, granule) || self.drv.env.mutant(Mutant::S1ClearAlwaysSkipped) => {}
             InvType::S2VmidS1Clear => self.add(inv.smmu, Cmd { vmid: inv.id as u16, ..Cmd::new(Opcode::TlbiNhAll) }),
             InvType::Ats => self.add(inv.smmu, atc_inv_cmd(inv.id, inv.ssid, iova, size)),
-            InvType::AtsFull => self.add(inv.smmu, Cmd { global: true, ..atc_inv_cmd(inv.id, 0, 0, 0) }),
+            InvType::AtsFull => self.add(inv.smmu, atc_inv_cmd(inv.id, 0, 0, 0)),
         }
     }
 }
@@ -152,20 +154,28 @@ pub struct Walk {
     pub poisoned: bool,
 }
 
-/// `arm_smmu_invs_end_batch`: whether the commands so far must complete
-/// before `next`'s.
-fn end_batch(drv: &Driver, cur: &InvDesc, next: &InvDesc) -> bool {
-    cur.smmu != next.smmu
-        // The S2 TLBIs must finish before the nested S1 clear.
-        || (cur.ty != InvType::S2VmidS1Clear && next.ty == InvType::S2VmidS1Clear)
-        // ATC invalidations only after the IOTLB cannot refill them.
-        || (!cur.ty.is_ats() && next.ty.is_ats() && !drv.env.mutant(Mutant::AtsInTlbiBatch))
+/// `arm_smmu_invs_end_batch`: why the commands so far must complete before
+/// `next`'s, if they must (as the coverage goal it reaches).
+fn end_batch(drv: &Driver, cur: &InvDesc, next: &InvDesc) -> Option<Goal> {
+    if cur.smmu != next.smmu {
+        return Some(Goal::BatchEndSmmu);
+    }
+    // The S2 TLBIs must finish before the nested S1 clear.
+    if cur.ty != InvType::S2VmidS1Clear && next.ty == InvType::S2VmidS1Clear {
+        return Some(Goal::BatchEndS1Clear);
+    }
+    // ATC invalidations only after the IOTLB cannot refill them.
+    (!cur.ty.is_ats() && next.ty.is_ats() && !drv.env.mutant(Mutant::AtsInTlbiBatch)).then_some(Goal::BatchEndAts)
 }
 
 impl Driver {
     /// `arm_smmu_domain_inv_range`: invalidate [iova, iova + size) of
     /// `domain` everywhere its array says; size 0 means everything.
     pub fn domain_inv_range(&self, cpu: &Cpu, domain: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
+        smmu_sync::locate("domain_inv_range", u64::from(domain.id.0));
+        if domain.nest_parent() && self.machine.smmus().any(|s| size_too_big(s.features, size, granule)) {
+            self.machine.oracle.cover(Goal::NsizeNestParent);
+        }
         if self.engine == Engine::Legacy {
             return self.legacy_inv_range(cpu, domain, iova, size, granule, leaf);
         }
@@ -178,8 +188,24 @@ impl Driver {
         let guard = cpu.epoch.pin();
         let invs = domain.invs.load(&guard);
         let ats_lock = invs.has_ats().then(|| invs.ats_read());
-        let live = invs.entries().iter().filter(|i| i.users() != 0).map(|i| &i.desc);
+        let trash = std::cell::Cell::new(false);
+        let live = invs
+            .entries()
+            .iter()
+            .filter(|i| {
+                trash.set(trash.get() || i.users() == 0);
+                i.users() != 0
+            })
+            .map(|i| &i.desc);
         let walk = self.inv_entries(cpu, live, iova, size, granule, leaf, || invs.is_poisoned());
+        let o = &self.machine.oracle;
+        if trash.get() {
+            o.cover(Goal::TrashWalked);
+        }
+        if !domain.invs.is_current(invs, &guard) {
+            o.cover(Goal::WalkerOnOldArray);
+        }
+
         // Dropping the ATS read lock touches the array one last time.
         let poisoned = walk.poisoned || (ats_lock.is_some() && invs.is_poisoned());
         drop(ats_lock);
@@ -216,12 +242,18 @@ impl Driver {
         let mut walk = Walk::default();
         let mut live = live.peekable();
         while let Some(inv) = live.next() {
+            smmu_sync::tick();
             let inv = inv.borrow();
             walk.poisoned |= poisoned();
             let f = self.machine.smmu(inv.smmu).features;
             walk.bound += if f.range_inv { MAX_RANGE_CMDS } else { max_tlbi_ops(granule) as usize };
             batch.emit(inv, iova, size, granule, leaf);
-            if batch.num > 0 && live.peek().is_none_or(|next| end_batch(self, inv, next.borrow())) {
+            // None: the last entry; Some(None): the batch goes on.
+            let why = live.peek().map(|next| end_batch(self, inv, next.borrow()));
+            if batch.num > 0 && why.is_none_or(|w| w.is_some()) {
+                if let Some(Some(g)) = why {
+                    self.machine.oracle.cover(g);
+                }
                 batch.submit();
             }
         }

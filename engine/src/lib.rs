@@ -15,7 +15,7 @@ mod mutant;
 
 pub use domain::{Domain, Stage, Target};
 pub use driver::{Cpu, DomainKind, Driver, Engine};
-pub use env::{Env, FaultSite, Warning};
+pub use env::{Env, FaultSite, Warning, PPM};
 pub use errno::Errno;
 pub use inv::{atc_inv_cmd, size_too_big, Walk};
 pub use invs::{Inv, InvDesc, InvType, Invs, InvsError};

@@ -48,7 +48,7 @@ fn dma(w: &World, m: &Master, ssid: u32, iova: u64) -> Translation {
 
 /// A stage-1 domain with `m` attached at SSID 0.
 fn attached_s1(w: &World, m: &Master, ats: bool) -> Arc<Domain> {
-    let d = w.drv.alloc_domain(DomainKind::S1);
+    let d = w.drv.alloc_domain(DomainKind::S1).unwrap();
     w.drv.attach(&w.cpu, m, 0, Target::Domain(d.clone()), ats).unwrap();
     d
 }
@@ -85,7 +85,7 @@ const ENGINES: [Engine; 2] = [Engine::Epoch, Engine::Legacy];
 fn s1_attach_map_unmap() {
     for engine in ENGINES {
         let (w, ms) = world_on(engine, 1, Features::default(), 1);
-        let d = w.drv.alloc_domain(DomainKind::S1);
+        let d = w.drv.alloc_domain(DomainKind::S1).unwrap();
         assert_eq!(ms[0].streams, [0, 1], "stream IDs sorted at probe");
         w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
         if engine == Engine::Epoch {
@@ -117,7 +117,7 @@ fn ats_attach_adds_one_entry_per_stream_and_unmap_clears_the_atc() {
 #[test]
 fn reattach_to_the_same_domain_toggles_ats() {
     let (w, ms) = world(1, Features { ats: true, ..Features::default() }, 1);
-    let d = w.drv.alloc_domain(DomainKind::S1);
+    let d = w.drv.alloc_domain(DomainKind::S1).unwrap();
     let a = asid(&d);
     w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
     w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), true).unwrap();
@@ -146,7 +146,7 @@ fn last_user_detach_flushes_its_asid() {
 #[test]
 fn a_domain_on_two_smmus_invalidates_both() {
     let (w, ms) = world(2, Features::default(), 2);
-    let d = w.drv.alloc_domain(DomainKind::S1);
+    let d = w.drv.alloc_domain(DomainKind::S1).unwrap();
     for m in &ms {
         w.drv.attach(&w.cpu, m, 0, Target::Domain(d.clone()), false).unwrap();
     }
@@ -169,7 +169,7 @@ fn a_domain_on_two_smmus_invalidates_both() {
 #[test]
 fn nesting_parent_clears_nested_stage_1_unless_vmall() {
     let (w, ms) = world(1, Features { ats: true, ..Features::default() }, 1);
-    let parent = w.drv.alloc_domain(DomainKind::S2 { nest_parent: true });
+    let parent = w.drv.alloc_domain(DomainKind::S2 { nest_parent: true }).unwrap();
     let nested = Target::Nested { parent: parent.clone(), guest_asid: 9 };
     w.drv.attach(&w.cpu, &ms[0], 0, nested, true).unwrap();
     let v = asid(&parent);
@@ -198,7 +198,7 @@ fn nesting_parent_clears_nested_stage_1_unless_vmall() {
 fn sva_and_blocking_set_dev_pasid() {
     let (w, ms) = world(1, Features::default(), 1);
     let rid = attached_s1(&w, &ms[0], false);
-    let sva = w.drv.alloc_domain(DomainKind::Sva);
+    let sva = w.drv.alloc_domain(DomainKind::Sva).unwrap();
     w.drv.attach(&w.cpu, &ms[0], 3, Target::Domain(sva.clone()), false).unwrap();
     assert_eq!(rows(&w, &sva), [(InvType::S1Asid, asid(&sva), 0, 1)]);
     let pa = w.drv.map(&w.cpu, &sva, IOVA, PAGE).unwrap();
@@ -229,7 +229,7 @@ fn range_invalidation_uses_range_commands_and_none_for_everything() {
 #[test]
 fn smmu_removal_detaches_and_waits() {
     let (w, ms) = world(2, Features::default(), 2);
-    let d = w.drv.alloc_domain(DomainKind::S1);
+    let d = w.drv.alloc_domain(DomainKind::S1).unwrap();
     for m in &ms {
         w.drv.attach(&w.cpu, m, 0, Target::Domain(d.clone()), false).unwrap();
     }
@@ -256,8 +256,8 @@ fn snapshot(w: &World, m: &Master, ds: &[&Arc<Domain>]) -> Snapshot {
 #[test]
 fn fail_nth_sweep_leaves_a_failed_attach_without_trace() {
     let (w, ms) = world(1, Features { ats: true, ..Features::default() }, 2);
-    let a = w.drv.alloc_domain(DomainKind::S1);
-    let b = w.drv.alloc_domain(DomainKind::S1);
+    let a = w.drv.alloc_domain(DomainKind::S1).unwrap();
+    let b = w.drv.alloc_domain(DomainKind::S1).unwrap();
     w.drv.attach(&w.cpu, &ms[1], 0, Target::Domain(a.clone()), true).unwrap();
     w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(a.clone()), true).unwrap();
     let mut failures = 0;

@@ -106,7 +106,7 @@ fn explore(
     let results = Mutex::new(Vec::new());
     let start = Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..cli.jobs {
+        for _ in 0..cli.jobs() {
             s.spawn(|| loop {
                 let k = next.fetch_add(1, Relaxed);
                 if k >= chunks.len() || stop.load(Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -115,10 +115,17 @@ fn explore(
                 let chunk = chunks[k];
                 let n = CHUNK.min(total - chunk * CHUNK);
                 let seed = chunk_seed(params.seed, sc.name, chunk);
-                let plan = Plan { scheduler: cli.scheduler, seed, schedules: n, depth: depth_of(cli, chunk), deadline };
+                let plan = Plan {
+                    scheduler: cli.scheduler,
+                    seed,
+                    schedules: n,
+                    depth: depth_of(cli, chunk),
+                    deadline,
+                    max_steps: cli.max_steps,
+                };
                 let r = match cli.mode {
                     ModeKind::Model => run::explore(sc, params, plan),
-                    ModeKind::Threads => run::threads(sc, params, n, deadline),
+                    ModeKind::Threads => run::threads(sc, params, n, &plan),
                 };
                 stop.fetch_or(r.found.is_some(), Relaxed);
                 pb.inc(r.schedules);
@@ -131,10 +138,7 @@ fn explore(
     let mut out = Explored { stats: RunStats::default(), chunk_seed: 0, index: 0 };
     for (chunk, seed, r) in results {
         let s = &mut out.stats;
-        s.schedules += r.schedules;
-        s.steps += r.steps;
-        s.fold_trace(r.trace_hash);
-        s.add_ages(&r.stale_ages);
+        s.absorb(&r);
         if s.found.is_none() {
             if let Some(f) = r.found {
                 out.index = chunk * CHUNK + f.index;
@@ -172,6 +176,8 @@ fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, sh
         mode: report::name(cli.mode),
         mutant: params.mutant.map(|m| m.name().into()),
         cpus: params.cpus,
+        fault_ppm: params.fault_ppm,
+        max_steps: cli.max_steps,
         depth: depth_of(cli, e.index / CHUNK),
         schedule_index: e.index,
         kind: f.kind.clone(),
@@ -212,14 +218,14 @@ fn record_failure(
     eprintln!("  failure file: {path}");
     let mut row = report::FailureRow::new(f, e.index, path);
     if let (Some(sc), Some(_)) = (sc, &file.schedule) {
-        let again = run::replay(sc, params, &f.schedule);
+        let again = run::replay(sc, params, &f.schedule, cli.max_steps);
         let same = again.found.as_ref().is_some_and(|g| g.kind == f.kind && g.trace_hash == f.trace_hash);
         eprintln!(
             "  replayed: {}",
             if same { "same violation, same trace hash" } else { "DIVERGED: the model is not deterministic" }
         );
         row.replay_matches = Some(same);
-        let (p2, shrunk) = shrink(sc, params, e.stats.clone(), SHRINK_BUDGET);
+        let (p2, shrunk) = shrink(sc, params, e.stats.clone(), SHRINK_BUDGET, cli.max_steps);
         let g = shrunk.found.as_ref().expect("shrink keeps a failure");
         if p2 != params || g.schedule.preemptions() < f.schedule.preemptions() {
             let e2 = Explored { stats: shrunk.clone(), chunk_seed: e.chunk_seed, index: e.index };
@@ -273,7 +279,7 @@ fn stress(cli: &Cli, seed: u64) -> i32 {
     let mut rows = Vec::new();
     for sc in &scenarios {
         pb.set_message(sc.name);
-        let params = Params { cpus: cli.cpus.map_or(sc.cpus, |c| c as usize), engine, mutant, seed };
+        let params = params_for(cli, sc, engine, mutant, seed);
         let e = explore(cli, sc, params, total, deadline, &pb);
         let failure =
             e.stats.found.is_some().then(|| pb.suspend(|| record_failure(cli, sc.name, Some(sc), params, &e)));
@@ -306,7 +312,7 @@ fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
         found: r.err().map(|p| Found::from_panic(0, run::Recorded::default(), run::panic_message(p.as_ref()))),
         ..RunStats::default()
     };
-    let params = Params { cpus: 3, engine: Engine::Epoch, mutant, seed };
+    let params = Params { cpus: 3, engine: Engine::Epoch, mutant, seed, fault_ppm: None };
     let e = Explored { index: stats.schedules.saturating_sub(1), stats, chunk_seed: 0 };
     let failure = e.stats.found.is_some().then(|| record_failure(cli, LOOM_SCENARIO, None, params, &e));
     report::runs(cli, seed, &[RunRow::new(LOOM_SCENARIO, seed, cli, params, &e.stats, failure)]);
@@ -317,16 +323,29 @@ fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
     }
 }
 
+/// What one scenario runs with under this command line.
+fn params_for(cli: &Cli, sc: &Scenario, engine: Engine, mutant: Option<Mutant>, seed: u64) -> Params {
+    Params { cpus: cli.cpus.map_or(sc.cpus, |c| c as usize), engine, mutant, seed, fault_ppm: cli.fault_ppm() }
+}
+
 fn mutation_score(cli: &Cli, seed: u64, list: &str) -> i32 {
     let mutants = cli::mutant_list(list);
     let budget = cli.iterations.unwrap_or(MUTANT_BUDGET);
-    let pb = progress(cli, budget * mutants.len() as u64);
+    // `--scenario S` runs every mutant against S alone; by default each
+    // runs against the scenario written for it.
+    let against: Vec<&'static Scenario> = cli.scenario.iter().filter_map(|n| scenarios::find(n)).collect();
+    let runs: Vec<(Mutant, &'static Scenario)> = mutants
+        .iter()
+        .flat_map(|m| {
+            let scs = if against.is_empty() { vec![scenarios::catcher(*m)] } else { against.clone() };
+            scs.into_iter().map(move |sc| (*m, sc))
+        })
+        .collect();
+    let pb = progress(cli, budget * runs.len() as u64);
     let mut rows = Vec::new();
-    for m in mutants {
-        let sc = scenarios::catcher(m);
+    for (m, sc) in runs {
         pb.set_message(m.name());
-        let params =
-            Params { cpus: cli.cpus.map_or(sc.cpus, |c| c as usize), engine: Engine::Epoch, mutant: Some(m), seed };
+        let params = params_for(cli, sc, Engine::Epoch, Some(m), seed);
         let deadline = cli.time_budget.map(|s| Instant::now() + Duration::from_secs_f64(s));
         let e = explore(cli, sc, params, budget, deadline, &pb);
         let caught = e.stats.found.is_some();
@@ -383,9 +402,9 @@ fn replay_file(cli: &Cli, path: &Path) -> i32 {
             f.scenario, f.mode, f.seed
         ));
     };
-    let params = Params { cpus: f.cpus, engine, mutant, seed: f.seed };
+    let params = Params { cpus: f.cpus, engine, mutant, seed: f.seed, fault_ppm: f.fault_ppm };
     eprintln!("stress: replaying {} ({} schedule decisions)", path.display(), schedule.steps.len());
-    let r = run::replay(sc, params, schedule);
+    let r = run::replay(sc, params, schedule, f.max_steps);
     match &r.found {
         Some(g) if g.kind == f.kind && g.trace_hash == f.trace_hash => {
             print_failure(g);

@@ -84,9 +84,17 @@ pub struct Cli {
     /// Run only shard K of N of the seed space
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<Shard>,
-    /// Parallel workers
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub jobs: u32,
+    /// Parallel workers (default: one per core)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: Option<u32>,
+    /// Chance in 0..1 that each fallible driver call fails (default: the
+    /// swarm draws one per schedule, other scenarios inject none)
+    #[arg(long, value_name = "P")]
+    pub fault_rate: Option<f64>,
+    /// Step bound of one schedule before it counts as a livelock (default:
+    /// derived from the world's size)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1000..))]
+    pub max_steps: Option<u64>,
     #[arg(long, value_name = "SECS")]
     pub time_budget: Option<f64>,
     /// Where failure files go
@@ -151,7 +159,22 @@ fn validate(cli: &Cli) -> Result<(), String> {
     if cli.time_budget.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
         return Err("--time-budget must be a positive number of seconds".into());
     }
+    if let Some(p) = cli.fault_rate.filter(|p| !(0.0..=1.0).contains(p)) {
+        return Err(format!("--fault-rate must be a probability between 0 and 1, got {p}"));
+    }
     Ok(())
+}
+
+impl Cli {
+    /// Worker threads: `--jobs`, or one per core.
+    pub fn jobs(&self) -> usize {
+        self.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), |j| j as usize)
+    }
+
+    /// `--fault-rate` in parts per million.
+    pub fn fault_ppm(&self) -> Option<u32> {
+        self.fault_rate.map(|p| (p * f64::from(engine::PPM)).round() as u32)
+    }
 }
 
 /// The mutants `--mutants` names, in catalogue order.
@@ -206,6 +229,11 @@ mod tests {
             &["--mutants", "no-such-bug"],
             &["--time-budget", "-1"],
             &["--mutant", "a", "--mutants", "all"],
+            &["--fault-rate", "1.5"],
+            &["--fault-rate", "-0.1"],
+            &["--fault-rate", "NaN"],
+            &["--cpus", "65"],
+            &["--max-steps", "10"],
         ] {
             let (code, text) = exit_code(args);
             assert_eq!(code, EXIT_USAGE, "{args:?}");

@@ -5,7 +5,7 @@ use crate::run::Recorded;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailureFile {
@@ -21,6 +21,10 @@ pub struct FailureFile {
     pub mode: String,
     pub mutant: Option<String>,
     pub cpus: usize,
+    /// `--fault-rate` in parts per million, if the run set one.
+    pub fault_ppm: Option<u32>,
+    /// `--max-steps`, if the run set one.
+    pub max_steps: Option<u64>,
     pub depth: usize,
     pub schedule_index: u64,
     pub kind: String,

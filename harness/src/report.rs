@@ -57,8 +57,27 @@ pub struct RunRow {
     pub trace_hash: u64,
     /// Stale hits by age in completed CMD_SYNCs since the unmap returned.
     pub stale_ages: BTreeMap<u64, u64>,
+    /// How often each coverage goal this engine can reach was reached.
+    pub coverage: BTreeMap<&'static str, u64>,
+    /// PCT's guarantee for a depth-3 bug over this run, if it ran PCT.
+    pub pct: Option<PctGuarantee>,
     pub failure: Option<FailureRow>,
 }
+
+/// After `schedules` PCT schedules of depth `depth`, with at most
+/// `threads` threads and `steps` steps each, a bug of that depth is missed
+/// with probability at most `miss`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PctGuarantee {
+    pub depth: usize,
+    pub schedules: u64,
+    pub threads: usize,
+    pub steps: u64,
+    pub miss: f64,
+}
+
+/// The depth PCT's guarantee is stated for.
+const GUARANTEE_DEPTH: usize = 3;
 
 impl RunRow {
     pub fn new(scenario: &str, seed: u64, cli: &Cli, p: Params, s: &RunStats, failure: Option<FailureRow>) -> Self {
@@ -79,8 +98,20 @@ impl RunRow {
             violations: u64::from(failure.is_some()),
             trace_hash: s.trace_hash,
             stale_ages: s.stale_ages.clone(),
+            coverage: s.coverage.iter().filter(|(g, _)| p.engine.can_reach(*g)).map(|(g, n)| (g.name(), n)).collect(),
+            pct: s.pct_miss(GUARANTEE_DEPTH).map(|miss| PctGuarantee {
+                depth: GUARANTEE_DEPTH,
+                schedules: s.pct_schedules[&GUARANTEE_DEPTH],
+                threads: s.max_threads,
+                steps: s.max_steps,
+                miss,
+            }),
             failure,
         }
+    }
+
+    fn goals_reached(&self) -> usize {
+        self.coverage.values().filter(|n| **n > 0).count()
     }
 }
 
@@ -113,20 +144,36 @@ fn ages(a: &BTreeMap<u64, u64>) -> String {
 
 pub fn runs(cli: &Cli, seed: u64, rows: &[RunRow]) {
     let mut t = format!(
-        "{:<18} {:>9} {:>10} {:>12} {:>8} {:>10}  {}\n",
-        "scenario", "schedules", "sched/s", "steps/s", "viol", "seconds", "stale ages (syncs:hits)"
+        "{:<18} {:>9} {:>10} {:>12} {:>6} {:>8} {:>10}  {}\n",
+        "scenario", "schedules", "sched/s", "steps/s", "goals", "viol", "seconds", "stale ages (syncs:hits)"
     );
     for r in rows {
         t.push_str(&format!(
-            "{:<18} {:>9} {:>10.0} {:>12.0} {:>8} {:>10.2}  {}\n",
+            "{:<18} {:>9} {:>10.0} {:>12.0} {:>6} {:>8} {:>10.2}  {}\n",
             r.scenario,
             r.schedules,
             r.schedules_per_sec,
             r.steps_per_sec,
+            format!("{}/{}", r.goals_reached(), r.coverage.len()),
             r.violations,
             r.seconds,
             ages(&r.stale_ages)
         ));
+    }
+    for r in rows.iter().filter(|r| r.scenario == "swarm") {
+        let missed: Vec<&str> = r.coverage.iter().filter(|(_, n)| **n == 0).map(|(g, _)| *g).collect();
+        if !missed.is_empty() {
+            t.push_str(&format!("{}: goals never reached: {}\n", r.scenario, missed.join(", ")));
+        }
+    }
+    for r in rows {
+        if let Some(p) = &r.pct {
+            t.push_str(&format!(
+                "{}: after {} PCT schedules of depth {} ({} threads, up to {} steps each) a depth-{} bug is missed \
+                 with probability at most {:.4}\n",
+                r.scenario, p.schedules, p.depth, p.threads, p.steps, p.depth, p.miss
+            ));
+        }
     }
     let violations: u64 = rows.iter().map(|r| r.violations).sum();
     t.push_str(&format!("seed {seed}: {} scenarios, {violations} violations\n", rows.len()));

@@ -3,6 +3,7 @@
 //! threads.
 
 use crate::cli::SchedulerKind;
+use hwmodel::Coverage;
 use scenarios::{Outcome, Params, Scenario};
 use serde::{Deserialize, Serialize};
 use shuttle::scheduler::{
@@ -10,16 +11,19 @@ use shuttle::scheduler::{
 };
 use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
 use smmu_sync::plain::Mutex;
-use smmu_sync::{enter, Backend};
+use smmu_sync::{enter, Backend, Bounds};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A livelock shows as a schedule that never ends; a correct one of these
-/// scenarios takes a few thousand steps.
-const MAX_STEPS: usize = 200_000;
+/// Shuttle's own step bound: a backstop behind the world's bound, which
+/// every scheduling point counts against (`smmu_sync::tick`).
+const MAX_STEPS: usize = 4_000_000;
+/// The wall-clock watchdog of one schedule; a correct one takes well under
+/// a millisecond.
+pub const WATCHDOG: Duration = Duration::from_secs(20);
 
 /// One schedule as data: the data seed and each decision in order
 /// (`Some(task)` a scheduling choice, `None` a random draw).
@@ -76,11 +80,14 @@ impl Found {
         }
     }
 
-    /// A panic: shuttle's deadlock and step-bound panics, a model check
-    /// that panics with a kind name first (loom), or a plain bug.
+    /// A panic: shuttle's deadlock and step-bound panics, the watchdog's
+    /// livelock report, a model check that panics with a kind name first
+    /// (loom), or a plain bug.
     pub fn from_panic(index: u64, schedule: Recorded, msg: String) -> Self {
         use hwmodel::ViolationKind as K;
-        let kind = if msg.contains("deadlock") || msg.contains("max_steps") {
+        let kind = if msg.contains("max_steps") || msg.contains("step bound") {
+            K::Livelock
+        } else if msg.contains("deadlock") {
             K::Deadlock
         } else {
             K::ALL.iter().copied().find(|k| msg.starts_with(k.name())).unwrap_or(K::Panic)
@@ -107,6 +114,14 @@ pub struct RunStats {
     /// A hash over every schedule's trace hash, in order.
     pub trace_hash: u64,
     pub found: Option<Found>,
+    /// Coverage goals reached, summed over schedules.
+    pub coverage: Coverage,
+    /// The most scheduling steps and threads any one schedule took: PCT's
+    /// k and n.
+    pub max_steps: u64,
+    pub max_threads: usize,
+    /// Schedules explored under each PCT depth.
+    pub pct_schedules: BTreeMap<usize, u64>,
 }
 
 impl RunStats {
@@ -122,6 +137,30 @@ impl RunStats {
     pub fn fold_trace(&mut self, trace_hash: u64) {
         self.trace_hash = (self.trace_hash ^ trace_hash).wrapping_mul(0x100_0000_01b3);
     }
+
+    /// Add a chunk's figures (not its failure) to the run's.
+    pub fn absorb(&mut self, other: &RunStats) {
+        self.schedules += other.schedules;
+        self.steps += other.steps;
+        self.fold_trace(other.trace_hash);
+        self.add_ages(&other.stale_ages);
+        self.coverage.add(&other.coverage);
+        self.max_steps = self.max_steps.max(other.max_steps);
+        self.max_threads = self.max_threads.max(other.max_threads);
+        for (d, n) in &other.pct_schedules {
+            *self.pct_schedules.entry(*d).or_default() += n;
+        }
+    }
+
+    /// PCT's guarantee for a bug of depth `d`: each schedule run at depth
+    /// `d` finds it with probability at least 1/(n k^(d-1)), for n threads
+    /// and k steps; the chance all of them missed it.
+    pub fn pct_miss(&self, d: usize) -> Option<f64> {
+        let runs = *self.pct_schedules.get(&d)?;
+        let (n, k) = (self.max_threads.max(1) as f64, self.max_steps.max(1) as f64);
+        let per = 1.0 / (n * k.powi(d as i32 - 1));
+        Some((runs as f64 * (-per).ln_1p()).exp())
+    }
 }
 
 #[derive(Default)]
@@ -129,6 +168,8 @@ struct Shared {
     current: Recorded,
     stop: bool,
     stats: RunStats,
+    /// Highest task id seen in the current schedule.
+    top_task: usize,
 }
 
 /// Wraps a scheduler and writes down every decision it makes.
@@ -143,13 +184,18 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
             return None;
         }
         let s = self.inner.new_execution()?;
-        self.shared.lock().current = Recorded { seed: s.seed, steps: Vec::new() };
+        let mut sh = self.shared.lock();
+        sh.current = Recorded { seed: s.seed, steps: Vec::new() };
+        sh.top_task = 0;
         Some(s)
     }
 
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
         let t = self.inner.next_task(runnable, current, yielding)?;
-        self.shared.lock().current.steps.push(Some(t.into()));
+        let mut sh = self.shared.lock();
+        sh.current.steps.push(Some(t.into()));
+        let top = runnable.iter().map(|r| usize::from(r.id())).max().unwrap_or(0);
+        sh.top_task = sh.top_task.max(top);
         Some(t)
     }
 
@@ -188,36 +234,54 @@ pub struct Plan {
     pub schedules: u64,
     pub depth: usize,
     pub deadline: Option<Instant>,
+    /// A schedule's step bound; `None`: the world's own.
+    pub max_steps: Option<u64>,
+}
+
+/// The bounds one schedule starts under.
+fn bounds(max_steps: Option<u64>) -> Bounds {
+    Bounds { limit: max_steps, deadline: Some(Instant::now() + WATCHDOG) }
 }
 
 /// Explore `plan.schedules` schedules of `sc` (stopping at the first
 /// failure or the deadline) under shuttle.
 pub fn explore(sc: &'static Scenario, params: Params, plan: Plan) -> RunStats {
     let n = plan.schedules as usize;
-    match plan.scheduler {
-        SchedulerKind::Pct => drive(sc, params, PctScheduler::new_from_seed(plan.seed, plan.depth, n), plan.deadline),
-        SchedulerKind::Random => drive(sc, params, RandomScheduler::new_from_seed(plan.seed, n), plan.deadline),
-        SchedulerKind::Dfs => drive(sc, params, DfsScheduler::new(Some(n), true), plan.deadline),
+    let mut r = match plan.scheduler {
+        SchedulerKind::Pct => drive(sc, params, PctScheduler::new_from_seed(plan.seed, plan.depth, n), &plan),
+        SchedulerKind::Random => drive(sc, params, RandomScheduler::new_from_seed(plan.seed, n), &plan),
+        SchedulerKind::Dfs => drive(sc, params, DfsScheduler::new(Some(n), true), &plan),
         SchedulerKind::Loom => unreachable!("loom runs its own model"),
+    };
+    if plan.scheduler == SchedulerKind::Pct {
+        r.pct_schedules.insert(plan.depth, r.schedules);
     }
+    r
+}
+
+/// A plan that runs one given schedule.
+fn once(max_steps: Option<u64>) -> Plan {
+    Plan { scheduler: SchedulerKind::Random, seed: 0, schedules: 1, depth: 0, deadline: None, max_steps }
 }
 
 /// Run exactly `schedule` once.
-pub fn replay(sc: &'static Scenario, params: Params, schedule: &Recorded) -> RunStats {
-    drive(sc, params, ReplayScheduler::new_from_schedule(schedule.to_shuttle()), None)
+pub fn replay(sc: &'static Scenario, params: Params, schedule: &Recorded, max_steps: Option<u64>) -> RunStats {
+    drive(sc, params, ReplayScheduler::new_from_schedule(schedule.to_shuttle()), &once(max_steps))
 }
 
 /// Run under any scheduler, recording what it decides.
-pub fn drive_with<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S) -> RunStats {
-    drive(sc, params, inner, None)
-}
-
-fn drive<S: Scheduler + 'static>(
+pub fn drive_with<S: Scheduler + 'static>(
     sc: &'static Scenario,
     params: Params,
     inner: S,
-    deadline: Option<Instant>,
+    max_steps: Option<u64>,
 ) -> RunStats {
+    drive(sc, params, inner, &once(max_steps))
+}
+
+fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S, plan: &Plan) -> RunStats {
+    let deadline = plan.deadline;
+    let max_steps = plan.max_steps;
     let shared = Arc::new(Mutex::new(Shared::default()));
     let mut config = Config::new();
     config.failure_persistence = FailurePersistence::None;
@@ -229,12 +293,16 @@ fn drive<S: Scheduler + 'static>(
         let shared = shared.clone();
         move || {
             let _b = enter(Backend::Shuttle);
+            smmu_sync::begin_execution(bounds(max_steps));
             let outcome = sc.run(&params);
             let steps = smmu_sync::steps();
             let mut s = shared.lock();
             s.stats.schedules += 1;
             s.stats.steps += steps;
+            s.stats.max_steps = s.stats.max_steps.max(steps);
+            s.stats.max_threads = s.stats.max_threads.max(s.top_task + 1);
             s.stats.add_ages(&outcome.stale_ages);
+            s.stats.coverage.add(&outcome.coverage);
             if !outcome.violations.is_empty() && s.stats.found.is_none() {
                 let found = Found::from_outcome(s.stats.schedules - 1, s.current.clone(), &outcome);
                 s.stats.found = Some(found);
@@ -266,14 +334,15 @@ fn drive<S: Scheduler + 'static>(
 
 /// Run `sc` `n` times on real OS threads: no schedule control and nothing to
 /// replay, but real concurrency and real atomics.
-pub fn threads(sc: &'static Scenario, params: Params, n: u64, deadline: Option<Instant>) -> RunStats {
+pub fn threads(sc: &'static Scenario, params: Params, n: u64, plan: &Plan) -> RunStats {
     let start = Instant::now();
     let mut st = RunStats::default();
     for i in 0..n {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if plan.deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         st.schedules += 1;
+        smmu_sync::begin_execution(bounds(plan.max_steps));
         let outcome = match catch_unwind(AssertUnwindSafe(|| sc.run(&params))) {
             Ok(o) => o,
             Err(p) => {
@@ -282,6 +351,7 @@ pub fn threads(sc: &'static Scenario, params: Params, n: u64, deadline: Option<I
             }
         };
         st.add_ages(&outcome.stale_ages);
+        st.coverage.add(&outcome.coverage);
         if !outcome.violations.is_empty() {
             st.found = Some(Found::from_outcome(i, Recorded::default(), &outcome));
             break;

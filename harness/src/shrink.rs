@@ -60,6 +60,7 @@ pub fn shrink(
     params: Params,
     found: RunStats,
     budget: std::time::Duration,
+    max_steps: Option<u64>,
 ) -> (Params, RunStats) {
     let deadline = Instant::now() + budget;
     let kind = found.found.as_ref().map(|f| f.kind.clone()).unwrap_or_default();
@@ -76,6 +77,7 @@ pub fn shrink(
             schedules: 2000,
             depth: 3,
             deadline: Some(deadline),
+            max_steps,
         };
         let r = run::explore(sc, p, plan);
         if r.found.as_ref().is_some_and(|f| f.kind == kind) {
@@ -99,7 +101,7 @@ pub fn shrink(
                 data: RandomDataSource::initialize(schedule.seed),
                 done: false,
             };
-            let r = run::drive_with(sc, best.0, g);
+            let r = run::drive_with(sc, best.0, g, max_steps);
             let better =
                 r.found.as_ref().is_some_and(|f| f.kind == kind && f.schedule.preemptions() < schedule.preemptions());
             if better {

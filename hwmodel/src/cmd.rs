@@ -51,8 +51,9 @@ pub struct Cmd {
     pub range: Range,
     /// ATC_INV: log2 of the naturally aligned span invalidated at `addr`.
     pub atc_size: u8,
-    /// ATC_INV: every SSID of the stream.
-    pub global: bool,
+    /// ATC_INV: SSID valid (SSV). Without it the invalidation covers every
+    /// substream of the stream, as a PCIe invalidation without a PASID does.
+    pub ssv: bool,
 }
 
 impl Cmd {
@@ -67,7 +68,7 @@ impl Cmd {
             leaf: false,
             range: Range::default(),
             atc_size: 0,
-            global: false,
+            ssv: false,
         }
     }
 
@@ -115,16 +116,14 @@ impl Cmd {
 
 impl Cmd {
     /// The 16-byte queue entry: opcode in bits 7:0 of word 0; ASID 63:48
-    /// and VMID 47:32 (TLBI) or SID 63:32, SSID 31:12, global bit 11
+    /// and VMID 47:32 (TLBI) or SID 63:32, SSID 31:12, SSV bit 11
     /// (ATC_INV, CFGI_CD) in word 0; address 63:12, leaf bit 0 and ATC span
     /// 11:6 in word 1; range NUM/SCALE/TG/TTL in word 0 bits 31:12 for TLBIs.
     pub fn encode(&self) -> [u64; 2] {
         let op = self.op as u64;
         let w0 = match self.op {
             Opcode::AtcInv | Opcode::CfgiCd | Opcode::CfgiSte => {
-                op | (u64::from(self.sid) << 32)
-                    | (u64::from(self.ssid & 0xf_ffff) << 12)
-                    | (u64::from(self.global) << 11)
+                op | (u64::from(self.sid) << 32) | (u64::from(self.ssid & 0xf_ffff) << 12) | (u64::from(self.ssv) << 11)
             }
             _ => {
                 let r = self.range;
@@ -164,7 +163,7 @@ impl Cmd {
             Opcode::AtcInv | Opcode::CfgiCd | Opcode::CfgiSte => {
                 c.sid = (raw[0] >> 32) as u32;
                 c.ssid = ((raw[0] >> 12) & 0xf_ffff) as u32;
-                c.global = raw[0] & (1 << 11) != 0;
+                c.ssv = raw[0] & (1 << 11) != 0;
             }
             _ => {
                 let range = raw[0] >> 12;

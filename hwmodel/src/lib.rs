@@ -5,6 +5,7 @@
 //! command effects) is a step the scheduler can interleave with the rest.
 
 pub mod cmd;
+pub mod coverage;
 pub mod machine;
 pub mod mem;
 pub mod oracle;
@@ -12,11 +13,12 @@ pub mod pgtable;
 pub mod smmu;
 
 pub use cmd::{Cmd, Opcode, Range, SmmuId};
+pub use coverage::{Coverage, Goal};
 pub use machine::{Endpoint, Machine};
 pub use mem::{Addr, CpuId, Memory};
 pub use oracle::{Allowed, Event, Oracle, Source, Translation, Violation, ViolationKind};
-pub use pgtable::{Level, PageTable, PtError, BLOCK, IOVA_SPACE, PAGE};
-pub use smmu::{Cd, Features, Smmu, Ste, TlbKind, TlbTag};
+pub use pgtable::{Level, PageTable, PtError, Walked, BLOCK, IOVA_SPACE, PAGE};
+pub use smmu::{Cd, Features, Smmu, Ste, TlbKind, TlbTag, WalkEntry};
 
 /// A domain (one IO page table and its invalidation tags), by number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

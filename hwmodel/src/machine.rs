@@ -2,10 +2,11 @@
 //! connect them (command submission, ATS, DMA).
 
 use crate::cmd::{Cmd, Opcode, SmmuId};
+use crate::coverage::Goal;
 use crate::mem::{Addr, CpuId, Memory};
 use crate::oracle::{Event, Oracle, Source, Translation, ViolationKind};
-use crate::pgtable::{walk, PAGE};
-use crate::smmu::{Cd, Features, Queued, Smmu, Ste, TlbEntry, TlbKind, TlbTag};
+use crate::pgtable::{walk, walk_table, Level, PAGE};
+use crate::smmu::{Cd, Features, Queued, Smmu, Ste, TlbEntry, TlbKind, TlbTag, WalkEntry};
 use crate::{DomainId, EndpointId};
 use smmu_sync::{plain, random_below, schedule_point, yield_now};
 use std::collections::HashMap;
@@ -14,11 +15,29 @@ use std::sync::atomic::Ordering::Relaxed;
 /// Physical memory starts here; frame 0 stays unused so 0 reads as "none".
 const FIRST_FRAME: u64 = 1 << 32;
 
+/// After an invalidation removes a translation, one time in this many the
+/// hardware fetches it again at once: the endpoint whose DMA stream still
+/// uses the buffer sends a translation request, or the SMMU walks
+/// speculatively through configuration it has cached. Both are allowed at
+/// any time; doing it right after the invalidation is where the order of
+/// invalidations and page-table writes shows.
+const REFETCH_ODDS: u64 = 2;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct AtcEntry {
     pa: u64,
     domain: Option<DomainId>,
     gen: u64,
+}
+
+/// The regime of the stage-1 entries a cached STE produces, if any.
+fn ste_tag_kind(ste: &Ste, f: Features) -> Option<TlbKind> {
+    match ste {
+        Ste::S1 { .. } if f.e2h => Some(TlbKind::S1El2),
+        Ste::S1 { .. } => Some(TlbKind::S1Nh),
+        Ste::Nested { .. } => Some(TlbKind::Nested),
+        _ => None,
+    }
 }
 
 /// A PCI function (or platform device) behind one SMMU.
@@ -68,6 +87,9 @@ pub struct Machine {
     /// Commands submitted while `count_only`; for timing the driver alone.
     counted: plain::AtomicU64,
     count_only: bool,
+    /// Whether hardware refetches right after invalidations (see
+    /// `REFETCH_ODDS`); off only for tests of exact command effects.
+    refetch: bool,
 }
 
 impl Machine {
@@ -85,7 +107,13 @@ impl Machine {
             cds: Default::default(),
             counted: Default::default(),
             count_only: false,
+            refetch: true,
         }
+    }
+
+    /// Turn speculative refetches after invalidations off or on.
+    pub fn set_refetch(&mut self, on: bool) {
+        self.refetch = on;
     }
 
     /// A machine whose command queues only count what they are given: the
@@ -126,6 +154,10 @@ impl Machine {
             atc_seq: Default::default(),
         });
         id
+    }
+
+    pub fn smmus(&self) -> impl Iterator<Item = &Smmu> {
+        self.smmus.iter()
     }
 
     pub fn smmu(&self, id: SmmuId) -> &Smmu {
@@ -265,6 +297,12 @@ impl Machine {
                     continue;
                 }
                 self.oracle.record(Event::Submit { smmu, cmd });
+                if cmd.range.scale > 0 {
+                    self.oracle.cover(Goal::RangeScale);
+                }
+                if cmd.range.ttl != 0 {
+                    self.oracle.cover(Goal::RangeTtl);
+                }
                 if cmd.op == Opcode::CmdSync {
                     q.next_ticket += 1;
                     let t = q.next_ticket;
@@ -340,14 +378,63 @@ impl Machine {
                 }
                 let mask = !((1u128 << cmd.atc_size) - 1) as u64;
                 let base = cmd.addr & mask;
-                e.atc().retain(|&(ssid, page), _| !((cmd.global || ssid == cmd.ssid) && page & mask == base));
+                let hit = |&(ssid, page): &(u32, u64)| (!cmd.ssv || ssid == cmd.ssid) && page & mask == base;
+                let refetch = self.refetch && random_below(REFETCH_ODDS) == REFETCH_ODDS - 1;
+                let gone = if refetch { e.atc().keys().copied().find(hit) } else { None };
+                e.atc().retain(|k, _| !hit(k));
                 e.atc_seq.fetch_add(1, Relaxed);
+                if let Some((ssid, page)) = gone {
+                    self.refetch_atc(s, e, cmd.sid, ssid, page);
+                }
             }
             Opcode::CmdSync => unreachable!("syncs are not applied"),
             _ => {
-                s.iotlb().invalidate(&cmd);
+                let refetch = self.refetch && random_below(REFETCH_ODDS) == REFETCH_ODDS - 1;
+                let gone = s.iotlb().invalidate(&cmd, refetch);
                 s.inv_seq.fetch_add(1, Relaxed);
+                if let Some((tag, iova)) = gone {
+                    self.refetch_iotlb(s, tag, iova);
+                }
             }
+        }
+    }
+
+    /// The endpoint translates `page` again (an ATS translation request)
+    /// and caches the answer, as its ongoing DMA to the buffer would.
+    fn refetch_atc(&self, s: &Smmu, e: &Endpoint, sid: u32, ssid: u32, page: u64) {
+        if !e.ats_enabled() {
+            return;
+        }
+        self.oracle.cover(Goal::Refetch);
+        let seq = e.atc_seq.load(Relaxed);
+        if let Translation::Ok { pa, domain, gen, .. } = self.translate(s, sid, ssid, page, true) {
+            if e.ats_enabled() && e.atc_seq.load(Relaxed) == seq {
+                e.atc().insert((ssid, page), AtcEntry { pa: pa & !(PAGE - 1), domain, gen });
+            }
+        }
+    }
+
+    /// The SMMU walks `iova` again for `tag`, through a stream whose cached
+    /// configuration produces that tag, filling the IOTLB.
+    fn refetch_iotlb(&self, s: &Smmu, tag: TlbTag, iova: u64) {
+        let stream = {
+            let cfg = s.cfg();
+            cfg.cds.iter().map(|(&(sid, ssid), cd)| (sid, ssid, cd.asid)).find(|&(sid, _, asid)| {
+                asid == tag.asid
+                    && cfg.stes.get(&sid).is_some_and(|ste| ste_tag_kind(ste, s.features) == Some(tag.kind))
+            })
+        }
+        .map(|(sid, ssid, _)| (sid, ssid))
+        .or_else(|| {
+            let cfg = s.cfg();
+            cfg.stes
+                .iter()
+                .find(|(_, ste)| matches!(ste, Ste::S2 { vmid, .. } if tag.kind == TlbKind::S2 && *vmid == tag.vmid))
+                .map(|(sid, _)| (*sid, 0))
+        });
+        if let Some((sid, ssid)) = stream {
+            self.oracle.cover(Goal::Refetch);
+            self.translate(s, sid, ssid, iova, false);
         }
     }
 
@@ -363,6 +450,9 @@ impl Machine {
         let result = if !e.ats_enabled() {
             self.translate(s, sid, ssid, iova, false)
         } else if let Some(a) = cached {
+            if ssid != 0 {
+                self.oracle.cover(Goal::PasidAtcHit);
+            }
             Translation::Ok { pa: a.pa + iova % PAGE, domain: a.domain, gen: a.gen, source: Source::Atc }
         } else {
             let seq = e.atc_seq.load(Relaxed);
@@ -412,7 +502,12 @@ impl Machine {
         };
         let (tag, root) = match ste {
             Ste::Abort => return Translation::Fault { walked: None },
-            Ste::Bypass => return Translation::Ok { pa: iova, domain: None, gen: 0, source: Source::Bypass },
+            // Without a CD table a substream has nothing to select
+            // (C_BAD_SUBSTREAMID).
+            Ste::Bypass if ssid == 0 => {
+                return Translation::Ok { pa: iova, domain: None, gen: 0, source: Source::Bypass }
+            }
+            Ste::Bypass => return Translation::Fault { walked: None },
             Ste::S1 { cd_table, .. } => {
                 let Some(cd) = cd(cd_table) else { return Translation::Fault { walked: None } };
                 let kind = if s.features.e2h { TlbKind::S1El2 } else { TlbKind::S1Nh };
@@ -430,9 +525,31 @@ impl Machine {
             let pa = t.pa + iova % t.level.size();
             return Translation::Ok { pa, domain: Some(t.domain), gen: t.gen, source: Source::Iotlb };
         }
-        let domain = self.owner(root);
-        let Some((pa, level)) = walk(&self.mem, root, iova) else { return Translation::Fault { walked: domain } };
+        // A cached table pointer skips the level-2 read: if the table was
+        // unlinked and the pointer not invalidated, the walk still finds
+        // the old entries.
+        let cached_walk = s.iotlb().walk_entry(tag, iova);
+        let (leaf, domain) = match cached_walk {
+            Some(w) => {
+                self.oracle.cover(Goal::WalkCacheHit);
+                (walk_table(&self.mem, w.table, iova), Some(w.domain))
+            }
+            None => {
+                let domain = self.owner(root);
+                let walked = walk(&self.mem, root, iova);
+                if let (Some(table), Some(domain)) = (walked.table, domain) {
+                    if s.inv_seq.load(Relaxed) == seq {
+                        s.iotlb().insert_walk(tag, iova, WalkEntry { table, domain });
+                    }
+                }
+                (walked.leaf, domain)
+            }
+        };
+        let Some((pa, level)) = leaf else { return Translation::Fault { walked: domain } };
         let Some(domain) = domain else { return Translation::Fault { walked: None } };
+        if level == Level::Block {
+            self.oracle.cover(Goal::BlockTranslated);
+        }
         let gen = self.mapping_gen(pa);
         if s.inv_seq.load(Relaxed) == seq {
             s.iotlb().insert(tag, iova, TlbEntry { pa, level, domain, gen });

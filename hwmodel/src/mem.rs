@@ -90,6 +90,12 @@ impl Memory {
     pub fn load(&self, cpu: CpuId, addr: Addr) -> u64 {
         schedule_point();
         self.drain_some();
+        self.peek(cpu, addr)
+    }
+
+    /// A CPU load that is not a scheduling point: for reading many words
+    /// that no other thread writes concurrently (a table being freed).
+    pub fn peek(&self, cpu: CpuId, addr: Addr) -> u64 {
         let own = self.buffer(cpu).entries.iter().rev().find(|p| p.addr == addr).map(|p| p.val);
         own.unwrap_or_else(|| self.read_visible(addr))
     }

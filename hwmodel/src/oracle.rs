@@ -2,6 +2,7 @@
 //! driver has promised, and keeps the event trace that explains a verdict.
 
 use crate::cmd::{Cmd, SmmuId};
+use crate::coverage::{Coverage, Goal};
 use crate::pgtable::{BLOCK, PAGE};
 use crate::{DomainId, EndpointId};
 use smmu_sync::plain;
@@ -119,6 +120,7 @@ pub enum ViolationKind {
     QueueUnmapped,
     UapiContract,
     Deadlock,
+    Livelock,
     Panic,
 }
 
@@ -139,6 +141,7 @@ impl ViolationKind {
         Self::QueueUnmapped,
         Self::UapiContract,
         Self::Deadlock,
+        Self::Livelock,
         Self::Panic,
     ];
 
@@ -159,6 +162,7 @@ impl ViolationKind {
             Self::QueueUnmapped => "queue-unmapped",
             Self::UapiContract => "uapi-contract",
             Self::Deadlock => "deadlock",
+            Self::Livelock => "livelock",
             Self::Panic => "panic",
         }
     }
@@ -234,7 +238,15 @@ impl ViolationKind {
                 "The kernel answered a request differently from what the iommufd uAPI documents (for \
                  example, rejected a zero-length invalidation array that only probes the data type)."
             }
-            Self::Deadlock => "Every simulated thread is blocked, or the schedule ran past its step bound.",
+            Self::Deadlock => {
+                "Every simulated thread is blocked on another: no thread can make progress, and on a real machine \
+                 the CPUs involved hang."
+            }
+            Self::Livelock => {
+                "The schedule ran past its step bound or its wall-clock watchdog: some thread loops without \
+                 making progress (a walker that never advances, a wait that is never satisfied). The report says \
+                 where each thread was."
+            }
             Self::Panic => "A simulated thread panicked outside the oracle's checks.",
         }
     }
@@ -305,6 +317,7 @@ struct State {
     mapped: HashMap<(DomainId, u64), (u64, u64)>,
     violations: Vec<Violation>,
     stale_ages: BTreeMap<u64, u64>,
+    coverage: Coverage,
 }
 
 pub struct Oracle {
@@ -330,6 +343,7 @@ impl Oracle {
                 mapped: HashMap::new(),
                 violations: Vec::new(),
                 stale_ages: BTreeMap::new(),
+                coverage: Coverage::default(),
             }),
         }
     }
@@ -364,6 +378,15 @@ impl Oracle {
         Self::violate(&mut self.state(), kind, detail);
     }
 
+    /// A coverage goal was reached.
+    pub fn cover(&self, g: Goal) {
+        self.state().coverage.hit(g);
+    }
+
+    pub fn coverage(&self) -> Coverage {
+        self.state().coverage.clone()
+    }
+
     /// The sequence number of the last event: a DMA that starts now is held
     /// to every promise recorded up to and including it.
     pub fn now(&self) -> u64 {
@@ -384,11 +407,13 @@ impl Oracle {
         s.mapped.insert((domain, iova), (seq, size));
     }
 
-    /// unmap() of `iova` in `domain` starts: a fault there is fine from now.
-    pub fn unmap_begin(&self, domain: DomainId, iova: u64) {
+    /// unmap() of `size` bytes at `iova` in `domain` starts: a fault
+    /// anywhere in the range is fine from now.
+    pub fn unmap_begin(&self, domain: DomainId, iova: u64, size: u64) {
         let mut s = self.state();
         Self::push(&mut s, Event::UnmapBegin { domain, iova });
-        s.mapped.remove(&(domain, iova));
+        let end = iova.saturating_add(size);
+        s.mapped.retain(|(d, va), _| !(*d == domain && iova <= *va && *va < end));
     }
 
     /// unmap() of `size` bytes at `iova` in `domain`, which mapped `pa`,

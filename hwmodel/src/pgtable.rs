@@ -44,19 +44,35 @@ pub enum PtError {
     NotMapped,
 }
 
-/// The device's view of a walk: the output page and the level it came from.
-pub fn walk(mem: &Memory, root: Addr, iova: u64) -> Option<(u64, Level)> {
+/// What a device-side walk found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Walked {
+    /// The output page or block and its level, if the walk reached a leaf.
+    pub leaf: Option<(u64, Level)>,
+    /// The level-3 table the walk went through, which a walk cache may keep.
+    pub table: Option<Addr>,
+}
+
+/// The device's view of a walk from the root.
+pub fn walk(mem: &Memory, root: Addr, iova: u64) -> Walked {
+    let none = Walked { leaf: None, table: None };
     if iova >= IOVA_SPACE {
-        return None;
+        return none;
     }
     let l2 = mem.load_dev(root + 8 * (iova / BLOCK));
     if l2 & VALID == 0 {
-        return None;
+        return none;
     }
     if l2 & TABLE_OR_PAGE == 0 {
-        return Some((l2 & ADDR_MASK, Level::Block));
+        return Walked { leaf: Some((l2 & ADDR_MASK, Level::Block)), table: None };
     }
-    let l3 = mem.load_dev((l2 & ADDR_MASK) + 8 * ((iova % BLOCK) / PAGE));
+    let table = l2 & ADDR_MASK;
+    Walked { leaf: walk_table(mem, table, iova), table: Some(table) }
+}
+
+/// The leaf for `iova` in a level-3 table, as the device reads it.
+pub fn walk_table(mem: &Memory, table: Addr, iova: u64) -> Option<(u64, Level)> {
+    let l3 = mem.load_dev(table + 8 * ((iova % BLOCK) / PAGE));
     (l3 & VALID != 0).then_some((l3 & ADDR_MASK, Level::Page))
 }
 
@@ -163,6 +179,31 @@ impl PageTable {
         }
         mem.store(cpu, l3_addr, 0);
         Ok(l3 & ADDR_MASK)
+    }
+
+    /// Unmap a whole level-3 table (io-pgtable freeing a table when an
+    /// unmap covers its block): the level-2 entry is cleared and the table
+    /// dropped with its entries still in it. Returns each (iova, page) it
+    /// mapped. The caller must invalidate with `leaf = false`
+    /// (`tlb_inv_walk`) so that no walk cache keeps the old table.
+    pub fn unmap_table(&self, m: &Machine, cpu: CpuId, iova: u64) -> Result<Vec<(u64, u64)>, PtError> {
+        Self::check(iova, BLOCK)?;
+        let mem = &m.mem;
+        let l2_addr = self.root + 8 * (iova / BLOCK);
+        let l2 = mem.load(cpu, l2_addr);
+        if l2 & VALID == 0 || l2 & TABLE_OR_PAGE == 0 {
+            return Err(PtError::NotMapped);
+        }
+        let table = l2 & ADDR_MASK;
+        let pages = (0..BLOCK / PAGE)
+            .filter_map(|k| {
+                let l3 = mem.peek(cpu, table + 8 * k);
+                (l3 & VALID != 0).then_some((iova + k * PAGE, l3 & ADDR_MASK))
+            })
+            .collect();
+        self.bump();
+        mem.store(cpu, l2_addr, 0);
+        Ok(pages)
     }
 
     /// The CPU's own view of a translation (its buffered stores included).

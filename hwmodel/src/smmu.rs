@@ -89,9 +89,19 @@ pub struct TlbEntry {
     pub gen: u64,
 }
 
+/// A cached table pointer: the level-3 table a walk for a 2 MiB region
+/// went through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkEntry {
+    pub table: Addr,
+    pub domain: DomainId,
+}
+
+/// Leaf translations and a walk cache (table pointers), by regime tag.
 #[derive(Default)]
 pub struct Iotlb {
     entries: HashMap<(TlbTag, u64), TlbEntry>,
+    walks: HashMap<(TlbTag, u64), WalkEntry>,
 }
 
 impl Iotlb {
@@ -106,43 +116,78 @@ impl Iotlb {
         self.entries.insert((tag, iova & !(e.level.size() - 1)), e);
     }
 
+    /// The cached level-3 table for the 2 MiB region holding `iova`.
+    pub fn walk_entry(&self, tag: TlbTag, iova: u64) -> Option<WalkEntry> {
+        self.walks.get(&(tag, iova & !(BLOCK - 1))).copied()
+    }
+
+    pub fn insert_walk(&mut self, tag: TlbTag, iova: u64, w: WalkEntry) {
+        self.walks.insert((tag, iova & !(BLOCK - 1)), w);
+    }
+
+    /// Cached leaf translations.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Cached table pointers.
+    pub fn walks_len(&self) -> usize {
+        self.walks.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    /// The tags of every cached entry (with repeats).
+    /// The tags of every cached leaf or table pointer (with repeats).
     pub fn tags(&self) -> impl Iterator<Item = TlbTag> + '_ {
-        self.entries.keys().map(|(t, _)| *t)
+        self.entries.keys().chain(self.walks.keys()).map(|(t, _)| *t)
     }
 
-    fn retain(&mut self, kill: impl Fn(&TlbTag, u64, &TlbEntry) -> bool) {
-        self.entries.retain(|(t, va), e| !kill(t, *va, e));
+    /// Apply a TLBI command's effect. By-address commands remove the leaf
+    /// entries they overlap, only at the level a TTL hint names when it
+    /// names one, and cached table pointers too unless they are leaf-only.
+    /// By-tag commands remove everything of the tag. With `report`,
+    /// returns one leaf entry it removed, if any, as (tag, IOVA).
+    pub fn invalidate(&mut self, cmd: &Cmd, report: bool) -> Option<(TlbTag, u64)> {
+        let before: Vec<(TlbTag, u64)> = if report { self.entries.keys().copied().collect() } else { Vec::new() };
+        self.apply(cmd);
+        before.into_iter().find(|k| !self.entries.contains_key(k))
     }
 
-    /// Apply a TLBI command's effect.
-    pub fn invalidate(&mut self, cmd: &Cmd) {
+    fn apply(&mut self, cmd: &Cmd) {
         use TlbKind::*;
-        let overlaps = |va: u64, e: &TlbEntry| {
-            let (start, end) = (cmd.addr, cmd.addr.saturating_add(cmd.tlbi_span()));
-            va < end && start < va + e.level.size()
+        let (start, end) = (cmd.addr, cmd.addr.saturating_add(cmd.tlbi_span()));
+        let overlaps = |va: u64, size: u64| va < end && start < va + size;
+        let level_ok = |e: &TlbEntry| match cmd.range.ttl {
+            0 => true,
+            2 => e.level == Level::Block,
+            3 => e.level == Level::Page,
+            _ => false,
         };
         let s1 = |t: &TlbTag| matches!(t.kind, S1Nh | Nested);
-        match cmd.op {
-            Opcode::TlbiNhVa => {
-                self.retain(|t, va, e| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid && overlaps(va, e))
+        let by_va: Option<&dyn Fn(&TlbTag) -> bool> = match cmd.op {
+            Opcode::TlbiNhVa => Some(&|t| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid),
+            Opcode::TlbiEl2Va => Some(&|t| t.kind == S1El2 && t.asid == cmd.asid),
+            Opcode::TlbiS2Ipa => Some(&|t| t.kind == S2 && t.vmid == cmd.vmid),
+            _ => None,
+        };
+        if let Some(tag_ok) = by_va {
+            self.entries.retain(|(t, va), e| !(tag_ok(t) && overlaps(*va, e.level.size()) && level_ok(e)));
+            if !cmd.leaf {
+                self.walks.retain(|(t, va), _| !(tag_ok(t) && overlaps(*va, BLOCK)));
             }
-            Opcode::TlbiEl2Va => self.retain(|t, va, e| t.kind == S1El2 && t.asid == cmd.asid && overlaps(va, e)),
-            Opcode::TlbiNhAsid => self.retain(|t, _, _| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid),
-            Opcode::TlbiEl2Asid => self.retain(|t, _, _| t.kind == S1El2 && t.asid == cmd.asid),
-            Opcode::TlbiS2Ipa => self.retain(|t, va, e| t.kind == S2 && t.vmid == cmd.vmid && overlaps(va, e)),
-            Opcode::TlbiS12Vmall => self.retain(|t, _, _| t.kind != S1El2 && t.vmid == cmd.vmid),
-            Opcode::TlbiNhAll => self.retain(|t, _, _| s1(t) && t.vmid == cmd.vmid),
-            Opcode::CfgiSte | Opcode::CfgiCd | Opcode::AtcInv | Opcode::CmdSync => {}
+            return;
         }
+        let by_tag: &dyn Fn(&TlbTag) -> bool = match cmd.op {
+            Opcode::TlbiNhAsid => &|t| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid,
+            Opcode::TlbiEl2Asid => &|t| t.kind == S1El2 && t.asid == cmd.asid,
+            Opcode::TlbiS12Vmall => &|t| t.kind != S1El2 && t.vmid == cmd.vmid,
+            Opcode::TlbiNhAll => &|t| s1(t) && t.vmid == cmd.vmid,
+            _ => return,
+        };
+        self.entries.retain(|(t, _), _| !by_tag(t));
+        self.walks.retain(|(t, _), _| !by_tag(t));
     }
 }
 

@@ -71,7 +71,7 @@ fn racing_table_installs_keep_both_mappings() {
             .collect();
         let maps: Vec<_> = cpus.into_iter().map(|t| t.join().unwrap()).collect();
         (0..2).for_each(|c| m.mem.smp_mb(CpuId(c)));
-        maps.iter().any(Result::is_err) || (0..2).any(|c| pgtable::walk(&m.mem, pt.root, c * PAGE).is_none())
+        maps.iter().any(Result::is_err) || (0..2).any(|c| pgtable::walk(&m.mem, pt.root, c * PAGE).leaf.is_none())
     });
     assert_eq!(lost, 0);
 }

@@ -61,6 +61,67 @@ fn block_mappings_translate_and_invalidate_by_any_page_inside() {
 }
 
 #[test]
+fn a_ttl_hint_limits_a_range_tlbi_to_its_level() {
+    let (w, _) = world(Features { range_inv: true, ..Features::default() });
+    let block = w.m.alloc(BLOCK);
+    w.pt.map(&w.m, CPU, 2 * BLOCK, block, BLOCK).unwrap();
+    w.m.mem.smp_mb(CPU);
+    ok(w.m.dma(w.ep, SID, 0, 2 * BLOCK));
+    let whole_block = |ttl| Range { num: 0, scale: 9, tg: 1, ttl };
+    let inv = |ttl| Cmd { range: whole_block(ttl), leaf: true, ..tlbi(Opcode::TlbiNhVa, ASID, 2 * BLOCK) };
+    w.m.submit(CPU, w.smmu, &[inv(3), Cmd::sync()]);
+    assert_eq!(ok(w.m.dma(w.ep, SID, 0, 2 * BLOCK)).2, Source::Iotlb, "TTL 3 names pages: the block survives");
+    w.m.submit(CPU, w.smmu, &[inv(2), Cmd::sync()]);
+    assert_eq!(ok(w.m.dma(w.ep, SID, 0, 2 * BLOCK)).2, Source::Walk, "TTL 2 names blocks");
+}
+
+#[test]
+fn a_leaf_only_tlbi_leaves_the_walk_cache_pointing_at_a_freed_table() {
+    for leaf in [true, false] {
+        let (w, pa) = world(Features::default());
+        ok(w.m.dma(w.ep, SID, 0, IOVA));
+        assert_eq!(w.m.smmu(w.smmu).iotlb().walks_len(), 1, "the walk cached its table pointer");
+        let unmapped = w.pt.unmap_table(&w.m, CPU, IOVA & !(BLOCK - 1)).unwrap();
+        assert_eq!(unmapped, [(IOVA, pa)]);
+        w.m.mem.smp_mb(CPU);
+        w.m.submit(CPU, w.smmu, &[Cmd { leaf, ..tlbi(Opcode::TlbiNhVa, ASID, IOVA) }, Cmd::sync()]);
+        let after = w.m.dma(w.ep, SID, 0, IOVA);
+        if leaf {
+            assert_eq!(ok(after).0, pa, "the cached pointer still reaches the freed table's entry");
+        } else {
+            assert!(matches!(after, Translation::Fault { .. }), "a non-leaf TLBI dropped the pointer");
+        }
+    }
+}
+
+#[test]
+fn hardware_may_refetch_a_live_translation_right_after_its_invalidation_never_a_dead_one() {
+    let (mut w, _) = world(Features { ats: true, ..Features::default() });
+    w.m.set_refetch(true);
+    w.m.set_ats(w.ep, true);
+    let tlbi_inv = [tlbi(Opcode::TlbiNhVa, ASID, IOVA), Cmd::sync()];
+    let atc_inv = [Cmd { sid: SID, addr: IOVA, atc_size: 12, ..Cmd::new(Opcode::AtcInv) }, Cmd::sync()];
+    let (mut iotlb_refills, mut atc_refills) = (0, 0);
+    for _ in 0..64 {
+        ok(w.m.dma(w.ep, SID, 0, IOVA));
+        w.m.submit(CPU, w.smmu, &tlbi_inv);
+        iotlb_refills += w.m.smmu(w.smmu).iotlb().len();
+        ok(w.m.dma(w.ep, SID, 0, IOVA));
+        w.m.submit(CPU, w.smmu, &atc_inv);
+        atc_refills += w.m.endpoint(w.ep).atc_len();
+    }
+    assert!(0 < iotlb_refills && iotlb_refills < 64, "{iotlb_refills} IOTLB refills in 64");
+    assert!(0 < atc_refills && atc_refills < 64, "{atc_refills} ATC refills in 64");
+    w.pt.unmap(&w.m, CPU, IOVA, PAGE).unwrap();
+    w.m.mem.smp_mb(CPU);
+    for _ in 0..16 {
+        w.m.submit(CPU, w.smmu, &tlbi_inv);
+        w.m.submit(CPU, w.smmu, &atc_inv);
+        assert!(w.m.smmu(w.smmu).iotlb().is_empty() && w.m.endpoint(w.ep).atc_len() == 0);
+    }
+}
+
+#[test]
 fn tlbi_commands_reach_only_their_regime() {
     let (w, _) = world(Features::default());
     let fill = || assert_eq!(ok(w.m.dma(w.ep, SID, 0, IOVA)).2, Source::Walk);
@@ -113,6 +174,8 @@ fn range_tlbi_covers_num_plus_one_shifted_by_scale_pages() {
 #[test]
 fn nested_entries_survive_s2_ipa_and_die_by_nh_all() {
     let mut m = Machine::new(1);
+    // Exact command effects: no speculative refill after an invalidation.
+    m.set_refetch(false);
     let smmu = m.add_smmu(Features::default());
     let ep = m.add_endpoint(smmu, &[SID], false);
     let s2 = PageTable::new(&m, DomainId(2));
@@ -151,11 +214,11 @@ fn atc_fills_when_ats_is_on_and_atc_inv_scopes_by_ssid() {
     w.m.set_ats(w.ep, true);
     assert_eq!(ok(w.m.dma(w.ep, SID, 0, IOVA)).2, Source::Walk);
     assert_eq!(ok(w.m.dma(w.ep, SID, 0, IOVA)), (pa, Some(DomainId(1)), Source::Atc));
-    let atc_inv = |ssid, global| Cmd { sid: SID, ssid, global, addr: IOVA, atc_size: 12, ..Cmd::new(Opcode::AtcInv) };
-    w.m.submit(CPU, w.smmu, &[atc_inv(3, false), Cmd::sync()]);
-    assert_eq!(w.m.endpoint(w.ep).atc_len(), 1, "other SSID untouched");
+    let atc_inv = |ssid, ssv| Cmd { sid: SID, ssid, ssv, addr: IOVA, atc_size: 12, ..Cmd::new(Opcode::AtcInv) };
     w.m.submit(CPU, w.smmu, &[atc_inv(3, true), Cmd::sync()]);
-    assert_eq!(w.m.endpoint(w.ep).atc_len(), 0, "global hits every SSID");
+    assert_eq!(w.m.endpoint(w.ep).atc_len(), 1, "other SSID untouched");
+    w.m.submit(CPU, w.smmu, &[atc_inv(0, false), Cmd::sync()]);
+    assert_eq!(w.m.endpoint(w.ep).atc_len(), 0, "without SSV it hits every SSID");
     ok(w.m.dma(w.ep, SID, 0, IOVA));
     w.m.set_ats(w.ep, false);
     assert_eq!(w.m.endpoint(w.ep).atc_len(), 0, "disabling ATS drops the ATC");

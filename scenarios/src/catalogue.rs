@@ -2,16 +2,12 @@
 //! and lets the oracle judge every DMA and command. Workers own disjoint
 //! IOVA pages, as io-pgtable's callers must.
 
+use crate::guest::{Array, Guest};
+use crate::queue::{self, Queues};
 use crate::rig::{Ep, Rig};
 use crate::{Outcome, Params, Scenario};
-use engine::iommufd::{
-    cache_invalidate_user, HwQueueAlloc, Ioas, UserArray, Vsmmu, DATA_ARM_SMMUV3, ENTRY_SIZE,
-    HW_QUEUE_TYPE_TEGRA241_CMDQV,
-};
-use engine::{Cpu, Domain, DomainKind, Driver, Errno, Target};
-use hwmodel::{Cmd, Features, Opcode, ViolationKind, PAGE};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use engine::{Cpu, Domain, DomainKind, Driver, Target};
+use hwmodel::{Features, PAGE};
 use std::sync::Arc;
 
 const PLAIN: Features = Features { ats: false, range_inv: false, e2h: false };
@@ -191,17 +187,17 @@ pub static CATALOGUE: &[Scenario] = &[
     },
     Scenario {
         name: "swarm",
-        about: "each CPU runs an operation mix drawn from the seed: map, unmap, attach, detach, ATS toggles, flushes",
+        about: "the generator: each schedule draws a world (1-3 SMMUs, 1-5 endpoints, every domain kind) and an operation mix",
         cpus: 3,
         multi_smmu: false,
-        run: swarm,
+        run: crate::swarm::swarm,
     },
 ];
 
 fn map_unmap_storm(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }, Ep { smmu: 0, sids: &[5, 4], ats: false }];
     let mut r = Rig::new(p, &[ATS], &eps, 0);
-    let dom = r.drv.alloc_domain(DomainKind::S1);
+    let dom = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
     r.attach(1, 0, d(&dom), false);
     let mut t: Vec<_> = (0..p.cpus)
@@ -224,7 +220,7 @@ fn map_unmap_storm(p: &Params) -> Outcome {
 fn unmap_vs_attach(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }, Ep { smmu: 0, sids: &[3, 2], ats: true }];
     let r = Rig::new(p, &[ATS], &eps, 1);
-    let dom = r.drv.alloc_domain(DomainKind::S1);
+    let dom = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), false);
     let (to, m1) = (d(&dom), r.masters[1].clone());
     unmap_race(
@@ -242,7 +238,7 @@ fn unmap_vs_attach(p: &Params) -> Outcome {
 fn unmap_vs_detach(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }, Ep { smmu: 0, sids: &[1], ats: false }];
     let r = Rig::new(p, &[ATS], &eps, 1);
-    let dom = r.drv.alloc_domain(DomainKind::S1);
+    let dom = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
     r.attach(1, 0, d(&dom), false);
     let m0 = r.masters[0].clone();
@@ -262,7 +258,7 @@ fn unmap_vs_detach(p: &Params) -> Outcome {
 fn ats_moves(p: &Params, targets: fn(&Arc<Domain>) -> [(Target, bool); 3]) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }];
     let r = Rig::new(p, &[ATS], &eps, 1);
-    let dom = r.drv.alloc_domain(DomainKind::S1);
+    let dom = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
     let (moves, m0) = (targets(&dom), r.masters[0].clone());
     unmap_race(
@@ -290,7 +286,7 @@ fn reattach_ats(p: &Params) -> Outcome {
 fn replace(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }, Ep { smmu: 0, sids: &[1], ats: false }];
     let mut r = Rig::new(p, &[ATS], &eps, 1);
-    let (a, b) = (r.drv.alloc_domain(DomainKind::S1), r.drv.alloc_domain(DomainKind::S1));
+    let (a, b) = (r.domain(DomainKind::S1), r.domain(DomainKind::S1));
     r.attach(1, 0, d(&a), false);
     r.attach(0, 0, d(&a), true);
     premap(&r, &a, 2);
@@ -311,7 +307,7 @@ fn replace(p: &Params) -> Outcome {
 fn nesting_s1_clear(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
     let r = Rig::new(p, &[PLAIN], &eps, 0);
-    let parent = r.drv.alloc_domain(DomainKind::S2 { nest_parent: true });
+    let parent = r.domain(DomainKind::S2 { nest_parent: true });
     r.attach(0, 0, Target::Nested { parent: parent.clone(), guest_asid: 7 }, false);
     unmap_race(r, p, &parent, &[], &[(0, 0, 2)], NO_RACE)
 }
@@ -319,7 +315,7 @@ fn nesting_s1_clear(p: &Params) -> Outcome {
 fn sva(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }];
     let r = Rig::new(p, &[ATS], &eps, 1);
-    let (rid, mm) = (r.drv.alloc_domain(DomainKind::S1), r.drv.alloc_domain(DomainKind::Sva));
+    let (rid, mm) = (r.domain(DomainKind::S1), r.domain(DomainKind::Sva));
     r.attach(0, 0, d(&rid), true);
     r.attach(0, 1, d(&mm), false);
     let (back, m0) = (d(&mm), r.masters[0].clone());
@@ -339,7 +335,7 @@ fn sva(p: &Params) -> Outcome {
 fn two_smmus(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: true }, Ep { smmu: 1, sids: &[3, 2], ats: true }];
     let r = Rig::new(p, &[ATS, ATS], &eps, 1);
-    let dom = r.drv.alloc_domain(DomainKind::S1);
+    let dom = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
     let (to, m1) = (d(&dom), r.masters[1].clone());
     unmap_race(
@@ -358,7 +354,7 @@ fn two_smmus(p: &Params) -> Outcome {
 fn smmu_removal(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }, Ep { smmu: 1, sids: &[3], ats: false }];
     let r = Rig::new(p, &[PLAIN, PLAIN], &eps, 1);
-    let dom = r.drv.alloc_domain(DomainKind::S1);
+    let dom = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), false);
     r.attach(1, 0, d(&dom), false);
     let m1 = r.masters[1].clone();
@@ -379,7 +375,7 @@ fn blocked_attach(p: &Params) -> Outcome {
     // its unref leaves trash in the middle and the purge replaces the array.
     let eps = [Ep { smmu: 0, sids: &[7, 6], ats: true }, Ep { smmu: 0, sids: &[3, 2], ats: true }];
     let r = Rig::new(p, &[ATS], &eps, 1);
-    let dom = r.drv.alloc_domain(DomainKind::S1);
+    let dom = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
     r.attach(1, 0, d(&dom), true);
     let m1 = r.masters[1].clone();
@@ -398,35 +394,35 @@ fn blocked_attach(p: &Params) -> Outcome {
 fn asid_reuse(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
     let mut r = Rig::new(p, &[PLAIN], &eps, 1);
-    let old = r.drv.alloc_domain(DomainKind::S1);
+    let old = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&old), false);
     premap(&r, &old, p.cpus);
     let m0 = r.masters[0].clone();
     let mover = r.cpu(move |drv, cpu| {
         let _ = drv.attach(cpu, &m0, 0, Target::Blocked, false);
         drv.free_domain(cpu, old);
-        let new = drv.alloc_domain(DomainKind::S1);
+        let new = drv.alloc_domain(DomainKind::S1).ok()?;
         for k in 0..m0.streams.len().max(1) {
             let _ = drv.map(cpu, &new, page(k), PAGE);
         }
         let _ = drv.attach(cpu, &m0, 0, Target::Domain(new.clone()), false);
         drv.machine.dma(m0.ep, m0.streams[0], 0, page(0));
-        new
+        Some(new)
     });
     let t = vec![r.dma(0, 0, pages(0..p.cpus), 2)];
     let new = match mover.join() {
         Ok(new) => new,
         Err(panic) => std::panic::resume_unwind(panic),
     };
-    r.finish(t, &[&new])
+    r.finish(t, &new.iter().collect::<Vec<_>>())
 }
 
 fn live_attach(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
     let mut r = Rig::new(p, &[PLAIN], &eps, 0);
-    let rid = r.drv.alloc_domain(DomainKind::S1);
+    let rid = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&rid), false);
-    let fresh = r.drv.alloc_domain(DomainKind::S1);
+    let fresh = r.domain(DomainKind::S1);
     let (fresh2, m0) = (fresh.clone(), r.masters[0].clone());
     let n = p.cpus;
     let mut t = vec![r.cpu(move |drv, cpu| {
@@ -439,192 +435,42 @@ fn live_attach(p: &Params) -> Outcome {
     r.finish(t, &[&rid, &fresh])
 }
 
-/// One step of a swarm worker.
-#[derive(Clone, Copy, Debug)]
-enum Op {
-    Map(usize, usize),
-    Unmap(usize, usize),
-    /// Master, target (domain index, or blocked past the end), ATS.
-    Attach(usize, usize, bool),
-    Flush(usize),
-}
-
-fn swarm(p: &Params) -> Outcome {
-    let eps = [
-        Ep { smmu: 0, sids: &[3, 2], ats: true },
-        Ep { smmu: 0, sids: &[1], ats: false },
-        Ep { smmu: 0, sids: &[5], ats: true },
-    ];
-    let mut r = Rig::new(p, &[ATS], &eps, 0);
-    let doms = [r.drv.alloc_domain(DomainKind::S1), r.drv.alloc_domain(DomainKind::S1)];
-    r.attach(0, 0, d(&doms[0]), true);
-    r.attach(1, 0, d(&doms[0]), false);
-    r.attach(2, 0, d(&doms[1]), true);
-    for dom in &doms {
-        premap(&r, dom, 2 * p.cpus);
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-    let mut t = Vec::new();
-    for c in 0..p.cpus {
-        // Each worker maps and unmaps only its own two pages.
-        let ops: Vec<Op> = (0..3)
-            .map(|_| match rng.random_range(0..4) {
-                0 => Op::Map(rng.random_range(0..2), 2 * c + rng.random_range(0..2)),
-                1 => Op::Unmap(rng.random_range(0..2), 2 * c + rng.random_range(0..2)),
-                2 => Op::Attach(rng.random_range(0..3), rng.random_range(0..3), rng.random()),
-                _ => Op::Flush(rng.random_range(0..2)),
-            })
-            .collect();
-        let (doms, masters) = (doms.clone(), r.masters.clone());
-        t.push(r.cpu(move |drv, cpu| {
-            for op in ops {
-                match op {
-                    Op::Map(x, k) => drop(drv.map(cpu, &doms[x], page(k), PAGE)),
-                    Op::Unmap(x, k) => drop(drv.unmap(cpu, &doms[x], page(k), PAGE)),
-                    Op::Attach(m, x, ats) => {
-                        let to = doms.get(x).map_or(Target::Blocked, d);
-                        let _ = drv.attach(cpu, &masters[m], 0, to, ats);
-                    }
-                    Op::Flush(x) => drv.domain_inv(cpu, &doms[x]),
-                }
-            }
-        }));
-    }
-    for m in [0, 2] {
-        let k = rng.random_range(0..2 * p.cpus);
-        t.push(r.dma(m, 0, pages(k..k + 2), 2));
-    }
-    r.finish(t, &[&doms[0], &doms[1]])
-}
-
-/// A guest array of `n` TLBI_NH_VA commands for the guest's ASID, with an
-/// illegal (host-only) command at `bad`.
-fn guest_array(n: usize, bad: Option<usize>) -> Vec<u8> {
-    (0..n)
-        .flat_map(|k| {
-            let op = if Some(k) == bad { Opcode::TlbiS12Vmall } else { Opcode::TlbiNhVa };
-            let w = Cmd { asid: GUEST_ASID, addr: page(k % 4), leaf: true, ..Cmd::new(op) }.encode();
-            [w[0].to_le_bytes(), w[1].to_le_bytes()].concat()
-        })
-        .collect()
-}
-
-const GUEST_ASID: u16 = 7;
-
-/// A nested master on a nesting parent, its vSMMU, and the guest's array
-/// sent through the iommufd core loop on its own CPU. `check` judges the
-/// ioctl's answers as the VMM would.
-fn vsmmu_world(
-    p: &Params,
-    array: Vec<u8>,
-    check: fn(&Driver, &Vsmmu, usize, Result<(), Errno>, u32),
-) -> (Rig, Arc<Domain>, smmu_sync::JoinHandle<()>) {
+/// A nested master on a nesting parent, its guest behind a vSMMU sending
+/// `arrays` from its own CPU, and `p.cpus` workers unmapping the parent.
+fn vsmmu_world(p: &Params, arrays: &[Array], rounds: usize, race: bool) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
     let mut r = Rig::new(p, &[PLAIN], &eps, 2);
-    let parent = r.drv.alloc_domain(DomainKind::S2 { nest_parent: true });
-    r.attach(0, 0, Target::Nested { parent: parent.clone(), guest_asid: GUEST_ASID }, false);
-    let v = Vsmmu::new(r.masters[0].smmu, parent.tag(), [(1, r.masters[0].streams[0])].into());
-    let guest = r.cpu(move |drv, cpu| {
-        let n = array.len() / ENTRY_SIZE;
-        let mut a =
-            UserArray { ty: DATA_ARM_SMMUV3, mem: &array, uptr: 0, entry_len: ENTRY_SIZE as u32, entry_num: n as u32 };
-        let mut first = 0;
-        let res = cache_invalidate_user(&mut a, |rest| {
-            let r = drv.vsmmu_cache_invalidate(cpu, &v, rest, first);
-            first += u64::from(rest.entry_num);
-            r
-        });
-        check(drv, &v, n, res, a.entry_num);
-    });
-    (r, parent, guest)
-}
-
-fn uapi(drv: &Driver, detail: String) {
-    drv.machine.oracle.report(ViolationKind::UapiContract, detail);
-}
-
-fn vsmmu_invalidate(p: &Params) -> Outcome {
-    let (mut r, parent, guest) = vsmmu_world(p, guest_array(70, None), |drv, v, n, res, handled| {
-        if res.is_err() || handled as usize != n {
-            uapi(drv, format!("a valid array of {n} commands returned {res:?} with entry_num {handled}"));
-        }
-        let mut probe =
-            UserArray { ty: DATA_ARM_SMMUV3, mem: &[], uptr: 0, entry_len: ENTRY_SIZE as u32, entry_num: 0 };
-        let cpu = drv.cpu(0);
-        let r = cache_invalidate_user(&mut probe, |rest| drv.vsmmu_cache_invalidate(&cpu, v, rest, 0));
-        if r.is_err() {
-            uapi(drv, format!("the zero-length probe returned {r:?}"));
-        }
-    });
-    let m0 = r.masters[0].clone();
-    let back = Target::Nested { parent: parent.clone(), guest_asid: GUEST_ASID };
-    let race = move |drv: &Driver, cpu: &Cpu| {
-        let _ = drv.attach(cpu, &m0, 0, back, false);
-    };
-    let mut t = vec![guest, r.cpu(race)];
+    let parent = r.domain(DomainKind::S2 { nest_parent: true });
+    let guest = Arc::new(Guest::attach(&r, 0, parent.clone()));
+    let (g, arrays) = (guest.clone(), arrays.to_vec());
+    let mut t = vec![r.cpu(move |drv, cpu| arrays.into_iter().for_each(|a| g.invalidate(drv, cpu, a)))];
+    if race {
+        // The VMM re-installs the guest's STE meanwhile.
+        t.push(r.cpu(move |drv, cpu| guest.reattach(drv, cpu)));
+    }
     let n = 2 * p.cpus;
     premap(&r, &parent, n);
     t.extend((0..p.cpus).map(|c| unmap_share(&mut r, &parent, c, p.cpus, n)));
-    t.push(r.dma(0, 0, pages(0..n), 2));
+    t.push(r.dma(0, 0, pages(0..n), rounds));
     r.finish(t, &[&parent])
+}
+
+/// A valid array longer than one batch, then a zero-length probe.
+fn vsmmu_invalidate(p: &Params) -> Outcome {
+    vsmmu_world(p, &[Array::draw(70, None), Array::draw(0, None)], 2, true)
 }
 
 fn vsmmu_malformed(p: &Params) -> Outcome {
-    const BAD: usize = 70;
-    let (mut r, parent, guest) = vsmmu_world(p, guest_array(100, Some(BAD)), |drv, v, _, res, handled| {
-        if res != Err(Errno::EIO) {
-            uapi(drv, format!("an illegal command at index {BAD} returned {res:?}"));
-        }
-        let ill = v.cerror_ill.lock().clone();
-        if ill != [BAD as u64] {
-            uapi(drv, format!("CERROR_ILL reported at {ill:?}, the illegal command is at {BAD} (entry_num {handled})"));
-        }
-    });
-    let n = 2 * p.cpus;
-    premap(&r, &parent, n);
-    let mut t = vec![guest];
-    t.extend((0..p.cpus).map(|c| unmap_share(&mut r, &parent, c, p.cpus, n)));
-    t.push(r.dma(0, 0, pages(0..n), 1));
-    r.finish(t, &[&parent])
+    vsmmu_world(p, &[Array::draw(100, Some(70))], 1, false)
 }
 
 fn hw_queue_vs_unmap(p: &Params) -> Outcome {
     // The VMM unmaps the mapped guest pages one by one; the queue uses two.
-    const IOVA: u64 = 0x4000_0000;
-    const QUEUE_PAGES: u64 = 4;
     let mut r = Rig::new(p, &[PLAIN], &[], 2);
-    let ioas = Arc::new(Ioas::new());
-    ioas.map(IOVA, r.drv.machine.alloc(QUEUE_PAGES * PAGE), QUEUE_PAGES * PAGE);
-    let live = Arc::new(smmu_sync::Mutex::new(None));
-    let (io, lv) = (ioas.clone(), live.clone());
-    let vmm = r.cpu(move |drv, _| {
-        let cmd = HwQueueAlloc {
-            flags: 0,
-            ty: HW_QUEUE_TYPE_TEGRA241_CMDQV,
-            index: 0,
-            nesting_parent_iova: IOVA,
-            length: 2 * PAGE,
-        };
-        let Ok(q) = io.hw_queue_alloc(drv, cmd) else { return };
-        *lv.lock() = Some(q);
-        smmu_sync::yield_now();
-        *lv.lock() = None;
-        let _ = io.hw_queue_destroy(q.id);
-    });
-    let (io, lv) = (ioas.clone(), live.clone());
-    let hw = r.cpu(move |drv, _| {
-        for _ in 0..4 {
-            let q = *lv.lock();
-            if let Some(q) = q {
-                io.hw_read(drv, &q);
-            }
-        }
-    });
-    let io = ioas.clone();
-    let unmapper = r.cpu(move |drv, _| {
-        for k in 0..QUEUE_PAGES {
-            let _ = io.unmap(drv, IOVA + k * PAGE, PAGE);
-        }
-    });
+    let q = Arc::new(Queues::new(&r));
+    let (q1, q2, q3) = (q.clone(), q.clone(), q);
+    let vmm = r.cpu(move |drv, _| q1.cycle(drv));
+    let hw = r.cpu(move |drv, _| (0..4).for_each(|_| q2.read(drv)));
+    let unmapper = r.cpu(move |drv, _| (0..queue::PAGES).for_each(|k| q3.unmap(drv, k)));
     r.finish(vec![vmm, hw, unmapper], &[])
 }

@@ -4,11 +4,14 @@
 //! threads) and returns what the oracle saw.
 
 mod catalogue;
+mod guest;
 mod loom;
+mod queue;
 mod rig;
+mod swarm;
 
 use engine::{Engine, Mutant};
-use hwmodel::Violation;
+use hwmodel::{Coverage, Violation};
 use std::collections::BTreeMap;
 
 pub use catalogue::CATALOGUE;
@@ -21,9 +24,12 @@ pub struct Params {
     pub cpus: usize,
     pub engine: Engine,
     pub mutant: Option<Mutant>,
-    /// Drives the scenario's own choices (the swarm's operation mix); the
-    /// schedule has its own seed.
+    /// The run's base seed, for the record; every choice a scenario makes is
+    /// a data choice of the schedule, so a replay makes it again.
     pub seed: u64,
+    /// Chance that each fallible driver call fails, in parts per million;
+    /// `None`: the swarm draws one per schedule, other scenarios use 0.
+    pub fault_ppm: Option<u32>,
 }
 
 /// What one run of a scenario produced.
@@ -34,6 +40,7 @@ pub struct Outcome {
     pub events: u64,
     /// Age (completed CMD_SYNCs since unmap returned) -> stale hits.
     pub stale_ages: BTreeMap<u64, u64>,
+    pub coverage: Coverage,
 }
 
 /// A catalogue entry.

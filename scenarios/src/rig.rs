@@ -1,16 +1,21 @@
 //! Building a world and running threads in it.
 
 use crate::{Outcome, Params};
-use engine::{Cpu, Domain, Driver, Env, Master, Target};
+use engine::{Cpu, Domain, DomainKind, Driver, Env, Master, Target};
 use hwmodel::{Features, Machine};
 use smmu_sync::{spawn, JoinHandle};
 use std::sync::Arc;
 
+/// The livelock bound of a world: a base plus this much per CPU, SMMU and
+/// endpoint, far above what any correct schedule takes.
+const STEP_BOUND_BASE: u64 = 50_000;
+const STEP_BOUND_PER_THING: u64 = 10_000;
+
 /// A device endpoint to create: which SMMU, its stream IDs (as firmware
 /// lists them, not necessarily sorted), and whether it can do ATS.
-pub struct Ep {
+pub struct Ep<'a> {
     pub smmu: usize,
-    pub sids: &'static [u32],
+    pub sids: &'a [u32],
     pub ats: bool,
 }
 
@@ -21,19 +26,32 @@ pub struct Rig {
     pub cpu: Cpu,
     /// CPU ids handed out so far.
     next_cpu: usize,
+    /// Injected-fault rate, armed when the first thread starts so that
+    /// setup never fails.
+    fault_ppm: u32,
 }
 
 impl Rig {
     /// A machine with one SMMU per entry of `smmus`, `eps` endpoints probed
     /// as masters, and room for `p.cpus` workers plus `extra` more CPUs.
+    /// Until the first thread is spawned, setup takes no scheduling steps.
     pub fn new(p: &Params, smmus: &[Features], eps: &[Ep], extra: usize) -> Self {
+        smmu_sync::set_quiet(true);
         let mut m = Machine::new(p.cpus + extra + 1);
         let ids: Vec<_> = smmus.iter().map(|f| m.add_smmu(*f)).collect();
         let eps: Vec<_> = eps.iter().map(|e| m.add_endpoint(ids[e.smmu], e.sids, e.ats)).collect();
         let drv = Arc::new(Driver::new(m, Env::with_mutant(p.mutant), p.engine));
+        // A correct schedule of these worlds takes a few thousand steps.
+        let size = (p.cpus + extra + smmus.len() + eps.len()) as u64;
+        smmu_sync::default_step_bound(STEP_BOUND_BASE + STEP_BOUND_PER_THING * size);
         let masters = eps.into_iter().map(|ep| Arc::new(drv.probe(ep))).collect();
         let cpu = drv.cpu(0);
-        Self { drv, masters, cpu, next_cpu: 1 }
+        Self { drv, masters, cpu, next_cpu: 1, fault_ppm: p.fault_ppm.unwrap_or(0) }
+    }
+
+    /// A domain for setup, where no fault is injected yet.
+    pub fn domain(&self, kind: DomainKind) -> Arc<Domain> {
+        self.drv.alloc_domain(kind).expect("setup runs without injected faults")
     }
 
     /// Attach during setup, before any thread runs.
@@ -45,19 +63,42 @@ impl Rig {
 
     /// Spawn a simulated CPU running `f` with its own CPU context.
     pub fn cpu<T: Send + 'static>(&mut self, f: impl FnOnce(&Driver, &Cpu) -> T + Send + 'static) -> JoinHandle<T> {
+        self.drv.env.set_fault_ppm(self.fault_ppm);
         let (drv, id) = (self.drv.clone(), self.next_cpu);
         self.next_cpu += 1;
         spawn(move || {
+            smmu_sync::name_task(format!("cpu {id}"));
             let cpu = drv.cpu(id);
             f(&drv, &cpu)
+        })
+    }
+
+    /// Arm injected faults at `ppm` for the threads spawned from now on.
+    pub fn with_fault_ppm(mut self, ppm: u32) -> Self {
+        self.fault_ppm = ppm;
+        self
+    }
+
+    /// Spawn a device thread issuing one DMA from master `m`'s endpoint
+    /// per (stream ID, substream ID, IOVA).
+    pub fn dma_each(&self, m: usize, dmas: Vec<(u32, u32, u64)>) -> JoinHandle<()> {
+        self.drv.env.set_fault_ppm(self.fault_ppm);
+        let (drv, ep) = (self.drv.clone(), self.masters[m].ep);
+        spawn(move || {
+            smmu_sync::name_task(format!("endpoint {}", ep.0));
+            for (sid, ssid, iova) in dmas {
+                drv.machine.dma(ep, sid, ssid, iova);
+            }
         })
     }
 
     /// Spawn a device thread issuing DMA from master `m` at `ssid` to each
     /// IOVA of `iovas`, `rounds` times over.
     pub fn dma(&self, m: usize, ssid: u32, iovas: Vec<u64>, rounds: usize) -> JoinHandle<()> {
+        self.drv.env.set_fault_ppm(self.fault_ppm);
         let (drv, master) = (self.drv.clone(), self.masters[m].clone());
         spawn(move || {
+            smmu_sync::name_task(format!("endpoint {}", master.ep.0));
             for _ in 0..rounds {
                 for &iova in &iovas {
                     drv.machine.dma(master.ep, master.streams[0], ssid, iova);
@@ -66,13 +107,25 @@ impl Rig {
         })
     }
 
-    /// Join every thread, run the quiescent checks, and report.
+    /// Join every thread, run the quiescent checks over `domains`, and report.
     pub fn finish(self, threads: Vec<JoinHandle<()>>, domains: &[&Arc<Domain>]) -> Outcome {
+        let domains: Vec<Arc<Domain>> = domains.iter().map(|d| Arc::clone(d)).collect();
+        self.finish_with(threads, |_| domains)
+    }
+
+    /// As `finish`, with the live domains known only once threads are done.
+    pub fn finish_with(
+        self,
+        threads: Vec<JoinHandle<()>>,
+        domains: impl FnOnce(&Driver) -> Vec<Arc<Domain>>,
+    ) -> Outcome {
         for t in threads {
             if let Err(panic) = t.join() {
                 std::panic::resume_unwind(panic);
             }
         }
+        smmu_sync::set_quiet(true);
+        let domains = domains(&self.drv);
         let ds: Vec<&Domain> = domains.iter().map(|d| d.as_ref()).collect();
         self.drv.check_tags(&self.cpu, &ds);
         let o = &self.drv.machine.oracle;
@@ -81,6 +134,7 @@ impl Rig {
             trace_hash: o.trace_hash(),
             events: o.trace_len(),
             stale_ages: o.stale_ages(),
+            coverage: self.drv.coverage(),
         }
     }
 }

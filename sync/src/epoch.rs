@@ -165,6 +165,14 @@ impl<T: Retire> Rcu<T> {
         }
     }
 
+    /// Whether `obj` is still the current object; not a scheduling point.
+    pub fn is_current(&self, obj: &T, g: &Guard) -> bool {
+        match &self.slot {
+            Slot::Epoch(a) => std::ptr::eq(a.load(Ordering::Acquire, g.epoch()).as_raw(), obj),
+            Slot::Loom { ptr, .. } => std::ptr::eq(ptr.load(Ordering::Acquire), obj),
+        }
+    }
+
     /// `rcu_assign_pointer`: make `new` the current object and hand back the
     /// one it replaced, which must then be retired. A scheduling point under
     /// shuttle.

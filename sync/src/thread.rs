@@ -15,11 +15,16 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    crate::watch::set_quiet(false);
     JoinHandle(match backend() {
-        Backend::Std => JoinInner::Std(std::thread::spawn(move || {
-            let _g = enter(Backend::Std);
-            f()
-        })),
+        Backend::Std => {
+            let bounds = crate::watch::bounds();
+            JoinInner::Std(std::thread::spawn(move || {
+                let _g = enter(Backend::Std);
+                crate::watch::begin_execution(bounds);
+                f()
+            }))
+        }
         Backend::Shuttle => JoinInner::Shuttle(shuttle::thread::spawn(f)),
         Backend::Loom => JoinInner::Loom(loom::thread::spawn(f)),
     })
@@ -39,6 +44,7 @@ impl<T> JoinHandle<T> {
 /// Give up the CPU, e.g. inside a spin loop. Under loom this also tells the
 /// checker the thread cannot progress until another one does.
 pub fn yield_now() {
+    crate::watch::tick();
     match backend() {
         Backend::Std => std::thread::yield_now(),
         Backend::Shuttle => shuttle::thread::yield_now(),
@@ -52,6 +58,10 @@ pub fn yield_now() {
 /// Loom switches only at its own atomics, so this is a no-op there.
 #[inline]
 pub fn schedule_point() {
+    if crate::watch::is_quiet() {
+        return;
+    }
+    crate::watch::tick();
     if backend() == Backend::Shuttle {
         shuttle::thread::sleep(std::time::Duration::ZERO);
     }

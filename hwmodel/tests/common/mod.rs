@@ -34,10 +34,13 @@ pub struct World {
     pub smmu: SmmuId,
 }
 
-/// One SMMU, one ATS-capable endpoint on SID 1 attached stage-1 to domain 1
-/// (ASID 5), one page mapped at IOVA; all of it visible to the SMMU.
+/// One SMMU (refetching nothing on its own), one ATS-capable endpoint on
+/// SID 1 attached stage-1 to domain 1 (ASID 5), one page mapped at IOVA;
+/// all of it visible to the SMMU.
 pub fn world(features: Features) -> (World, u64) {
     let mut m = Machine::new(1);
+    // Exact command effects: no speculative refill after an invalidation.
+    m.set_refetch(false);
     let smmu = m.add_smmu(features);
     let ep = m.add_endpoint(smmu, &[SID], true);
     let pt = PageTable::new(&m, DomainId(1));

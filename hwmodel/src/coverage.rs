@@ -1,0 +1,86 @@
+//! Coverage goals ("sometimes" assertions): states a run should reach, not
+//! properties it must keep. A goal a default-length run never reaches is a
+//! hole in the generator, not a pass.
+
+macro_rules! goals {
+    ($($variant:ident => $name:literal: $what:literal,)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Goal {
+            $($variant,)*
+        }
+
+        impl Goal {
+            pub const ALL: &'static [Goal] = &[$(Goal::$variant,)*];
+
+            /// The key in the `coverage` JSON object.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Goal::$variant => $name,)*
+                }
+            }
+
+            pub fn what(self) -> &'static str {
+                match self {
+                    $(Goal::$variant => $what,)*
+                }
+            }
+        }
+    };
+}
+
+goals! {
+    TrashWalked => "trash-walked": "a walker met trash (users 0) inside num_invs",
+    WalkerOnOldArray => "walker-on-old-array": "a walker finished on an array its domain had already replaced",
+    TwoPasidsOneSid => "two-pasids-one-sid": "one array held ATS entries for two PASIDs of one stream ID",
+    ArraySpansSmmus => "array-spans-smmus": "one array held entries for two SMMUs",
+    BatchEndSmmu => "batch-end-smmu": "a walker ended a batch because the next entry is on another SMMU",
+    BatchEndS1Clear => "batch-end-s1-clear": "a walker ended a batch before the first S2_VMID_S1_CLEAR entry",
+    BatchEndAts => "batch-end-ats": "a walker ended a batch before the first ATS entry",
+    RangeScale => "range-scale": "a range TLBI with SCALE > 0 was issued",
+    RangeTtl => "range-ttl": "a range TLBI with TTL set was issued",
+    NsizeNestParent => "nsize-nest-parent": "a nesting parent was invalidated with the no-size command",
+    FaultInvsMerge => "fault-invs-merge": "an injected allocation failure in merge",
+    FaultInvsPurge => "fault-invs-purge": "an injected allocation failure in purge",
+    FaultMasterDomain => "fault-master-domain": "an injected allocation failure of the attach bookkeeping",
+    FaultDomainAlloc => "fault-domain-alloc": "an injected allocation failure of a new domain",
+    AtsOffOlderArray => "ats-off-older-array": "ATS was disabled while an older copy of an array still held the master",
+    TagReused => "tag-reused": "a new domain reused a freed ASID/VMID",
+    SmmuRemovedAttached => "smmu-removed-attached": "an SMMU was removed with masters still attached",
+    WalkCacheHit => "walk-cache-hit": "an SMMU walk went through a cached table pointer",
+    BlockTranslated => "block-translated": "a DMA translated through a 2 MiB block",
+    PasidAtcHit => "pasid-atc-hit": "a DMA on a PASID hit the ATC",
+    Refetch => "refetch": "the hardware fetched a translation again right after an invalidation removed it",
+}
+
+/// Counts per goal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage([u64; Goal::ALL.len()]);
+
+impl Coverage {
+    pub fn hit(&mut self, g: Goal) {
+        self.0[g as usize] += 1;
+    }
+
+    pub fn add_count(&mut self, g: Goal, n: u64) {
+        self.0[g as usize] += n;
+    }
+
+    pub fn count(&self, g: Goal) -> u64 {
+        self.0[g as usize]
+    }
+
+    pub fn add(&mut self, other: &Coverage) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a += b;
+        }
+    }
+
+    /// Every goal with its count, in declaration order.
+    pub fn iter(&self) -> impl Iterator<Item = (Goal, u64)> + '_ {
+        Goal::ALL.iter().map(|g| (*g, self.count(*g)))
+    }
+
+    pub fn reached(&self) -> usize {
+        self.0.iter().filter(|n| **n > 0).count()
+    }
+}

@@ -1,0 +1,529 @@
+//! The generator. Every schedule draws its own world and its own operation
+//! mix from the schedule's data choices (`random_below`), so a replay
+//! rebuilds the same world and a shrinker can simplify it: a draw of 0 is
+//! always the smaller choice. Swarm testing: each schedule enables a random
+//! subset of operation kinds with random weights, so what is enabled is
+//! exercised hard and what is left out cannot crowd it out.
+//!
+//! Ownership follows the kernel's callers: each worker maps and unmaps only
+//! its own IOVA region (as io-pgtable's callers must); a domain that may be
+//! freed, and the master attached to it, belong to one worker; so do the
+//! masters of an SMMU that will be removed, and the vSMMU's nested master.
+
+use crate::guest::{self, Guest};
+use crate::queue::{self, Queues};
+use crate::rig::{Ep, Rig};
+use crate::{Outcome, Params};
+use engine::{Cpu, Domain, DomainKind, Driver, Engine, Master, Stage, Target};
+use hwmodel::{Features, SmmuId, BLOCK, PAGE};
+use smmu_sync::{plain, random_below, JoinHandle};
+use std::sync::Arc;
+
+/// A choice in `0..n`.
+fn below(n: usize) -> usize {
+    random_below(n.max(1) as u64) as usize
+}
+
+/// True with probability 1/n; a draw of 0 says no.
+fn one_in(n: u64) -> bool {
+    random_below(n) == n - 1
+}
+
+fn pick<T: Clone>(xs: &[T]) -> T {
+    xs[below(xs.len())].clone()
+}
+
+/// Pages each worker maps at the start of its region.
+const PAGES: usize = 4;
+
+/// Worker `w`'s region: a 2 MiB table of pages, then a 2 MiB block.
+fn page(w: usize, k: usize) -> u64 {
+    2 * BLOCK * (w as u64 + 1) + (k * PAGE as usize) as u64
+}
+
+fn block(w: usize) -> u64 {
+    2 * BLOCK * (w as u64 + 1) + BLOCK
+}
+
+/// Operation kinds a schedule can enable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Map,
+    Unmap,
+    Block,
+    Table,
+    Flush,
+    AttachRid,
+    AttachPasid,
+    DetachPasid,
+    Reattach,
+    Populate,
+    Lifecycle,
+    RemoveSmmu,
+    Guest,
+    HwQueue,
+}
+
+const KINDS: [Kind; 14] = [
+    Kind::Map,
+    Kind::Unmap,
+    Kind::Block,
+    Kind::Table,
+    Kind::Flush,
+    Kind::AttachRid,
+    Kind::AttachPasid,
+    Kind::DetachPasid,
+    Kind::Reattach,
+    Kind::Populate,
+    Kind::Lifecycle,
+    Kind::RemoveSmmu,
+    Kind::Guest,
+    Kind::HwQueue,
+];
+
+/// Where a RID attach goes.
+#[derive(Clone, Copy, Debug)]
+enum To {
+    Domain(usize),
+    Nested(usize),
+    Blocked,
+    Identity,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Map(usize, usize),
+    Unmap(usize, usize),
+    MapBlock(usize),
+    UnmapBlock(usize),
+    UnmapTable(usize),
+    Flush(usize),
+    AttachRid { m: usize, to: To, ats: bool },
+    AttachPasid { m: usize, ssid: u32, to: usize },
+    DetachPasid { m: usize, ssid: u32 },
+    Reattach { m: usize },
+    Populate { m: usize, ssid: u32 },
+    Lifecycle,
+    RemoveSmmu,
+    Guest(guest::Array),
+    Queue,
+    IoasUnmap(u64),
+}
+
+/// The drawn mix: a weight per kind, 0 for a disabled kind.
+struct Mix([u32; KINDS.len()]);
+
+impl Mix {
+    fn draw() -> Self {
+        let mut w = [0; KINDS.len()];
+        for (k, kind) in KINDS.iter().enumerate() {
+            // Unmap is always on: it is what every invalidation oracle needs.
+            if *kind == Kind::Unmap || one_in(2) {
+                w[k] = 1 + below(4) as u32;
+            }
+        }
+        Mix(w)
+    }
+
+    fn on(&self, k: Kind) -> bool {
+        self.0[k as usize] > 0
+    }
+
+    /// A weighted kind among `allowed`.
+    fn choose(&self, allowed: &[Kind]) -> Option<Kind> {
+        let total: u32 = allowed.iter().map(|k| self.0[*k as usize]).sum();
+        let mut x = below(total as usize) as u32;
+        allowed.iter().copied().find(|k| {
+            let w = self.0[*k as usize];
+            let hit = x < w;
+            x = x.saturating_sub(w);
+            hit && w > 0
+        })
+    }
+}
+
+/// An IOVA a worker's plan touches, in which domain, and whether to unmap.
+struct Touch {
+    domain: Option<usize>,
+    unmap: bool,
+    iova: u64,
+}
+
+/// One endpoint as drawn.
+struct EpSpec {
+    smmu: usize,
+    sids: Vec<u32>,
+    ats: bool,
+    pasids: u32,
+}
+
+/// What the workers share.
+struct Shared {
+    /// Domains any worker maps in and attaches: paging domains, then SVA.
+    domains: Vec<Arc<Domain>>,
+    masters: Vec<Arc<Master>>,
+    pasids: Vec<u32>,
+    /// Every domain alive at the end, for the quiescent checks.
+    live: plain::Mutex<Vec<Arc<Domain>>>,
+    queues: Option<Queues>,
+    guest: Option<Guest>,
+}
+
+pub fn swarm(p: &Params) -> Outcome {
+    let workers = p.cpus;
+    let mix = Mix::draw();
+    let smmus: Vec<Features> =
+        (0..1 + below(3)).map(|_| Features { ats: !one_in(4), range_inv: one_in(2), e2h: one_in(2) }).collect();
+    let mut next_sid = vec![0u32; smmus.len()];
+    let eps: Vec<EpSpec> = (0..1 + below(5))
+        .map(|_| {
+            let smmu = below(smmus.len());
+            let mut sids: Vec<u32> = (0..1 + below(3))
+                .map(|_| {
+                    next_sid[smmu] += 1 + below(3) as u32;
+                    next_sid[smmu]
+                })
+                .collect();
+            // Firmware lists stream IDs in any order.
+            if one_in(2) {
+                sids.reverse();
+            }
+            EpSpec { smmu, sids, ats: !one_in(4), pasids: below(4) as u32 }
+        })
+        .collect();
+    let ep_list: Vec<Ep> = eps.iter().map(|e| Ep { smmu: e.smmu, sids: &e.sids, ats: e.ats }).collect();
+    let r = Rig::new(&Params { cpus: workers, ..*p }, &smmus, &ep_list, 1);
+    let fault_ppm = p.fault_ppm.unwrap_or_else(|| [0, 0, 20_000, 100_000][below(4)]);
+
+    // Roles: the last SMMU's masters belong to its remover; the first
+    // master left over to the lifecycle worker; one master to the VMM.
+    // The pre-series design binds a domain to its SMMU for life, so it has no
+    // way to remove an instance a live domain was bound to.
+    let removable =
+        (mix.on(Kind::RemoveSmmu) && smmus.len() > 1 && p.engine != Engine::Legacy).then_some(smmus.len() - 1);
+    let mut owner: Vec<Option<usize>> =
+        eps.iter().map(|e| (Some(e.smmu) == removable).then_some(workers - 1)).collect();
+    let mut claim = |who: usize| {
+        let m = owner.iter().position(Option::is_none)?;
+        owner[m] = Some(who);
+        Some(m)
+    };
+    let private_master = mix.on(Kind::Lifecycle).then(|| claim(0)).flatten();
+
+    let kinds =
+        [DomainKind::S1, DomainKind::S1, DomainKind::S2 { nest_parent: false }, DomainKind::S2 { nest_parent: true }];
+    // Paging domains first (RID targets), then SVA domains (PASIDs only).
+    let mut domains: Vec<Arc<Domain>> = (0..1 + below(3)).map(|_| r.domain(pick(&kinds))).collect();
+    let paging = domains.len();
+    let parents: Vec<usize> = (0..paging).filter(|&d| domains[d].nest_parent()).collect();
+    let vmm = (mix.on(Kind::Guest) && !parents.is_empty()).then(|| claim(0)).flatten();
+    if eps.iter().any(|e| e.pasids > 0) {
+        domains.extend((0..1 + below(2)).map(|_| r.domain(DomainKind::Sva)));
+    }
+    let pasid_targets: Vec<usize> =
+        (0..domains.len()).filter(|&d| !matches!(domains[d].stage, Stage::S2 { .. })).collect();
+    let private = private_master.map(|_| r.domain(pick(&kinds[..3])));
+
+    // Initial attachments: all, about half, or none of the masters, so
+    // that first attaches to a domain (and to an SMMU) are common too.
+    // `uses[m]`: the shared domains master m starts out translating through.
+    let attach_odds = [1, 2, 1000][below(3)];
+    let mut uses: Vec<Vec<usize>> = vec![Vec::new(); eps.len()];
+    for (m, e) in eps.iter().enumerate() {
+        if Some(m) == vmm || (Some(m) != private_master && attach_odds > 1 && !one_in(attach_odds)) {
+            continue;
+        }
+        let d = below(paging);
+        let to = match (Some(m) == private_master, below(5)) {
+            (true, _) => Target::Domain(private.clone().expect("a private domain with its master")),
+            (false, 0) => Target::Blocked,
+            (false, 1) => Target::Identity,
+            (false, 2) if !parents.is_empty() => {
+                let p = pick(&parents);
+                uses[m].push(p);
+                Target::Nested { parent: domains[p].clone(), guest_asid: 100 + m as u16 }
+            }
+            _ => {
+                uses[m].push(d);
+                Target::Domain(domains[d].clone())
+            }
+        };
+        r.attach(m, 0, to, !one_in(4));
+        for ssid in 1..=e.pasids {
+            if !pasid_targets.is_empty() && !one_in(3) {
+                let d = pick(&pasid_targets);
+                if r.drv.attach(&r.cpu, &r.masters[m], ssid, Target::Domain(domains[d].clone()), false).is_ok() {
+                    uses[m].push(d);
+                }
+            }
+        }
+    }
+    let guest = vmm.map(|m| {
+        let p = pick(&parents);
+        uses[m].push(p);
+        Guest::attach(&r, m, domains[p].clone())
+    });
+    let busy: Vec<usize> = {
+        let mut b: Vec<usize> = uses.iter().flatten().copied().collect();
+        b.sort_unstable();
+        b.dedup();
+        b
+    };
+    for d in domains.iter().chain(&private) {
+        for w in 0..workers {
+            for k in 0..PAGES {
+                if !one_in(4) {
+                    let _ = r.drv.map(&r.cpu, d, page(w, k), PAGE);
+                }
+            }
+            if mix.on(Kind::Block) && one_in(2) {
+                let _ = r.drv.map(&r.cpu, d, block(w), BLOCK);
+            }
+        }
+    }
+    let queues = mix.on(Kind::HwQueue).then(|| Queues::new(&r));
+
+    // Each worker's operations.
+    let plans: Vec<Vec<Op>> = (0..workers)
+        .map(|w| {
+            let mine: Vec<usize> = (0..eps.len()).filter(|&m| owner[m] == Some(w) && Some(m) != vmm).collect();
+            let shared: Vec<usize> = (0..eps.len()).filter(|&m| owner[m].is_none()).collect();
+            let mut allowed: Vec<Kind> = KINDS
+                .iter()
+                .copied()
+                .filter(|k| match k {
+                    Kind::Lifecycle => w == 0 && private.is_some(),
+                    Kind::RemoveSmmu => false,
+                    Kind::Guest => vmm.is_some() && w == 0,
+                    Kind::AttachRid | Kind::Reattach | Kind::Populate => !shared.is_empty() || !mine.is_empty(),
+                    Kind::AttachPasid | Kind::DetachPasid => !pasid_targets.is_empty(),
+                    _ => true,
+                })
+                .collect();
+            allowed.retain(|k| mix.on(*k));
+            let movable: Vec<usize> =
+                shared.iter().chain(&mine).copied().filter(|m| Some(*m) != private_master).collect();
+            let mut ops: Vec<Op> = (0..2 + below(3))
+                .filter_map(|_| {
+                    let kind = mix.choose(&allowed)?;
+                    // Mostly a domain some device translates through.
+                    let d = if busy.is_empty() || one_in(4) { below(domains.len()) } else { pick(&busy) };
+                    let m = if movable.is_empty() { 0 } else { pick(&movable) };
+                    let ssid = 1 + below(eps[m].pasids.max(1) as usize) as u32;
+                    Some(match kind {
+                        Kind::Map => Op::Map(d, below(PAGES)),
+                        Kind::Unmap => Op::Unmap(d, below(PAGES)),
+                        Kind::Block if one_in(2) => Op::MapBlock(d),
+                        Kind::Block => Op::UnmapBlock(d),
+                        Kind::Table => Op::UnmapTable(d),
+                        Kind::Flush => Op::Flush(d),
+                        Kind::AttachRid if movable.is_empty() => return None,
+                        Kind::AttachRid => {
+                            let to = match below(5) {
+                                0 => To::Blocked,
+                                1 => To::Identity,
+                                2 if !parents.is_empty() => To::Nested(pick(&parents)),
+                                _ => To::Domain(below(paging)),
+                            };
+                            Op::AttachRid { m, to, ats: !one_in(3) }
+                        }
+                        Kind::AttachPasid if eps[m].pasids == 0 || movable.is_empty() => return None,
+                        Kind::AttachPasid => Op::AttachPasid { m, ssid, to: pick(&pasid_targets) },
+                        Kind::DetachPasid if eps[m].pasids == 0 || movable.is_empty() => return None,
+                        Kind::DetachPasid => Op::DetachPasid { m, ssid },
+                        Kind::Reattach if movable.is_empty() => return None,
+                        Kind::Reattach => Op::Reattach { m },
+                        Kind::Populate if movable.is_empty() => return None,
+                        Kind::Populate => Op::Populate { m, ssid: if one_in(2) { 0 } else { ssid } },
+                        Kind::Lifecycle => Op::Lifecycle,
+                        Kind::RemoveSmmu => Op::RemoveSmmu,
+                        Kind::Guest => Op::Guest(guest::Array::draw(below(80), one_in(3).then(|| below(80)))),
+                        Kind::HwQueue if one_in(2) => Op::Queue,
+                        Kind::HwQueue => Op::IoasUnmap(below(queue::PAGES as usize) as u64),
+                    })
+                })
+                .collect();
+            if removable.is_some() && w == workers - 1 {
+                ops.push(Op::RemoveSmmu);
+            }
+            ops
+        })
+        .collect();
+
+    // The IOVAs the workers touch: device drivers program their devices
+    // with the buffers the CPUs map and unmap.
+    // Those being unmapped, in domains its master uses, come first: a
+    // device must reach a buffer before, during and after its unmap for a
+    // stale entry to show.
+    let touched: Vec<Touch> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(w, ops)| {
+            ops.iter().filter_map(move |op| match *op {
+                Op::Unmap(d, k) => Some(Touch { domain: Some(d), unmap: true, iova: page(w, k) }),
+                Op::UnmapBlock(d) => Some(Touch { domain: Some(d), unmap: true, iova: block(w) }),
+                Op::UnmapTable(d) => Some(Touch { domain: Some(d), unmap: true, iova: page(w, 1) }),
+                Op::Flush(d) => Some(Touch { domain: Some(d), unmap: true, iova: page(w, 0) }),
+                Op::Map(d, k) => Some(Touch { domain: Some(d), unmap: false, iova: page(w, k) }),
+                Op::MapBlock(d) => Some(Touch { domain: Some(d), unmap: false, iova: block(w) }),
+                Op::Populate { .. } | Op::Lifecycle => Some(Touch { domain: None, unmap: false, iova: page(w, 0) }),
+                _ => None,
+            })
+        })
+        .collect();
+    let mut live: Vec<Arc<Domain>> = domains.clone();
+    live.extend(private.clone());
+    let pasids: Vec<u32> = eps.iter().map(|e| e.pasids).collect();
+    let sh =
+        Arc::new(Shared { domains, masters: r.masters.clone(), pasids, live: plain::Mutex::new(live), queues, guest });
+
+    // Faults from here on: setup above never fails.
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut r = r.with_fault_ppm(fault_ppm);
+    for (w, ops) in plans.into_iter().enumerate() {
+        let (sh, private_master) = (sh.clone(), private_master);
+        let removable = removable.map(|s| SmmuId(s as u32));
+        let mut private = private.clone();
+        threads.push(r.cpu(move |drv, cpu| {
+            for op in ops {
+                run(drv, cpu, &sh, w, op, &mut private, private_master, removable);
+            }
+        }));
+    }
+    for (m, e) in eps.iter().enumerate() {
+        let pool =
+            |f: &dyn Fn(&Touch) -> bool| -> Vec<u64> { touched.iter().filter(|t| f(t)).map(|t| t.iova).collect() };
+        let hot =
+            [pool(&|t| t.unmap && t.domain.is_some_and(|d| uses[m].contains(&d))), pool(&|t| t.unmap), pool(&|_| true)];
+        threads.push(device(&r, m, e, workers, &hot));
+    }
+    if sh.queues.is_some() {
+        let (sh, drv) = (sh.clone(), r.drv.clone());
+        threads.push(smmu_sync::spawn(move || {
+            smmu_sync::name_task("hw queue reader");
+            if let Some(q) = &sh.queues {
+                (0..3).for_each(|_| q.read(&drv));
+            }
+        }));
+    }
+    r.finish_with(threads, move |_| sh.live.lock().clone())
+}
+
+/// A device thread: a few buffers (mostly ones the workers touch), each
+/// on one of its (stream, substream), DMAed to over several rounds.
+fn device(r: &Rig, m: usize, e: &EpSpec, workers: usize, hot: &[Vec<u64>; 3]) -> JoinHandle<()> {
+    let buffers: Vec<(u32, u32, u64)> = (0..1 + below(2))
+        .map(|_| {
+            let sid = pick(&e.sids);
+            let ssid = if e.pasids > 0 && one_in(2) { 1 + below(e.pasids as usize) as u32 } else { 0 };
+            let w = below(workers);
+            let iova = match below(8) {
+                0 => block(w) + (below(512) as u64) * PAGE,
+                1 => page(w, below(PAGES)),
+                2 if !hot[2].is_empty() => pick(&hot[2]),
+                3 if !hot[1].is_empty() => pick(&hot[1]),
+                _ if !hot[0].is_empty() => pick(&hot[0]),
+                _ if !hot[1].is_empty() => pick(&hot[1]),
+                _ => page(w, below(PAGES)),
+            };
+            (sid, ssid, iova)
+        })
+        .collect();
+    let rounds = 3 + below(3);
+    r.dma_each(m, (0..rounds).flat_map(|_| buffers.iter().copied()).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    drv: &Driver,
+    cpu: &Cpu,
+    sh: &Shared,
+    w: usize,
+    op: Op,
+    private: &mut Option<Arc<Domain>>,
+    private_master: Option<usize>,
+    removable: Option<SmmuId>,
+) {
+    let dom = |d: usize| &sh.domains[d];
+    match op {
+        Op::Map(d, k) => drop(drv.map(cpu, dom(d), page(w, k), PAGE)),
+        Op::Unmap(d, k) => drop(drv.unmap(cpu, dom(d), page(w, k), PAGE)),
+        Op::MapBlock(d) => drop(drv.map(cpu, dom(d), block(w), BLOCK)),
+        Op::UnmapBlock(d) => drop(drv.unmap(cpu, dom(d), block(w), BLOCK)),
+        Op::UnmapTable(d) => drop(drv.unmap_table(cpu, dom(d), page(w, 0))),
+        Op::Flush(d) => drv.domain_inv(cpu, dom(d)),
+        Op::AttachRid { m, to, ats } => {
+            let to = match to {
+                To::Domain(d) => Target::Domain(dom(d).clone()),
+                To::Nested(d) => Target::Nested { parent: dom(d).clone(), guest_asid: 100 + m as u16 },
+                To::Blocked => Target::Blocked,
+                To::Identity => Target::Identity,
+            };
+            let _ = drv.attach(cpu, &sh.masters[m], 0, to, ats);
+        }
+        Op::AttachPasid { m, ssid, to } => {
+            let _ = drv.attach(cpu, &sh.masters[m], ssid, Target::Domain(dom(to).clone()), false);
+        }
+        Op::DetachPasid { m, ssid } => drop(drv.attach(cpu, &sh.masters[m], ssid, Target::Blocked, false)),
+        Op::Reattach { m } => {
+            let master = &sh.masters[m];
+            let (now, ats) = {
+                let st = master.state.lock();
+                (st.attached.get(&0).cloned(), st.ats_enabled)
+            };
+            if let Some(now) = now {
+                let _ = drv.attach(cpu, master, 0, now, !ats);
+            }
+        }
+        Op::Populate { m, ssid } => {
+            let ssid = if sh.pasids[m] == 0 { 0 } else { ssid };
+            let Ok(fresh) = drv.alloc_domain(DomainKind::S1) else { return };
+            for k in 0..PAGES / 2 {
+                let _ = drv.populate(cpu, &fresh, page(w, k), PAGE);
+            }
+            sh.live.lock().push(fresh.clone());
+            let _ = drv.attach(cpu, &sh.masters[m], ssid, Target::Domain(fresh), true);
+        }
+        Op::Lifecycle => {
+            let (Some(m), Some(old)) = (private_master, private.take()) else { return };
+            let master = &sh.masters[m];
+            if drv.attach(cpu, master, 0, Target::Blocked, false).is_err() {
+                *private = Some(old);
+                return;
+            }
+            sh.live.lock().retain(|d| d.id != old.id);
+            let kind = match old.stage {
+                Stage::S2 { nest_parent, .. } => DomainKind::S2 { nest_parent },
+                _ => DomainKind::S1,
+            };
+            drv.free_domain(cpu, old);
+            let Ok(new) = drv.alloc_domain(kind) else { return };
+            sh.live.lock().push(new.clone());
+            for k in 0..PAGES {
+                let _ = drv.map(cpu, &new, page(w, k), PAGE);
+            }
+            let _ = drv.attach(cpu, master, 0, Target::Domain(new.clone()), true);
+            *private = Some(new);
+        }
+        Op::RemoveSmmu => {
+            let Some(smmu) = removable else { return };
+            let mine: Vec<&Master> = sh.masters.iter().map(|m| m.as_ref()).filter(|m| m.smmu == smmu).collect();
+            let _ = drv.remove_smmu(cpu, smmu, &mine);
+        }
+        Op::Guest(a) => {
+            if let Some(g) = &sh.guest {
+                g.invalidate(drv, cpu, a);
+            }
+        }
+        Op::Queue => {
+            if let Some(q) = &sh.queues {
+                q.cycle(drv);
+            }
+        }
+        Op::IoasUnmap(k) => {
+            if let Some(q) = &sh.queues {
+                q.unmap(drv, k);
+            }
+        }
+    }
+}

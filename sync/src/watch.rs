@@ -1,0 +1,157 @@
+//! The watchdog over one execution: a step counter that every scheduling
+//! point and every loop of the driver advances, a wall-clock deadline, and
+//! where each simulated thread last said it was. A schedule that runs past
+//! either bound ends with a panic whose message starts with `livelock`,
+//! naming every thread's place, so a loop that never yields is reported
+//! instead of hanging the process.
+//!
+//! Under shuttle every task of an execution runs on the caller's OS thread,
+//! so one thread-local holds the whole execution's state. Under std each OS
+//! thread is one simulated thread and inherits its spawner's bounds.
+
+use crate::backend::{backend, Backend};
+use std::cell::RefCell;
+use std::time::Instant;
+
+/// How often the wall clock is read, in ticks.
+const CLOCK_EVERY: u64 = 1 << 12;
+
+/// Where one simulated thread is.
+#[derive(Clone, Debug, Default)]
+struct Place {
+    name: String,
+    op: &'static str,
+    arg: u64,
+}
+
+#[derive(Default)]
+struct Watch {
+    ticks: u64,
+    limit: Option<u64>,
+    deadline: Option<Instant>,
+    /// Set while a single task builds or checks a world: no scheduling
+    /// points, so no steps and no PCT change points are spent there.
+    quiet: bool,
+    places: Vec<Place>,
+}
+
+thread_local! {
+    static WATCH: RefCell<Watch> = RefCell::new(Watch::default());
+}
+
+/// The bounds a new execution runs under: `limit` ticks and a deadline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bounds {
+    pub limit: Option<u64>,
+    pub deadline: Option<Instant>,
+}
+
+/// Start an execution: reset the counter and the places, arm `bounds`.
+pub fn begin_execution(bounds: Bounds) {
+    WATCH.with(|w| {
+        let mut w = w.borrow_mut();
+        *w = Watch { limit: bounds.limit, deadline: bounds.deadline, ..Watch::default() };
+    });
+}
+
+/// Bound this execution at `limit` steps unless the harness set a bound:
+/// a world that knows its own size calls this once it is built.
+pub fn default_step_bound(limit: u64) {
+    WATCH.with(|w| {
+        let mut w = w.borrow_mut();
+        w.limit.get_or_insert(limit);
+    });
+}
+
+/// The bounds this thread runs under, for a spawned std thread to inherit.
+pub(crate) fn bounds() -> Bounds {
+    WATCH.with(|w| {
+        let w = w.borrow();
+        Bounds { limit: w.limit, deadline: w.deadline }
+    })
+}
+
+/// Ticks so far in this execution.
+pub fn ticks() -> u64 {
+    WATCH.with(|w| w.borrow().ticks)
+}
+
+/// Index of the current simulated thread within its execution.
+pub fn task_index() -> usize {
+    match backend() {
+        Backend::Shuttle => shuttle::current::get_current_task().map_or(0, usize::from),
+        Backend::Std | Backend::Loom => 0,
+    }
+}
+
+/// Name the current simulated thread ("cpu 2", "endpoint 1").
+pub fn name_task(name: impl Into<String>) {
+    let k = task_index();
+    let name = name.into();
+    with_place(k, |p| p.name = name);
+}
+
+/// Say what the current thread is doing, for a livelock report.
+pub fn locate(op: &'static str, arg: u64) {
+    let k = task_index();
+    with_place(k, |p| {
+        p.op = op;
+        p.arg = arg;
+    });
+}
+
+fn with_place(k: usize, f: impl FnOnce(&mut Place)) {
+    WATCH.with(|w| {
+        let mut w = w.borrow_mut();
+        if w.places.len() <= k {
+            w.places.resize(k + 1, Place::default());
+        }
+        f(&mut w.places[k]);
+    });
+}
+
+/// Drop scheduling points until the next `spawn`: for building or checking
+/// a world while only one thread exists. Returns the previous setting.
+pub fn set_quiet(quiet: bool) -> bool {
+    WATCH.with(|w| std::mem::replace(&mut w.borrow_mut().quiet, quiet))
+}
+
+pub(crate) fn is_quiet() -> bool {
+    WATCH.with(|w| w.borrow().quiet)
+}
+
+/// One step of progress, or of a loop that may never end. Panics with a
+/// `livelock` report once the execution's bounds are exceeded.
+#[inline]
+pub fn tick() {
+    let over = WATCH.with(|w| {
+        let mut w = w.borrow_mut();
+        w.ticks += 1;
+        let steps = w.limit.is_some_and(|l| w.ticks > l);
+        let late = w.ticks.is_multiple_of(CLOCK_EVERY) && w.deadline.is_some_and(|d| Instant::now() >= d);
+        (steps || late).then(|| report(&w, steps))
+    });
+    if let Some(msg) = over {
+        panic!("{msg}");
+    }
+}
+
+fn report(w: &Watch, steps: bool) -> String {
+    let why = if steps {
+        format!("{} steps without finishing (bound {})", w.ticks, w.limit.unwrap_or(0))
+    } else {
+        format!("the wall-clock watchdog expired after {} steps", w.ticks)
+    };
+    let places: Vec<String> = w
+        .places
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.name.is_empty() || !p.op.is_empty())
+        .map(|(k, p)| {
+            let name = if p.name.is_empty() { format!("task {k}") } else { p.name.clone() };
+            let op = if p.op.is_empty() { "(started)" } else { p.op };
+            format!("{name}: {op} {:#x}", p.arg)
+        })
+        .collect();
+    format!("livelock: {why}; where each thread is: {}", places.join("; "))
+}
