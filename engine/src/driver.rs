@@ -210,8 +210,7 @@ impl Driver {
         smmu_sync::locate("remove_smmu", u64::from(smmu.0));
         for m in masters.iter().filter(|m| m.smmu == smmu) {
             // PASIDs first: the RID leaves its CD table last.
-            let mut ssids: Vec<u32> = m.state.lock().attached.keys().copied().collect();
-            ssids.sort_unstable_by(|a, b| b.cmp(a));
+            let ssids: Vec<u32> = m.state.lock().attached.keys().rev().copied().collect();
             for ssid in ssids {
                 if m.state.lock().attached.get(&ssid).is_some_and(|t| t.domain().is_some()) {
                     self.machine.oracle.cover(Goal::SmmuRemovedAttached);

@@ -7,7 +7,7 @@ use crate::invs::{InvDesc, InvType};
 use crate::Mutant;
 use hwmodel::{Addr, EndpointId, Features, SmmuId};
 use smmu_sync::Mutex;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// State the iommu group mutex protects.
 pub struct MasterState {
@@ -17,10 +17,10 @@ pub struct MasterState {
     build_invs: Vec<InvDesc>,
     pub ats_enabled: bool,
     /// What each SSID (0: the RID) is attached to.
-    pub attached: HashMap<u32, Target>,
+    pub attached: BTreeMap<u32, Target>,
     /// Per SSID: the target domain's publication count once this master's
     /// entries were published in it.
-    pub(crate) merged_at: HashMap<u32, u64>,
+    pub(crate) merged_at: BTreeMap<u32, u64>,
 }
 
 pub struct Master {
@@ -60,8 +60,8 @@ impl Master {
             state: Mutex::new(MasterState {
                 build_invs: Vec::with_capacity(cap),
                 ats_enabled: false,
-                attached: HashMap::new(),
-                merged_at: HashMap::new(),
+                attached: BTreeMap::new(),
+                merged_at: BTreeMap::new(),
             }),
         }
     }

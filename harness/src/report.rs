@@ -64,9 +64,9 @@ pub struct RunRow {
     pub failure: Option<FailureRow>,
 }
 
-/// After `schedules` PCT schedules of depth `depth`, with at most
-/// `threads` threads and `steps` steps each, a bug of that depth is missed
-/// with probability at most `miss`.
+/// After `schedules` PCT schedules of depth `depth` or more, with at most
+/// `threads` threads and `steps` steps each, a bug of depth `depth` is
+/// missed with probability at most `miss`.
 #[derive(Clone, Debug, Serialize)]
 pub struct PctGuarantee {
     pub depth: usize,
@@ -101,7 +101,7 @@ impl RunRow {
             coverage: s.coverage.iter().filter(|(g, _)| p.engine.can_reach(*g)).map(|(g, n)| (g.name(), n)).collect(),
             pct: s.pct_miss(GUARANTEE_DEPTH).map(|miss| PctGuarantee {
                 depth: GUARANTEE_DEPTH,
-                schedules: s.pct_schedules[&GUARANTEE_DEPTH],
+                schedules: s.pct_runs(GUARANTEE_DEPTH),
                 threads: s.max_threads,
                 steps: s.max_steps,
                 miss,
@@ -169,8 +169,8 @@ pub fn runs(cli: &Cli, seed: u64, rows: &[RunRow]) {
     for r in rows {
         if let Some(p) = &r.pct {
             t.push_str(&format!(
-                "{}: after {} PCT schedules of depth {} ({} threads, up to {} steps each) a depth-{} bug is missed \
-                 with probability at most {:.4}\n",
+                "{}: after {} PCT schedules of depth {} or more ({} threads, up to {} steps each) a depth-{} bug is \
+                 missed with probability at most {:.4}\n",
                 r.scenario, p.schedules, p.depth, p.threads, p.steps, p.depth, p.miss
             ));
         }

@@ -152,14 +152,22 @@ impl RunStats {
         }
     }
 
-    /// PCT's guarantee for a bug of depth `d`: each schedule run at depth
-    /// `d` finds it with probability at least 1/(n k^(d-1)), for n threads
-    /// and k steps; the chance all of them missed it.
+    /// PCT's guarantee for a bug of depth `d`: each schedule run with PCT
+    /// depth `e >= d` finds it with probability at least 1/(n k^(e-1)), for
+    /// n threads and k steps; the chance all of them missed it.
     pub fn pct_miss(&self, d: usize) -> Option<f64> {
-        let runs = *self.pct_schedules.get(&d)?;
         let (n, k) = (self.max_threads.max(1) as f64, self.max_steps.max(1) as f64);
-        let per = 1.0 / (n * k.powi(d as i32 - 1));
-        Some((runs as f64 * (-per).ln_1p()).exp())
+        let mut log_miss = None;
+        for (&e, &runs) in self.pct_schedules.range(d..) {
+            let per = 1.0 / (n * k.powi(e as i32 - 1));
+            *log_miss.get_or_insert(0.0) += runs as f64 * (-per).ln_1p();
+        }
+        log_miss.map(f64::exp)
+    }
+
+    /// PCT schedules that count towards a depth-`d` guarantee.
+    pub fn pct_runs(&self, d: usize) -> u64 {
+        self.pct_schedules.range(d..).map(|(_, n)| n).sum()
     }
 }
 

@@ -8,8 +8,8 @@ use crate::oracle::{Event, Oracle, Source, Translation, ViolationKind};
 use crate::pgtable::{walk, walk_table, Level, PAGE};
 use crate::smmu::{Cd, Features, Queued, Smmu, Ste, TlbEntry, TlbKind, TlbTag, WalkEntry};
 use crate::{DomainId, EndpointId};
+use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::{plain, random_below, schedule_point, yield_now};
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Physical memory starts here; frame 0 stays unused so 0 reads as "none".
@@ -99,7 +99,7 @@ impl Machine {
             oracle: Oracle::new(),
             smmus: Vec::new(),
             endpoints: Vec::new(),
-            by_sid: HashMap::new(),
+            by_sid: HashMap::default(),
             frames: plain::AtomicU64::new(FIRST_FRAME),
             owners: Default::default(),
             mappings: Default::default(),
@@ -348,7 +348,7 @@ impl Machine {
                 self.oracle.sync_completed(s.id, t);
                 continue;
             }
-            let k = random_below(window as u64) as usize;
+            let k = if window == 1 { 0 } else { random_below(window as u64) as usize };
             let Some(Queued::Cmd(cmd, gen)) = q.pending.remove(k) else { unreachable!("window holds commands") };
             q.in_flight += 1;
             drop(q);
@@ -379,24 +379,27 @@ impl Machine {
                 let mask = !((1u128 << cmd.atc_size) - 1) as u64;
                 let base = cmd.addr & mask;
                 let hit = |&(ssid, page): &(u32, u64)| (!cmd.ssv || ssid == cmd.ssid) && page & mask == base;
-                let refetch = self.refetch && random_below(REFETCH_ODDS) == REFETCH_ODDS - 1;
-                let gone = if refetch { e.atc().keys().copied().find(hit) } else { None };
+                let gone = e.atc().keys().copied().find(hit);
                 e.atc().retain(|k, _| !hit(k));
                 e.atc_seq.fetch_add(1, Relaxed);
-                if let Some((ssid, page)) = gone {
+                if let Some((ssid, page)) = gone.filter(|_| self.refetch()) {
                     self.refetch_atc(s, e, cmd.sid, ssid, page);
                 }
             }
             Opcode::CmdSync => unreachable!("syncs are not applied"),
             _ => {
-                let refetch = self.refetch && random_below(REFETCH_ODDS) == REFETCH_ODDS - 1;
-                let gone = s.iotlb().invalidate(&cmd, refetch);
+                let gone = s.iotlb().invalidate(&cmd);
                 s.inv_seq.fetch_add(1, Relaxed);
-                if let Some((tag, iova)) = gone {
+                if let Some((tag, iova)) = gone.filter(|_| self.refetch()) {
                     self.refetch_iotlb(s, tag, iova);
                 }
             }
         }
+    }
+
+    /// Whether the hardware refetches what an invalidation just removed.
+    fn refetch(&self) -> bool {
+        self.refetch && random_below(REFETCH_ODDS) == REFETCH_ODDS - 1
     }
 
     /// The endpoint translates `page` again (an ATS translation request)

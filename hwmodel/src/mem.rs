@@ -12,8 +12,9 @@
 //! scheduling point; the interesting interleavings come from the explicit
 //! scheduling points at each access.
 
+use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::{plain, random_below, schedule_point};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// One access in this many drains a buffered store.
@@ -61,7 +62,7 @@ pub struct Memory {
 impl Memory {
     pub fn new(cpus: usize) -> Self {
         Self {
-            visible: plain::Mutex::new(HashMap::new()),
+            visible: plain::Mutex::new(HashMap::default()),
             buffers: (0..cpus).map(|_| plain::Mutex::new(StoreBuffer::default())).collect(),
             buffered: plain::AtomicUsize::new(0),
         }
@@ -75,8 +76,14 @@ impl Memory {
         self.visible.lock()
     }
 
-    /// A CPU store: buffered, visible to the SMMU only once drained.
+    /// A CPU store: buffered, visible to the SMMU only once drained. While
+    /// a world is built by its one thread, nothing can tell a buffered
+    /// store from a drained one, so stores go straight to memory.
     pub fn store(&self, cpu: CpuId, addr: Addr, val: u64) {
+        if smmu_sync::is_quiet() && self.buffer(cpu).entries.is_empty() {
+            self.visible().insert(addr, val);
+            return;
+        }
         schedule_point();
         let mut b = self.buffer(cpu);
         let fence = b.fence;
@@ -93,11 +100,24 @@ impl Memory {
         self.peek(cpu, addr)
     }
 
-    /// A CPU load that is not a scheduling point: for reading many words
-    /// that no other thread writes concurrently (a table being freed).
+    /// A CPU load that is not a scheduling point.
     pub fn peek(&self, cpu: CpuId, addr: Addr) -> u64 {
         let own = self.buffer(cpu).entries.iter().rev().find(|p| p.addr == addr).map(|p| p.val);
         own.unwrap_or_else(|| self.read_visible(addr))
+    }
+
+    /// The CPU's view of `n` consecutive words from `base`, with no
+    /// scheduling point: for a table no other thread writes (one being
+    /// freed).
+    pub fn peek_words(&self, cpu: CpuId, base: Addr, n: u64) -> Vec<u64> {
+        let (buf, vis) = (self.buffer(cpu), self.visible());
+        (0..n)
+            .map(|k| {
+                let addr = base + 8 * k;
+                let own = buf.entries.iter().rev().find(|p| p.addr == addr).map(|p| p.val);
+                own.unwrap_or_else(|| vis.get(&addr).copied().unwrap_or(0))
+            })
+            .collect()
     }
 
     /// A load by the SMMU or a device: drained memory only.

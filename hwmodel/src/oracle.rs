@@ -5,8 +5,9 @@ use crate::cmd::{Cmd, SmmuId};
 use crate::coverage::{Coverage, Goal};
 use crate::pgtable::{BLOCK, PAGE};
 use crate::{DomainId, EndpointId};
+use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::plain;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
 /// Events kept in the trace tail printed with a violation.
@@ -271,20 +272,6 @@ struct Unmapped {
     syncs: u64,
 }
 
-/// FNV-1a: a hash of the trace that is stable across runs and builds.
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-}
-
 /// What one master (endpoint, SSID) may translate through, and since when.
 struct Attachment {
     current: Allowed,
@@ -308,7 +295,9 @@ impl Attachment {
 
 struct State {
     seq: u64,
-    hash: Fnv,
+    /// A hash of the trace: unseeded, so the same schedule of the same
+    /// build always gives the same value.
+    hash: rustc_hash::FxHasher,
     tail: VecDeque<(u64, Event)>,
     syncs: u64,
     unmapped: HashMap<u64, Unmapped>,
@@ -335,12 +324,12 @@ impl Oracle {
         Self {
             state: plain::Mutex::new(State {
                 seq: 0,
-                hash: Fnv(0xcbf2_9ce4_8422_2325),
+                hash: rustc_hash::FxHasher::default(),
                 tail: VecDeque::with_capacity(TRACE_TAIL),
                 syncs: 0,
-                unmapped: HashMap::new(),
-                attached: HashMap::new(),
-                mapped: HashMap::new(),
+                unmapped: HashMap::default(),
+                attached: HashMap::default(),
+                mapped: HashMap::default(),
                 violations: Vec::new(),
                 stale_ages: BTreeMap::new(),
                 coverage: Coverage::default(),

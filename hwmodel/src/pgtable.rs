@@ -195,11 +195,9 @@ impl PageTable {
             return Err(PtError::NotMapped);
         }
         let table = l2 & ADDR_MASK;
-        let pages = (0..BLOCK / PAGE)
-            .filter_map(|k| {
-                let l3 = mem.peek(cpu, table + 8 * k);
-                (l3 & VALID != 0).then_some((iova + k * PAGE, l3 & ADDR_MASK))
-            })
+        let pages = (mem.peek_words(cpu, table, BLOCK / PAGE).into_iter().enumerate())
+            .filter(|(_, l3)| l3 & VALID != 0)
+            .map(|(k, l3)| (iova + k as u64 * PAGE, l3 & ADDR_MASK))
             .collect();
         self.bump();
         mem.store(cpu, l2_addr, 0);

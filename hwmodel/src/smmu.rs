@@ -5,8 +5,9 @@ use crate::cmd::{Cmd, Opcode, SmmuId};
 use crate::mem::Addr;
 use crate::pgtable::{Level, BLOCK, PAGE};
 use crate::DomainId;
+use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::plain;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Features {
@@ -147,15 +148,9 @@ impl Iotlb {
     /// Apply a TLBI command's effect. By-address commands remove the leaf
     /// entries they overlap, only at the level a TTL hint names when it
     /// names one, and cached table pointers too unless they are leaf-only.
-    /// By-tag commands remove everything of the tag. With `report`,
-    /// returns one leaf entry it removed, if any, as (tag, IOVA).
-    pub fn invalidate(&mut self, cmd: &Cmd, report: bool) -> Option<(TlbTag, u64)> {
-        let before: Vec<(TlbTag, u64)> = if report { self.entries.keys().copied().collect() } else { Vec::new() };
-        self.apply(cmd);
-        before.into_iter().find(|k| !self.entries.contains_key(k))
-    }
-
-    fn apply(&mut self, cmd: &Cmd) {
+    /// By-tag commands remove everything of the tag. Returns one leaf entry
+    /// it removed, if any, as (tag, IOVA).
+    pub fn invalidate(&mut self, cmd: &Cmd) -> Option<(TlbTag, u64)> {
         use TlbKind::*;
         let (start, end) = (cmd.addr, cmd.addr.saturating_add(cmd.tlbi_span()));
         let overlaps = |va: u64, size: u64| va < end && start < va + size;
@@ -172,22 +167,30 @@ impl Iotlb {
             Opcode::TlbiS2Ipa => Some(&|t| t.kind == S2 && t.vmid == cmd.vmid),
             _ => None,
         };
+        let mut gone = None;
+        let mut kill = |k: &(TlbTag, u64), dead: bool| {
+            if dead {
+                gone.get_or_insert(*k);
+            }
+            !dead
+        };
         if let Some(tag_ok) = by_va {
-            self.entries.retain(|(t, va), e| !(tag_ok(t) && overlaps(*va, e.level.size()) && level_ok(e)));
+            self.entries.retain(|k, e| kill(k, tag_ok(&k.0) && overlaps(k.1, e.level.size()) && level_ok(e)));
             if !cmd.leaf {
                 self.walks.retain(|(t, va), _| !(tag_ok(t) && overlaps(*va, BLOCK)));
             }
-            return;
+            return gone;
         }
         let by_tag: &dyn Fn(&TlbTag) -> bool = match cmd.op {
             Opcode::TlbiNhAsid => &|t| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid,
             Opcode::TlbiEl2Asid => &|t| t.kind == S1El2 && t.asid == cmd.asid,
             Opcode::TlbiS12Vmall => &|t| t.kind != S1El2 && t.vmid == cmd.vmid,
             Opcode::TlbiNhAll => &|t| s1(t) && t.vmid == cmd.vmid,
-            _ => return,
+            _ => return None,
         };
-        self.entries.retain(|(t, _), _| !by_tag(t));
+        self.entries.retain(|k, _| kill(k, by_tag(&k.0)));
         self.walks.retain(|(t, _), _| !by_tag(t));
+        gone
     }
 }
 

@@ -17,16 +17,39 @@ use crate::{Outcome, Params};
 use engine::{Cpu, Domain, DomainKind, Driver, Engine, Master, Stage, Target};
 use hwmodel::{Features, SmmuId, BLOCK, PAGE};
 use smmu_sync::{plain, random_below, JoinHandle};
+use std::cell::Cell;
 use std::sync::Arc;
+
+thread_local! {
+    /// Unused bits of the last generator draw, and how many there are.
+    static BITS: Cell<(u64, u32)> = const { Cell::new((0, 0)) };
+}
+
+/// `b` bits of generator choice. Choices are sliced from whole data
+/// choices, so a world costs about a dozen draws instead of a hundred, and a
+/// draw zeroed by a shrinker still gives the smallest choice of each slice.
+fn bits(b: u32) -> u64 {
+    BITS.with(|c| {
+        let (mut word, mut left) = c.get();
+        if left < b {
+            (word, left) = (random_below(u64::MAX), 63);
+        }
+        c.set((word >> b, left - b));
+        word & ((1 << b) - 1)
+    })
+}
 
 /// A choice in `0..n`.
 fn below(n: usize) -> usize {
-    random_below(n.max(1) as u64) as usize
+    if n <= 1 {
+        return 0;
+    }
+    (bits(usize::BITS - (n - 1).leading_zeros()) % n as u64) as usize
 }
 
 /// True with probability 1/n; a draw of 0 says no.
 fn one_in(n: u64) -> bool {
-    random_below(n) == n - 1
+    below(n as usize) as u64 == n - 1
 }
 
 fn pick<T: Clone>(xs: &[T]) -> T {
@@ -143,11 +166,15 @@ impl Mix {
 }
 
 /// An IOVA a worker's plan touches, in which domain, and whether to unmap.
+#[derive(Clone, Copy)]
 struct Touch {
-    domain: Option<usize>,
+    domain: usize,
     unmap: bool,
     iova: u64,
 }
+
+/// A buffer a device DMAs to: its stream ID, substream ID and IOVA.
+type Buffer = (u32, u32, u64);
 
 /// One endpoint as drawn.
 struct EpSpec {
@@ -170,6 +197,7 @@ struct Shared {
 }
 
 pub fn swarm(p: &Params) -> Outcome {
+    BITS.with(|c| c.set((0, 0)));
     let workers = p.cpus;
     let mix = Mix::draw();
     let smmus: Vec<Features> =
@@ -226,9 +254,10 @@ pub fn swarm(p: &Params) -> Outcome {
 
     // Initial attachments: all, about half, or none of the masters, so
     // that first attaches to a domain (and to an SMMU) are common too.
-    // `uses[m]`: the shared domains master m starts out translating through.
+    // `uses[m]`: the shared domains, and on which SSID, master m translates
+    // through at the start; the plans add those it is attached to later.
     let attach_odds = [1, 2, 1000][below(3)];
-    let mut uses: Vec<Vec<usize>> = vec![Vec::new(); eps.len()];
+    let mut uses: Vec<Vec<(usize, u32)>> = vec![Vec::new(); eps.len()];
     for (m, e) in eps.iter().enumerate() {
         if Some(m) == vmm || (Some(m) != private_master && attach_odds > 1 && !one_in(attach_odds)) {
             continue;
@@ -240,11 +269,11 @@ pub fn swarm(p: &Params) -> Outcome {
             (false, 1) => Target::Identity,
             (false, 2) if !parents.is_empty() => {
                 let p = pick(&parents);
-                uses[m].push(p);
+                uses[m].push((p, 0));
                 Target::Nested { parent: domains[p].clone(), guest_asid: 100 + m as u16 }
             }
             _ => {
-                uses[m].push(d);
+                uses[m].push((d, 0));
                 Target::Domain(domains[d].clone())
             }
         };
@@ -253,18 +282,18 @@ pub fn swarm(p: &Params) -> Outcome {
             if !pasid_targets.is_empty() && !one_in(3) {
                 let d = pick(&pasid_targets);
                 if r.drv.attach(&r.cpu, &r.masters[m], ssid, Target::Domain(domains[d].clone()), false).is_ok() {
-                    uses[m].push(d);
+                    uses[m].push((d, ssid));
                 }
             }
         }
     }
     let guest = vmm.map(|m| {
         let p = pick(&parents);
-        uses[m].push(p);
+        uses[m].push((p, 0));
         Guest::attach(&r, m, domains[p].clone())
     });
     let busy: Vec<usize> = {
-        let mut b: Vec<usize> = uses.iter().flatten().copied().collect();
+        let mut b: Vec<usize> = uses.iter().flatten().map(|u| u.0).collect();
         b.sort_unstable();
         b.dedup();
         b
@@ -360,17 +389,17 @@ pub fn swarm(p: &Params) -> Outcome {
         .enumerate()
         .flat_map(|(w, ops)| {
             ops.iter().filter_map(move |op| match *op {
-                Op::Unmap(d, k) => Some(Touch { domain: Some(d), unmap: true, iova: page(w, k) }),
-                Op::UnmapBlock(d) => Some(Touch { domain: Some(d), unmap: true, iova: block(w) }),
-                Op::UnmapTable(d) => Some(Touch { domain: Some(d), unmap: true, iova: page(w, 1) }),
-                Op::Flush(d) => Some(Touch { domain: Some(d), unmap: true, iova: page(w, 0) }),
-                Op::Map(d, k) => Some(Touch { domain: Some(d), unmap: false, iova: page(w, k) }),
-                Op::MapBlock(d) => Some(Touch { domain: Some(d), unmap: false, iova: block(w) }),
-                Op::Populate { .. } | Op::Lifecycle => Some(Touch { domain: None, unmap: false, iova: page(w, 0) }),
+                Op::Unmap(d, k) => Some(Touch { domain: d, unmap: true, iova: page(w, k) }),
+                Op::UnmapBlock(d) => Some(Touch { domain: d, unmap: true, iova: block(w) }),
+                Op::UnmapTable(d) => Some(Touch { domain: d, unmap: true, iova: page(w, 1) }),
+                Op::Flush(d) => Some(Touch { domain: d, unmap: true, iova: page(w, 0) }),
+                Op::Map(d, k) => Some(Touch { domain: d, unmap: false, iova: page(w, k) }),
+                Op::MapBlock(d) => Some(Touch { domain: d, unmap: false, iova: block(w) }),
                 _ => None,
             })
         })
         .collect();
+    let mut fresh: Vec<Vec<(u32, u64)>> = vec![Vec::new(); eps.len()];
     let mut live: Vec<Arc<Domain>> = domains.clone();
     live.extend(private.clone());
     let pasids: Vec<u32> = eps.iter().map(|e| e.pasids).collect();
@@ -380,7 +409,7 @@ pub fn swarm(p: &Params) -> Outcome {
     // Faults from here on: setup above never fails.
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut r = r.with_fault_ppm(fault_ppm);
-    for (w, ops) in plans.into_iter().enumerate() {
+    for (w, ops) in plans.iter().cloned().enumerate() {
         let (sh, private_master) = (sh.clone(), private_master);
         let removable = removable.map(|s| SmmuId(s as u32));
         let mut private = private.clone();
@@ -390,12 +419,21 @@ pub fn swarm(p: &Params) -> Outcome {
             }
         }));
     }
+    // What each device's driver programs it with: buffers in the domains
+    // its master uses or will be attached to, on the matching substream,
+    // and the buffers of the fresh domains populated for it.
+    for (p, ops) in plans.iter().enumerate() {
+        for op in ops {
+            match *op {
+                Op::AttachRid { m, to: To::Domain(d) | To::Nested(d), .. } => uses[m].push((d, 0)),
+                Op::AttachPasid { m, ssid, to } => uses[m].push((to, ssid)),
+                Op::Populate { m, ssid } => fresh[m].push((ssid, page(p, 0))),
+                _ => {}
+            }
+        }
+    }
     for (m, e) in eps.iter().enumerate() {
-        let pool =
-            |f: &dyn Fn(&Touch) -> bool| -> Vec<u64> { touched.iter().filter(|t| f(t)).map(|t| t.iova).collect() };
-        let hot =
-            [pool(&|t| t.unmap && t.domain.is_some_and(|d| uses[m].contains(&d))), pool(&|t| t.unmap), pool(&|_| true)];
-        threads.push(device(&r, m, e, workers, &hot));
+        threads.push(device(&r, m, e, workers, &uses[m], &fresh[m], &touched));
     }
     if sh.queues.is_some() {
         let (sh, drv) = (sh.clone(), r.drv.clone());
@@ -409,22 +447,39 @@ pub fn swarm(p: &Params) -> Outcome {
     r.finish_with(threads, move |_| sh.live.lock().clone())
 }
 
-/// A device thread: a few buffers (mostly ones the workers touch), each
-/// on one of its (stream, substream), DMAed to over several rounds.
-fn device(r: &Rig, m: usize, e: &EpSpec, workers: usize, hot: &[Vec<u64>; 3]) -> JoinHandle<()> {
-    let buffers: Vec<(u32, u32, u64)> = (0..1 + below(2))
+/// A device thread: a few buffers, DMAed to over several rounds. Mostly
+/// buffers being unmapped in a domain its master uses: a device must reach
+/// a buffer before, during and after its unmap for a stale entry to show.
+fn device(
+    r: &Rig,
+    m: usize,
+    e: &EpSpec,
+    workers: usize,
+    uses: &[(usize, u32)],
+    fresh: &[(u32, u64)],
+    touched: &[Touch],
+) -> JoinHandle<()> {
+    let buffers: Vec<Buffer> = (0..1 + below(2))
         .map(|_| {
             let sid = pick(&e.sids);
-            let ssid = if e.pasids > 0 && one_in(2) { 1 + below(e.pasids as usize) as u32 } else { 0 };
+            let any_ssid = if e.pasids > 0 && one_in(2) { 1 + below(e.pasids as usize) as u32 } else { 0 };
             let w = below(workers);
-            let iova = match below(8) {
-                0 => block(w) + (below(512) as u64) * PAGE,
-                1 => page(w, below(PAGES)),
-                2 if !hot[2].is_empty() => pick(&hot[2]),
-                3 if !hot[1].is_empty() => pick(&hot[1]),
-                _ if !hot[0].is_empty() => pick(&hot[0]),
-                _ if !hot[1].is_empty() => pick(&hot[1]),
-                _ => page(w, below(PAGES)),
+            let (ssid, iova) = match below(8) {
+                0 => (any_ssid, block(w) + (below(512) as u64) * PAGE),
+                1 if !fresh.is_empty() => pick(fresh),
+                2 if !touched.is_empty() => (any_ssid, pick(touched).iova),
+                _ if !uses.is_empty() => {
+                    let (d, ssid) = pick(uses);
+                    let mine: Vec<&Touch> = touched.iter().filter(|t| t.domain == d).collect();
+                    let unmaps: Vec<&Touch> = mine.iter().copied().filter(|t| t.unmap).collect();
+                    let iova = match (unmaps.is_empty(), mine.is_empty()) {
+                        (false, _) => pick(&unmaps).iova,
+                        (true, false) => pick(&mine).iova,
+                        (true, true) => page(w, below(PAGES)),
+                    };
+                    (ssid, iova)
+                }
+                _ => (any_ssid, page(w, below(PAGES))),
             };
             (sid, ssid, iova)
         })

@@ -22,7 +22,9 @@ pub use backend::{backend, enter, Backend, BackendGuard};
 pub use epoch::{frees_on_this_thread, Collector, Guard, Handle, Rcu, Retire, Retired};
 pub use lock::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use thread::{random_below, schedule_point, spawn, steps, yield_now, JoinHandle};
-pub use watch::{begin_execution, default_step_bound, locate, name_task, set_quiet, task_index, tick, ticks, Bounds};
+pub use watch::{
+    begin_execution, default_step_bound, is_quiet, locate, name_task, set_quiet, task_index, tick, ticks, Bounds,
+};
 
 /// Primitives that are never scheduling points, for state that only one
 /// thread touches at a time (writer-private counters serialized by a lock, the

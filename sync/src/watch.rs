@@ -116,7 +116,8 @@ pub fn set_quiet(quiet: bool) -> bool {
     WATCH.with(|w| std::mem::replace(&mut w.borrow_mut().quiet, quiet))
 }
 
-pub(crate) fn is_quiet() -> bool {
+/// Whether only one thread exists and setup or final checks are running.
+pub fn is_quiet() -> bool {
     WATCH.with(|w| w.borrow().quiet)
 }
 
