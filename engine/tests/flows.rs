@@ -21,6 +21,8 @@ fn world(n: usize, features: Features, endpoints: usize) -> (World, Vec<Master>)
 /// {2k+1, 2k} (listed unsorted, as firmware may).
 fn world_on(engine: Engine, n: usize, features: Features, endpoints: usize) -> (World, Vec<Master>) {
     let mut m = Machine::new(1);
+    // These tests read exact command effects: no speculative refills.
+    m.set_refetch(false);
     let smmus: Vec<_> = (0..n).map(|_| m.add_smmu(features)).collect();
     let eps: Vec<_> =
         (0..endpoints).map(|k| m.add_endpoint(smmus[k % n], &[2 * k as u32 + 1, 2 * k as u32], true)).collect();

@@ -16,9 +16,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Schedules per scenario by default: the whole catalogue in about a minute
-/// on one core (see the README's figures).
-pub const DEFAULT_ITERATIONS: u64 = 100_000;
 /// Schedules per mutant in `--mutants` before it counts as missed.
 pub const MUTANT_BUDGET: u64 = 20_000;
 /// Schedules explored under one seed; the unit of `--jobs` and `--shard`.
@@ -276,14 +273,14 @@ fn stress(cli: &Cli, seed: u64) -> i32 {
         return loom_run(cli, seed, mutant);
     }
     let scenarios = selected(cli, mutant, engine);
-    let total = cli.iterations.unwrap_or(DEFAULT_ITERATIONS);
-    let pb = progress(cli, total * scenarios.len() as u64);
+    let total_of = |sc: &Scenario| cli.iterations.unwrap_or(sc.schedules);
+    let pb = progress(cli, scenarios.iter().map(|sc| total_of(sc)).sum());
     let deadline = cli.time_budget.map(|s| Instant::now() + Duration::from_secs_f64(s));
     let mut rows = Vec::new();
     for sc in &scenarios {
         pb.set_message(sc.name);
         let params = params_for(cli, sc, engine, mutant, seed);
-        let e = explore(cli, sc, params, total, deadline, &pb);
+        let e = explore(cli, sc, params, total_of(sc), deadline, &pb);
         let failure =
             e.stats.found.is_some().then(|| pb.suspend(|| record_failure(cli, sc.name, Some(sc), params, &e)));
         rows.push(RunRow::new(sc.name, seed, cli, params, &e.stats, failure));

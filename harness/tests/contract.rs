@@ -64,6 +64,7 @@ fn a_clean_run_exits_0_with_the_json_contract() {
             "steps_per_sec",
             "violations",
             "failure",
+            "coverage",
         ] {
             assert!(r.get(k).is_some(), "run lacks {k}: {r}");
         }
@@ -71,6 +72,34 @@ fn a_clean_run_exits_0_with_the_json_contract() {
         assert!(r["failure"].is_null());
     }
     assert!(failure_files(&dir).is_empty());
+}
+
+#[test]
+fn swarm_reaches_every_coverage_goal_and_states_its_pct_guarantee() {
+    let o = stress(&["--seed", "8", "--iterations", "20000", "--scenario", "swarm", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = &json(&o)["runs"][0];
+    let goals = r["coverage"].as_object().unwrap();
+    assert!(goals.len() >= 10, "{goals:?}");
+    let missed: Vec<&String> = goals.iter().filter(|(_, n)| n.as_u64() == Some(0)).map(|(g, _)| g).collect();
+    assert!(missed.is_empty(), "goals never reached: {missed:?}");
+    let miss = r["pct"]["miss"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&miss) && r["pct"]["depth"] == 3, "{}", r["pct"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a depth-3 bug is missed with probability at most"));
+}
+
+#[test]
+fn scenario_with_mutants_runs_every_mutant_against_that_scenario() {
+    let dir = out_dir("swarm-score");
+    let list = "unsorted-stream-ids,free-replaced-array-immediately,no-flush-on-last-unref";
+    let o =
+        stress(&["--seed", "8", "--scenario", "swarm", "--mutants", list, "--json", "--out", dir.to_str().unwrap()]);
+    let v = json(&o);
+    assert_eq!(v["caught"], 3, "{v}");
+    for row in v["mutants"].as_array().unwrap() {
+        assert_eq!(row["scenario"], "swarm", "{row}");
+    }
+    assert_eq!(o.status.code(), Some(0));
 }
 
 #[test]

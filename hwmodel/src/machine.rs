@@ -473,11 +473,25 @@ impl Machine {
     }
 
     /// The SMMU's translation of one access (or ATS translation request).
+    /// A CMD_SYNC completes only once no translation still uses what the
+    /// commands before it invalidated: a translation that an invalidation
+    /// overtook is redone, so it never mixes an old STE or CD with what was
+    /// written after it.
     fn translate(&self, s: &Smmu, sid: u32, ssid: u32, iova: u64, ats: bool) -> Translation {
+        loop {
+            smmu_sync::tick();
+            let seq = s.inv_seq.load(Relaxed);
+            let r = self.translate_once(s, sid, ssid, iova, ats, seq);
+            if s.inv_seq.load(Relaxed) == seq {
+                return r;
+            }
+        }
+    }
+
+    fn translate_once(&self, s: &Smmu, sid: u32, ssid: u32, iova: u64, ats: bool, seq: u64) -> Translation {
         if s.is_removed() {
             return Translation::Fault { walked: None };
         }
-        let seq = s.inv_seq.load(Relaxed);
         let cached = s.cfg().stes.get(&sid).copied();
         let ste = match cached {
             Some(ste) => ste,

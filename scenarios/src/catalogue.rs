@@ -72,12 +72,18 @@ where
 /// No racing CPU.
 const NO_RACE: Option<fn(&Driver, &Cpu)> = None;
 
+/// Default schedules of a hand-written scenario: each aims at one race and
+/// finds it within a few thousand; the generator gets ten times as many
+/// because what nobody catalogued is found there.
+const HAND_WRITTEN_SCHEDULES: u64 = 100_000;
+
 pub static CATALOGUE: &[Scenario] = &[
     Scenario {
         name: "map-unmap-storm",
         about: "CPUs map and unmap their own pages of one domain while an ATS and a non-ATS master DMA to them",
         cpus: 2,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: map_unmap_storm,
     },
     Scenario {
@@ -85,6 +91,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "unmap races the attach of a new ATS master to the domain, which DMAs to the pages being unmapped",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: unmap_vs_attach,
     },
     Scenario {
@@ -92,6 +99,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "unmap races the detach (to blocked) of an ATS master that keeps DMAing",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: unmap_vs_detach,
     },
     Scenario {
@@ -99,6 +107,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "range invalidations race a master leaving its domain (ATS off), coming back with ATS, and leaving",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: ats_toggle,
     },
     Scenario {
@@ -106,6 +115,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "range invalidations race re-attaches to the same domain that turn ATS off, on and off again",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: reattach_ats,
     },
     Scenario {
@@ -113,6 +123,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "a master moves between two domains with changing ATS while both domains unmap under it",
         cpus: 2,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: replace,
     },
     Scenario {
@@ -120,6 +131,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "a nesting parent unmaps while a nested master holds combined stage-1+2 IOTLB entries",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: nesting_s1_clear,
     },
     Scenario {
@@ -127,6 +139,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "an SVA domain on a PASID takes mm invalidations while the PASID is detached and re-attached",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: sva,
     },
     Scenario {
@@ -134,6 +147,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "one domain shared by masters on two SMMUs; unmaps race the second SMMU's master attaching and leaving",
         cpus: 1,
         multi_smmu: true,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: two_smmus,
     },
     Scenario {
@@ -141,6 +155,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "an SMMU instance is removed while another CPU unmaps from a domain spanning it",
         cpus: 1,
         multi_smmu: true,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: smmu_removal,
     },
     Scenario {
@@ -148,6 +163,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "a master is attached to the blocked domain (cannot fail, purges the array) under unmap load",
         cpus: 2,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: blocked_attach,
     },
     Scenario {
@@ -155,6 +171,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "the last master leaves a domain, which is freed; a new domain reuses its ASID while the device DMAs",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: asid_reuse,
     },
     Scenario {
@@ -162,6 +179,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "a CPU fills a new domain and attaches it to a PASID the device is already DMAing on",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: live_attach,
     },
     Scenario {
@@ -169,6 +187,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "a guest's vSMMU sends batches of native invalidations (and a zero-length probe) while the host unmaps and re-attaches",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: vsmmu_invalidate,
     },
     Scenario {
@@ -176,6 +195,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "a guest sends a long command array with an illegal command in the middle while the host unmaps",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: vsmmu_malformed,
     },
     Scenario {
@@ -183,6 +203,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "a HW queue is allocated in guest memory, read by the hardware and destroyed while the VMM tries to unmap it",
         cpus: 1,
         multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
         run: hw_queue_vs_unmap,
     },
     Scenario {
@@ -190,6 +211,7 @@ pub static CATALOGUE: &[Scenario] = &[
         about: "the generator: each schedule draws a world (1-3 SMMUs, 1-5 endpoints, every domain kind) and an operation mix",
         cpus: 3,
         multi_smmu: false,
+        schedules: 1_000_000,
         run: crate::swarm::swarm,
     },
 ];

@@ -51,6 +51,8 @@ pub struct Scenario {
     pub cpus: usize,
     /// Needs one domain on several SMMUs, which the legacy design cannot do.
     pub multi_smmu: bool,
+    /// Schedules a run explores when `--iterations` is not given.
+    pub schedules: u64,
     run: fn(&Params) -> Outcome,
 }
 

@@ -466,7 +466,7 @@ fn device(
             let w = below(workers);
             let (ssid, iova) = match below(8) {
                 0 => (any_ssid, block(w) + (below(512) as u64) * PAGE),
-                1 if !fresh.is_empty() => pick(fresh),
+                1 | 3 if !fresh.is_empty() => pick(fresh),
                 2 if !touched.is_empty() => (any_ssid, pick(touched).iova),
                 _ if !uses.is_empty() => {
                     let (d, ssid) = pick(uses);
