@@ -37,7 +37,7 @@ fn unmap(c: &mut Criterion) {
     let mut m = Machine::new(2);
     let smmu = m.add_smmu(Features { ats: true, ..Features::default() });
     let ep = m.add_endpoint(smmu, &[1, 0], true);
-    let drv = Driver::new(m, Env::new(), Engine::Epoch);
+    let drv = Driver::new(m, Env::new(), Engine::Fenced);
     let cpu = drv.cpu(0);
     let master = drv.probe(ep);
     let dom = drv.alloc_domain(DomainKind::S1).unwrap();

@@ -76,7 +76,7 @@ fn driver(engine: Engine, sids: usize, writer_reclaims: bool) -> (Driver, Master
 
 /// `live` entries; with `trash`, as many trash entries between them.
 pub fn fixture(live: usize, trash: bool, writer_reclaims: bool) -> Fixture {
-    let (epoch, _, epoch_mover) = driver(Engine::Epoch, 1, writer_reclaims);
+    let (epoch, _, epoch_mover) = driver(Engine::Fenced, 1, writer_reclaims);
     let cpu = epoch.cpu(0);
     let dom = epoch.alloc_domain(DomainKind::S1).unwrap();
     let descs = live_descs(dom.tag(), live);

@@ -15,21 +15,21 @@ use crate::domain::{Domain, MasterDomain, Stage, Target};
 use crate::driver::{Cpu, Driver, Engine};
 use crate::env::FaultSite;
 use crate::inv::{atc_inv_cmd, Batch};
-use crate::invs::{InvDesc, InvType, Invs};
+use crate::invs::{Inv, InvDesc, InvType, Invs};
 use crate::master::{Master, MasterState};
 use crate::{Errno, Mutant};
 use hwmodel::{Addr, Cd, Cmd, Goal, Opcode, Ste, ViolationKind};
-use smmu_sync::{Guard, Ordering::Relaxed};
+use smmu_sync::{Guard, Ordering::Relaxed, Rcu, Retire, Retired};
 
 /// One attach in progress: who moves where, with which ATS state.
-struct Move<'a> {
-    cpu: &'a Cpu,
-    m: &'a Master,
-    ssid: u32,
-    old: &'a Target,
-    target: &'a Target,
-    ats: bool,
-    old_ats: bool,
+pub(crate) struct Move<'a> {
+    pub(crate) cpu: &'a Cpu,
+    pub(crate) m: &'a Master,
+    pub(crate) ssid: u32,
+    pub(crate) old: &'a Target,
+    pub(crate) target: &'a Target,
+    pub(crate) ats: bool,
+    pub(crate) old_ats: bool,
 }
 
 impl Driver {
@@ -53,14 +53,12 @@ impl Driver {
                 old_ats
             };
             let mv = Move { cpu, m, ssid, old: &old, target: &target, ats, old_ats };
-            let older_copies = match self.engine {
-                Engine::Epoch => self.move_epoch(&mv, &mut ms),
-                Engine::Legacy => self.move_legacy(&mv).map(|()| false),
-            };
-            older_copies.map(|older_copies| {
-                self.disable_ats(&mv, older_copies);
-                ats
-            })
+            match self.engine {
+                Engine::Fenced => self.move_fenced(&mv, &mut ms).map(|older| self.disable_ats(&mv, older)),
+                Engine::V9 => self.move_v9(&mv, &mut ms),
+                Engine::Legacy => self.move_legacy(&mv).map(|()| self.disable_ats(&mv, false)),
+            }
+            .map(|()| ats)
         };
         self.report_warnings();
         let now = if r.is_ok() { &target } else { &old };
@@ -76,7 +74,7 @@ impl Driver {
     /// The series' sequence (steps 1-5 above). Returns whether an array
     /// older than the old domain's current one may still hold the master's
     /// entries (and have walkers).
-    fn move_epoch(&self, mv: &Move, ms: &mut MasterState) -> Result<bool, Errno> {
+    fn move_fenced(&self, mv: &Move, ms: &mut MasterState) -> Result<bool, Errno> {
         let guard = mv.cpu.epoch.pin();
         let merged_at = ms.merged_at.get(&mv.ssid).copied();
         let mut new_invs = match mv.target.domain() {
@@ -86,9 +84,12 @@ impl Driver {
             }
             None => None,
         };
-        // The kernel's master_domain allocation, for a paging target only;
-        // dropping `new_invs` on failure is the whole unwind, nothing has
-        // been published.
+        // The kernel's vmaster (nested only) and master_domain allocations,
+        // for a paging target only; dropping `new_invs` on failure is the
+        // whole unwind, nothing has been published.
+        if matches!(mv.target, Target::Nested { .. }) {
+            self.env.alloc(FaultSite::Vmaster)?;
+        }
         if mv.target.domain().is_some() {
             self.env.alloc(FaultSite::MasterDomain)?;
         }
@@ -111,7 +112,7 @@ impl Driver {
             self.install_old(mv, ms, &guard);
         }
         self.stop_translation_requests(mv);
-        self.write_ste_cd(mv);
+        self.write_ste_cd(mv, true);
         publish_new(ms, new_invs.take());
         self.commit_ats(mv);
         if !self.env.mutant(Mutant::OldInvsBeforeSte) {
@@ -141,7 +142,7 @@ impl Driver {
             d.legacy.devices.lock().push(md);
         }
         self.stop_translation_requests(mv);
-        self.write_ste_cd(mv);
+        self.write_ste_cd(mv, true);
         self.commit_ats(mv);
         if let Some(d) = mv.old.domain() {
             let mut devices = d.legacy.devices.lock();
@@ -189,9 +190,15 @@ impl Driver {
         if let Err(e) = new.check(true) {
             self.machine.oracle.report(ViolationKind::ArrayInvariant, format!("{:?} publishing: {e}", d.id));
         }
-        self.cover_array(&new);
+        self.cover_array(new.entries());
         let old = d.invs.publish(new, guard);
         d.publications.fetch_add(1, Relaxed);
+        self.retire(&d.invs, old, guard);
+    }
+
+    /// `kfree_rcu` of an array `publish` replaced, and this writer's share
+    /// of reclamation.
+    pub(crate) fn retire<T: Retire>(&self, rcu: &Rcu<T>, old: Retired<'_, T>, guard: &Guard) {
         if self.env.mutant(Mutant::FreeReplacedArrayImmediately) {
             old.free_now();
         } else if self.writer_reclaims {
@@ -201,14 +208,13 @@ impl Driver {
         }
         guard.flush();
         if self.writer_reclaims {
-            d.invs.reclaim();
+            rcu.reclaim();
         }
     }
 
     /// The array shapes worth reaching: one spanning SMMUs, one with ATS
     /// entries for two PASIDs of one stream ID.
-    pub(crate) fn cover_array(&self, invs: &Invs) {
-        let e = invs.entries();
+    pub(crate) fn cover_array(&self, e: &[Inv]) {
         let o = &self.machine.oracle;
         if e.windows(2).any(|w| w[0].smmu != w[1].smmu) {
             o.cover(Goal::ArraySpansSmmus);
@@ -256,43 +262,50 @@ impl Driver {
 
     /// `arm_smmu_atc_inv_master`: invalidate the master's ATC for `ssid`;
     /// SSID 0 goes without SSV and so covers every PASID.
-    fn atc_inv_master(&self, cpu: &Cpu, m: &Master, ssid: u32) {
+    pub(crate) fn atc_inv_master(&self, cpu: &Cpu, m: &Master, ssid: u32) {
         let mut cmds: Vec<Cmd> = m.streams.iter().map(|&sid| atc_inv_cmd(sid, ssid, 0, 0)).collect();
         cmds.push(Cmd::sync());
         self.machine.submit(cpu.id, m.smmu, &cmds);
     }
 
-    /// Step 3: point the master's STEs (or one CD) at `target`, with
-    /// everything they point to ordered before them, and tell the SMMU.
-    fn write_ste_cd(&self, mv: &Move) {
+    /// Step 3: point the master's STEs (or one CD) at `target` and tell the
+    /// SMMU. As `arm_smmu_write_entry` does, each entry is synced (CFGI and
+    /// CMD_SYNC) before the next is written, so a new STE never meets an
+    /// old cached CD. With `barrier`, a `dma_wmb` also orders what an entry
+    /// points to before it (`arm_smmu_write_entry` from v10 on; v9 has none).
+    pub(crate) fn write_ste_cd(&self, mv: &Move, barrier: bool) {
         let Move { cpu, m, ssid, target, ats, .. } = *mv;
-        let mut cmds = Vec::with_capacity(2 * m.streams.len() + 1);
         let cd = cd_for(target);
         if ssid != 0 || cd.is_some() {
-            self.write_barrier(cpu);
+            self.write_barrier(cpu, barrier);
             self.machine.write_cd(cpu.id, m.cd_table, ssid, cd);
-            cmds.extend(m.streams.iter().map(|&sid| Cmd { sid, ssid, ..Cmd::new(Opcode::CfgiCd) }));
+            let mut cmds: Vec<Cmd> =
+                m.streams.iter().map(|&sid| Cmd { sid, ssid, ..Cmd::new(Opcode::CfgiCd) }).collect();
+            cmds.push(Cmd::sync());
+            self.machine.submit(cpu.id, m.smmu, &cmds);
         }
         if ssid == 0 {
-            self.write_stes(cpu, m, ste_for(target, m.cd_table, ats), &mut cmds);
+            self.write_stes(cpu, m, ste_for(target, m.cd_table, ats), barrier);
         }
-        cmds.push(Cmd::sync());
-        self.machine.submit(cpu.id, m.smmu, &cmds);
     }
 
     /// `dma_wmb` before an STE/CD word: what it points to is visible first.
-    fn write_barrier(&self, cpu: &Cpu) {
-        if !self.env.mutant(Mutant::NoDmaWmbBeforeSte) {
+    fn write_barrier(&self, cpu: &Cpu, barrier: bool) {
+        if barrier && !self.env.mutant(Mutant::NoDmaWmbBeforeSte) {
             self.machine.mem.dma_wmb(cpu.id);
         }
     }
 
-    fn write_stes(&self, cpu: &Cpu, m: &Master, ste: Ste, cmds: &mut Vec<Cmd>) {
-        self.write_barrier(cpu);
+    /// Write `ste` for each of the master's streams, then CFGI_STE each and
+    /// wait for the sync.
+    fn write_stes(&self, cpu: &Cpu, m: &Master, ste: Ste, barrier: bool) {
+        self.write_barrier(cpu, barrier);
         for &sid in &m.streams {
             self.machine.write_ste(cpu.id, m.smmu, sid, ste);
         }
-        cmds.extend(m.streams.iter().map(|&sid| Cmd { sid, ..Cmd::new(Opcode::CfgiSte) }));
+        let mut cmds: Vec<Cmd> = m.streams.iter().map(|&sid| Cmd { sid, ..Cmd::new(Opcode::CfgiSte) }).collect();
+        cmds.push(Cmd::sync());
+        self.machine.submit(cpu.id, m.smmu, &cmds);
     }
 
     /// Before a move that turns ATS off: keep the old configuration but
@@ -305,10 +318,7 @@ impl Driver {
         if mv.ats || !mv.old_ats || mv.ssid != 0 {
             return;
         }
-        let mut cmds = Vec::with_capacity(mv.m.streams.len() + 1);
-        self.write_stes(mv.cpu, mv.m, ste_for(mv.old, mv.m.cd_table, false), &mut cmds);
-        cmds.push(Cmd::sync());
-        self.machine.submit(mv.cpu.id, mv.m.smmu, &cmds);
+        self.write_stes(mv.cpu, mv.m, ste_for(mv.old, mv.m.cd_table, false), true);
         self.atc_inv_master(mv.cpu, mv.m, 0);
     }
 }

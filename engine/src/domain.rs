@@ -23,6 +23,8 @@ pub struct Domain {
     pub pt: PageTable,
     /// Everything an invalidation of this domain must reach.
     pub invs: Rcu<Invs>,
+    /// The same under `Engine::V9`: the seed's own array type.
+    pub v9: Rcu<crate::v9::Invs>,
     /// Arrays published so far: a master whose entries were merged at
     /// publication `n` knows older copies holding them exist once this has
     /// moved past `n`.

@@ -36,11 +36,18 @@ pub enum FaultSite {
     MasterDomain,
     /// `arm_smmu_domain_alloc`: the domain and its empty array.
     DomainAlloc,
+    /// `arm_smmu_attach_prepare_vmaster`, for a nested target.
+    Vmaster,
 }
 
 impl FaultSite {
-    pub const ALL: [FaultSite; 4] =
-        [FaultSite::InvsMerge, FaultSite::InvsPurge, FaultSite::MasterDomain, FaultSite::DomainAlloc];
+    pub const ALL: [FaultSite; 5] = [
+        FaultSite::InvsMerge,
+        FaultSite::InvsPurge,
+        FaultSite::MasterDomain,
+        FaultSite::DomainAlloc,
+        FaultSite::Vmaster,
+    ];
 
     /// The coverage goal an injection here reaches.
     pub fn goal(self) -> Goal {
@@ -49,6 +56,7 @@ impl FaultSite {
             FaultSite::InvsPurge => Goal::FaultInvsPurge,
             FaultSite::MasterDomain => Goal::FaultMasterDomain,
             FaultSite::DomainAlloc => Goal::FaultDomainAlloc,
+            FaultSite::Vmaster => Goal::FaultVmaster,
         }
     }
 }

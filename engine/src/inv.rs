@@ -63,7 +63,8 @@ impl<'a> Batch<'a> {
         Self { drv, cpu, smmu: SmmuId(0), cmds: [Cmd::sync(); BATCH], num: 0, issued: 0 }
     }
 
-    fn add(&mut self, smmu: SmmuId, cmd: Cmd) {
+    /// `arm_smmu_cmdq_batch_add`.
+    pub(crate) fn add(&mut self, smmu: SmmuId, cmd: Cmd) {
         if self.num > 0 && (self.smmu != smmu || self.num == BATCH - 1) {
             self.submit();
         }
@@ -71,6 +72,16 @@ impl<'a> Batch<'a> {
         self.cmds[self.num] = cmd;
         self.num += 1;
         self.issued += 1;
+    }
+
+    /// Commands waiting for the next submit.
+    pub(crate) fn pending(&self) -> usize {
+        self.num
+    }
+
+    /// Commands added so far.
+    pub(crate) fn issued(&self) -> usize {
+        self.issued
     }
 
     pub(crate) fn submit(&mut self) {
@@ -119,7 +130,8 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// The commands one entry needs for [iova, iova + size).
+    /// The commands one entry needs for [iova, iova + size); for an ASID or
+    /// VMID entry this is `arm_smmu_inv_to_cmdq_batch`.
     pub(crate) fn emit(&mut self, inv: &InvDesc, iova: u64, size: u64, granule: u64, leaf: bool) {
         let f = self.drv.machine.smmu(inv.smmu).features;
         let tlbi = |op| {
@@ -154,9 +166,18 @@ pub struct Walk {
     pub poisoned: bool,
 }
 
+/// The most commands one entry may take for a range at `granule`.
+pub(crate) fn command_bound(f: Features, granule: u64) -> usize {
+    if f.range_inv {
+        MAX_RANGE_CMDS
+    } else {
+        max_tlbi_ops(granule) as usize
+    }
+}
+
 /// `arm_smmu_invs_end_batch`: why the commands so far must complete before
 /// `next`'s, if they must (as the coverage goal it reaches).
-fn end_batch(drv: &Driver, cur: &InvDesc, next: &InvDesc) -> Option<Goal> {
+pub(crate) fn end_batch(drv: &Driver, cur: &InvDesc, next: &InvDesc) -> Option<Goal> {
     if cur.smmu != next.smmu {
         return Some(Goal::BatchEndSmmu);
     }
@@ -176,8 +197,10 @@ impl Driver {
         if domain.nest_parent() && self.machine.smmus().any(|s| size_too_big(s.features, size, granule)) {
             self.machine.oracle.cover(Goal::NsizeNestParent);
         }
-        if self.engine == Engine::Legacy {
-            return self.legacy_inv_range(cpu, domain, iova, size, granule, leaf);
+        match self.engine {
+            Engine::Legacy => return self.legacy_inv_range(cpu, domain, iova, size, granule, leaf),
+            Engine::V9 => return self.v9_domain_inv_range(cpu, domain, iova, size, granule, leaf),
+            Engine::Fenced => {}
         }
         // Pairs with the barrier after publishing an array: either this
         // load sees the new array, or the walker that reads the new STE
@@ -209,7 +232,13 @@ impl Driver {
         // Dropping the ATS read lock touches the array one last time.
         let poisoned = walk.poisoned || (ats_lock.is_some() && invs.is_poisoned());
         drop(ats_lock);
-        if poisoned {
+        self.report_walk(domain, Walk { poisoned, ..walk }, size, granule);
+    }
+
+    /// The oracle's checks on one walk: it read no freed array and issued
+    /// no more commands than the bound.
+    pub(crate) fn report_walk(&self, domain: &Domain, walk: Walk, size: u64, granule: u64) {
+        if walk.poisoned {
             let detail = format!("domain_inv_range on {:?} walked an array freed under it", domain.id);
             self.machine.oracle.report(ViolationKind::UseAfterFree, detail);
         }
@@ -246,7 +275,7 @@ impl Driver {
             let inv = inv.borrow();
             walk.poisoned |= poisoned();
             let f = self.machine.smmu(inv.smmu).features;
-            walk.bound += if f.range_inv { MAX_RANGE_CMDS } else { max_tlbi_ops(granule) as usize };
+            walk.bound += command_bound(f, granule);
             batch.emit(inv, iova, size, granule, leaf);
             // None: the last entry; Some(None): the batch goes on.
             let why = live.peek().map(|next| end_batch(self, inv, next.borrow()));

@@ -84,12 +84,17 @@ pub struct Inv {
 }
 
 impl Inv {
-    fn new(desc: InvDesc, users: u32) -> Self {
+    pub(crate) fn new(desc: InvDesc, users: u32) -> Self {
         Self { desc, users: AtomicU32::new(users) }
     }
 
     pub fn users(&self) -> u32 {
         self.users.load(Relaxed)
+    }
+
+    /// WRITE_ONCE of the user count; writers hold the ASID lock.
+    pub(crate) fn set_users(&self, users: u32) {
+        self.users.store(users, Relaxed);
     }
 }
 
@@ -299,7 +304,7 @@ impl Invs {
                 Step::Both(i) => {
                     let inv = &self.inv[i];
                     let users = inv.users() - 1;
-                    inv.users.store(users, Relaxed);
+                    inv.set_users(users);
                     if users > 0 {
                         num = i + 1;
                     } else {

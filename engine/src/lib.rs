@@ -12,6 +12,7 @@ pub mod invs;
 pub mod iommufd;
 mod master;
 mod mutant;
+pub mod v9;
 
 pub use domain::{Domain, Stage, Target};
 pub use driver::{Cpu, DomainKind, Driver, Engine};

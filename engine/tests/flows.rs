@@ -14,7 +14,7 @@ struct World {
 }
 
 fn world(n: usize, features: Features, endpoints: usize) -> (World, Vec<Master>) {
-    world_on(Engine::Epoch, n, features, endpoints)
+    world_on(Engine::Fenced, n, features, endpoints)
 }
 
 /// `n` SMMUs with `features`; endpoint k sits on SMMU k % n with SIDs
@@ -81,7 +81,7 @@ fn asid(d: &Domain) -> u32 {
     d.tag().into()
 }
 
-const ENGINES: [Engine; 2] = [Engine::Epoch, Engine::Legacy];
+const ENGINES: [Engine; 2] = [Engine::Fenced, Engine::Legacy];
 
 #[test]
 fn s1_attach_map_unmap() {
@@ -90,7 +90,7 @@ fn s1_attach_map_unmap() {
         let d = w.drv.alloc_domain(DomainKind::S1).unwrap();
         assert_eq!(ms[0].streams, [0, 1], "stream IDs sorted at probe");
         w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), false).unwrap();
-        if engine == Engine::Epoch {
+        if engine == Engine::Fenced {
             assert_eq!(rows(&w, &d), [(InvType::S1Asid, asid(&d), 0, 1)]);
         }
         let pa = w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();

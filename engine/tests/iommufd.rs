@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 fn driver(mutant: Option<Mutant>) -> Driver {
     let mut m = Machine::new(2);
     m.add_smmu(Features::default());
-    Driver::new(m, Env::with_mutant(mutant), Engine::Epoch)
+    Driver::new(m, Env::with_mutant(mutant), Engine::Fenced)
 }
 
 fn vsmmu() -> Vsmmu {

@@ -1,7 +1,10 @@
 //! What `stress` does with a parsed command line.
 
-use crate::cli::{self, Cli, EngineKind, ModeKind, Parsed, SchedulerKind, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION};
+use crate::cli::{
+    self, AtcMode, Cli, EngineKind, ModeKind, Parsed, SchedulerKind, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION,
+};
 use crate::failure::{FailureFile, FORMAT};
+use crate::known::Known;
 use crate::report::{self, MutantRow, RunRow};
 use crate::run::{self, Found, Plan, RunStats};
 use crate::shrink::shrink;
@@ -27,6 +30,8 @@ pub const CHUNK: u64 = 500;
 /// 7 do, while the hand-written scenarios still catch theirs at any depth.
 const DEPTHS: [usize; 5] = [10, 20, 3, 40, 5];
 const SHRINK_BUDGET: Duration = Duration::from_secs(5);
+/// `--known`, loaded once before any exploration.
+static KNOWN: std::sync::OnceLock<Known> = std::sync::OnceLock::new();
 const LOOM_SCENARIO: &str = "barrier-pairing";
 
 pub fn main<I, T>(args: I) -> i32
@@ -50,6 +55,24 @@ where
         return EXIT_OK;
     }
     run::install_panic_hook();
+    if let Some(path) = &cli.known {
+        match Known::load(path) {
+            Ok(k) if k.engine != report::name(cli.engine()) => {
+                eprintln!(
+                    "stress: error: {} lists findings of --engine {}, this run is {}",
+                    path.display(),
+                    k.engine,
+                    report::name(cli.engine())
+                );
+                return EXIT_USAGE;
+            }
+            Ok(k) => drop(KNOWN.set(k)),
+            Err(msg) => {
+                eprintln!("stress: error: {msg}");
+                return EXIT_USAGE;
+            }
+        }
+    }
     if let Some(path) = &cli.replay {
         return replay_file(&cli, path);
     }
@@ -64,7 +87,8 @@ where
 
 fn engine_of(k: EngineKind) -> Engine {
     match k {
-        EngineKind::Epoch => Engine::Epoch,
+        EngineKind::Fenced => Engine::Fenced,
+        EngineKind::V9 => Engine::V9,
         EngineKind::Legacy => Engine::Legacy,
     }
 }
@@ -122,6 +146,7 @@ fn explore(
                     depth: depth_of(cli, chunk),
                     deadline,
                     max_steps: cli.max_steps,
+                    known: KNOWN.get(),
                 };
                 let r = match cli.mode {
                     ModeKind::Model => run::explore(sc, params, plan),
@@ -173,6 +198,7 @@ fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, sh
         chunk_seed: e.chunk_seed,
         scheduler: report::name(cli.scheduler),
         engine: report::name(params.engine),
+        atc_inv_disabled: report::name(cli.atc_mode()),
         mode: report::name(cli.mode),
         mutant: params.mutant.map(|m| m.name().into()),
         cpus: params.cpus,
@@ -218,7 +244,7 @@ fn record_failure(
     eprintln!("  failure file: {path}");
     let mut row = report::FailureRow::new(f, e.index, path);
     if let (Some(sc), Some(_)) = (sc, &file.schedule) {
-        let again = run::replay(sc, params, &f.schedule, cli.max_steps);
+        let again = run::replay(sc, params, &f.schedule, cli.max_steps, KNOWN.get());
         let same = again.found.as_ref().is_some_and(|g| g.kind == f.kind && g.trace_hash == f.trace_hash);
         eprintln!(
             "  replayed: {}",
@@ -268,7 +294,7 @@ fn selected(cli: &Cli, mutant: Option<Mutant>, engine: Engine) -> Vec<&'static S
 
 fn stress(cli: &Cli, seed: u64) -> i32 {
     let mutant = cli.mutant.as_deref().and_then(Mutant::from_name);
-    let engine = engine_of(cli.engine);
+    let engine = engine_of(cli.engine());
     if cli.scheduler == SchedulerKind::Loom || cli.scenario.iter().any(|s| s == LOOM_SCENARIO) {
         return loom_run(cli, seed, mutant);
     }
@@ -312,7 +338,14 @@ fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
         found: r.err().map(|p| Found::from_panic(0, run::Recorded::default(), run::panic_message(p.as_ref()))),
         ..RunStats::default()
     };
-    let params = Params { cpus: 3, engine: Engine::Epoch, mutant, seed, fault_ppm: None };
+    let params = Params {
+        cpus: 3,
+        engine: Engine::Fenced,
+        mutant,
+        seed,
+        fault_ppm: None,
+        atc_inv_disabled: cli.atc_mode().model(),
+    };
     let e = Explored { index: stats.schedules.saturating_sub(1), stats, chunk_seed: 0 };
     let failure = e.stats.found.is_some().then(|| record_failure(cli, LOOM_SCENARIO, None, params, &e));
     report::runs(cli, seed, &[RunRow::new(LOOM_SCENARIO, seed, cli, params, &e.stats, failure)]);
@@ -325,7 +358,14 @@ fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
 
 /// What one scenario runs with under this command line.
 fn params_for(cli: &Cli, sc: &Scenario, engine: Engine, mutant: Option<Mutant>, seed: u64) -> Params {
-    Params { cpus: cli.cpus.map_or(sc.cpus, |c| c as usize), engine, mutant, seed, fault_ppm: cli.fault_ppm() }
+    Params {
+        cpus: cli.cpus.map_or(sc.cpus, |c| c as usize),
+        engine,
+        mutant,
+        seed,
+        fault_ppm: cli.fault_ppm(),
+        atc_inv_disabled: cli.atc_mode().model(),
+    }
 }
 
 fn mutation_score(cli: &Cli, seed: u64, list: &str) -> i32 {
@@ -345,7 +385,7 @@ fn mutation_score(cli: &Cli, seed: u64, list: &str) -> i32 {
     let mut rows = Vec::new();
     for (m, sc) in runs {
         pb.set_message(m.name());
-        let params = params_for(cli, sc, Engine::Epoch, Some(m), seed);
+        let params = params_for(cli, sc, Engine::Fenced, Some(m), seed);
         let deadline = cli.time_budget.map(|s| Instant::now() + Duration::from_secs_f64(s));
         let e = explore(cli, sc, params, budget, deadline, &pb);
         let caught = e.stats.found.is_some();
@@ -384,11 +424,23 @@ fn replay_file(cli: &Cli, path: &Path) -> i32 {
         Some(Ok(m)) => Some(m),
         None => None,
     };
-    let engine = match f.engine.as_str() {
-        "epoch" => Engine::Epoch,
-        "legacy" => Engine::Legacy,
-        other => return bad(format!("replay file names unknown engine {other:?}")),
+    let Ok(engine_kind) = <EngineKind as clap::ValueEnum>::from_str(&f.engine, false) else {
+        return bad(format!("replay file names unknown engine {:?}", f.engine));
     };
+    let Ok(atc) = <AtcMode as clap::ValueEnum>::from_str(&f.atc_inv_disabled, false) else {
+        return bad(format!("replay file names unknown --atc-inv-disabled mode {:?}", f.atc_inv_disabled));
+    };
+    if let Some(k) = cli.engine.filter(|k| *k != engine_kind) {
+        return bad(format!("replay file was recorded with --engine {}, not {}", f.engine, report::name(k)));
+    }
+    if let Some(m) = cli.atc_inv_disabled.filter(|m| *m != atc) {
+        return bad(format!(
+            "replay file was recorded with --atc-inv-disabled {}, not {}",
+            f.atc_inv_disabled,
+            report::name(m)
+        ));
+    }
+    let engine = engine_of(engine_kind);
     if f.scheduler == "loom" {
         let loom_cli = Cli { scheduler: SchedulerKind::Loom, ..cli.clone() };
         return loom_run(&loom_cli, f.seed, mutant);
@@ -402,9 +454,10 @@ fn replay_file(cli: &Cli, path: &Path) -> i32 {
             f.scenario, f.mode, f.seed
         ));
     };
-    let params = Params { cpus: f.cpus, engine, mutant, seed: f.seed, fault_ppm: f.fault_ppm };
+    let params =
+        Params { cpus: f.cpus, engine, mutant, seed: f.seed, fault_ppm: f.fault_ppm, atc_inv_disabled: atc.model() };
     eprintln!("stress: replaying {} ({} schedule decisions)", path.display(), schedule.steps.len());
-    let r = run::replay(sc, params, schedule, f.max_steps);
+    let r = run::replay(sc, params, schedule, f.max_steps, KNOWN.get());
     match &r.found {
         Some(g) if g.kind == f.kind && g.trace_hash == f.trace_hash => {
             print_failure(g);

@@ -17,10 +17,31 @@ pub enum SchedulerKind {
     Loom,
 }
 
+/// `fenced`: the project's proposal (the series with its later fixes and
+/// ATS turned off only after the old entries are fenced); `v9`: seed 001's
+/// patches as written; `legacy`: the pre-series design.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EngineKind {
-    Epoch,
+    Fenced,
+    V9,
     Legacy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AtcMode {
+    Error,
+    Complete,
+    Timeout,
+}
+
+impl AtcMode {
+    pub fn model(self) -> hwmodel::AtcInvDisabled {
+        match self {
+            AtcMode::Error => hwmodel::AtcInvDisabled::Error,
+            AtcMode::Complete => hwmodel::AtcInvDisabled::Complete,
+            AtcMode::Timeout => hwmodel::AtcInvDisabled::Timeout,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -68,8 +89,15 @@ pub struct Cli {
     /// Simulated CPU threads (default per scenario)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub cpus: Option<u32>,
-    #[arg(long, value_enum, default_value_t = EngineKind::Epoch)]
-    pub engine: EngineKind,
+    /// fenced (default): the project's proposal | v9: seed 001 as written |
+    /// legacy: the pre-series design
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub engine: Option<EngineKind>,
+    /// What an endpoint does with an ATC_INV that raced its ATS disable:
+    /// error (default: a violation) | complete (harmless) | timeout (the
+    /// CMD_SYNC reports CERROR_ATC_INV_SYNC)
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub atc_inv_disabled: Option<AtcMode>,
     #[arg(long, value_enum, default_value_t = ModeKind::Model)]
     pub mode: ModeKind,
     /// Inject one catalogued bug
@@ -81,6 +109,9 @@ pub struct Cli {
     /// Re-run a saved failure exactly
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
+    /// Known findings to count and explore past (JSON; see findings/)
+    #[arg(long, value_name = "FILE")]
+    pub known: Option<PathBuf>,
     /// Run only shard K of N of the seed space
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<Shard>,
@@ -166,6 +197,14 @@ fn validate(cli: &Cli) -> Result<(), String> {
 }
 
 impl Cli {
+    pub fn engine(&self) -> EngineKind {
+        self.engine.unwrap_or(EngineKind::Fenced)
+    }
+
+    pub fn atc_mode(&self) -> AtcMode {
+        self.atc_inv_disabled.unwrap_or(AtcMode::Error)
+    }
+
     /// Worker threads: `--jobs`, or one per core.
     pub fn jobs(&self) -> usize {
         self.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), |j| j as usize)
@@ -197,6 +236,14 @@ pub fn list() -> String {
         "  {:<18} {}\n",
         "barrier-pairing", "loom only (--scheduler loom): the smp_mb pairing of unmap vs attach"
     ));
+    out.push_str("engines (--engine):\n");
+    for (name, what) in [
+        ("fenced", "default: the project's proposal: the series with the fixes of its later versions, ATS turned off only after the old entries are fenced (see README)"),
+        ("v9", "seed 001's patches 1-7 as written, bugs included; findings/v9-known.json lists what stress finds in it"),
+        ("legacy", "the pre-series design: one SMMU per domain, a device list under a spinlock"),
+    ] {
+        out.push_str(&format!("  {name:<18} {what}\n"));
+    }
     out.push_str("mutants (caught by):\n");
     for m in Mutant::ALL {
         out.push_str(&format!("  {:<34} {:<18} {}\n", m.name(), scenarios::catcher(*m).name, m.what()));

@@ -18,6 +18,8 @@ pub struct FailureFile {
     pub chunk_seed: u64,
     pub scheduler: String,
     pub engine: String,
+    /// `--atc-inv-disabled`: what an endpoint does with a racing ATC_INV.
+    pub atc_inv_disabled: String,
     pub mode: String,
     pub mutant: Option<String>,
     pub cpus: usize,

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod failure;
+pub mod known;
 pub mod report;
 pub mod run;
 pub mod shrink;

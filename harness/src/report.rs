@@ -43,6 +43,7 @@ pub struct RunRow {
     pub seed: u64,
     pub scheduler: String,
     pub engine: String,
+    pub atc_inv_disabled: String,
     pub mode: String,
     pub mutant: Option<String>,
     pub cpus: usize,
@@ -61,6 +62,8 @@ pub struct RunRow {
     pub coverage: BTreeMap<&'static str, u64>,
     /// PCT's guarantee for a depth-3 bug over this run, if it ran PCT.
     pub pct: Option<PctGuarantee>,
+    /// Schedules that showed a known finding (`--known`), by its id.
+    pub known: BTreeMap<String, u64>,
     pub failure: Option<FailureRow>,
 }
 
@@ -87,6 +90,7 @@ impl RunRow {
             seed,
             scheduler: name(cli.scheduler),
             engine: name(p.engine),
+            atc_inv_disabled: name(p.atc_inv_disabled),
             mode: name(cli.mode),
             mutant: p.mutant.map(|m| m.name().into()),
             cpus: p.cpus,
@@ -106,6 +110,7 @@ impl RunRow {
                 steps: s.max_steps,
                 miss,
             }),
+            known: s.known.clone(),
             failure,
         }
     }
@@ -174,6 +179,10 @@ pub fn runs(cli: &Cli, seed: u64, rows: &[RunRow]) {
                 r.scenario, p.schedules, p.depth, p.threads, p.steps, p.depth, p.miss
             ));
         }
+    }
+    for r in rows.iter().filter(|r| !r.known.is_empty()) {
+        let seen: Vec<String> = r.known.iter().map(|(id, n)| format!("{id} ({n})")).collect();
+        t.push_str(&format!("{}: known findings seen: {}\n", r.scenario, seen.join(", ")));
     }
     let violations: u64 = rows.iter().map(|r| r.violations).sum();
     t.push_str(&format!("seed {seed}: {} scenarios, {violations} violations\n", rows.len()));

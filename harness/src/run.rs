@@ -3,6 +3,7 @@
 //! threads.
 
 use crate::cli::SchedulerKind;
+use crate::known::Known;
 use hwmodel::Coverage;
 use scenarios::{Outcome, Params, Scenario};
 use serde::{Deserialize, Serialize};
@@ -67,8 +68,7 @@ pub struct Found {
 }
 
 impl Found {
-    fn from_outcome(index: u64, schedule: Recorded, o: &Outcome) -> Self {
-        let v = &o.violations[0];
+    fn from_outcome(index: u64, schedule: Recorded, o: &Outcome, v: &hwmodel::Violation) -> Self {
         Found {
             index,
             schedule,
@@ -122,6 +122,8 @@ pub struct RunStats {
     pub max_threads: usize,
     /// Schedules explored under each PCT depth.
     pub pct_schedules: BTreeMap<usize, u64>,
+    /// Schedules that showed a known finding, by its id.
+    pub known: BTreeMap<String, u64>,
 }
 
 impl RunStats {
@@ -149,6 +151,9 @@ impl RunStats {
         self.max_threads = self.max_threads.max(other.max_threads);
         for (d, n) in &other.pct_schedules {
             *self.pct_schedules.entry(*d).or_default() += n;
+        }
+        for (id, n) in &other.known {
+            *self.known.entry(id.clone()).or_default() += n;
         }
     }
 
@@ -244,6 +249,8 @@ pub struct Plan {
     pub deadline: Option<Instant>,
     /// A schedule's step bound; `None`: the world's own.
     pub max_steps: Option<u64>,
+    /// Findings to count and explore past.
+    pub known: Option<&'static Known>,
 }
 
 /// The bounds one schedule starts under.
@@ -254,27 +261,51 @@ fn bounds(max_steps: Option<u64>) -> Bounds {
 /// Explore `plan.schedules` schedules of `sc` (stopping at the first
 /// failure or the deadline) under shuttle.
 pub fn explore(sc: &'static Scenario, params: Params, plan: Plan) -> RunStats {
-    let n = plan.schedules as usize;
-    let mut r = match plan.scheduler {
-        SchedulerKind::Pct => drive(sc, params, PctScheduler::new_from_seed(plan.seed, plan.depth, n), &plan),
-        SchedulerKind::Random => drive(sc, params, RandomScheduler::new_from_seed(plan.seed, n), &plan),
-        SchedulerKind::Dfs => drive(sc, params, DfsScheduler::new(Some(n), true), &plan),
-        SchedulerKind::Loom => unreachable!("loom runs its own model"),
-    };
+    // A known finding that panics ends shuttle's run; the exploration goes
+    // on under a scheduler seeded anew from the restart count.
+    let mut r = RunStats::default();
+    let start = Instant::now();
+    for restart in 0u64.. {
+        let left = (plan.schedules - r.schedules) as usize;
+        let seed = plan.seed.wrapping_add(restart.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let (chunk, known_panic) = match plan.scheduler {
+            SchedulerKind::Pct => drive(sc, params, PctScheduler::new_from_seed(seed, plan.depth, left), &plan),
+            SchedulerKind::Random => drive(sc, params, RandomScheduler::new_from_seed(seed, left), &plan),
+            SchedulerKind::Dfs => drive(sc, params, DfsScheduler::new(Some(left), true), &plan),
+            SchedulerKind::Loom => unreachable!("loom runs its own model"),
+        };
+        r.absorb(&chunk);
+        if let Some(mut f) = chunk.found {
+            f.index += r.schedules - chunk.schedules;
+            r.found = Some(f);
+        }
+        let more = plan.scheduler != SchedulerKind::Dfs && r.schedules < plan.schedules;
+        if r.found.is_some() || !known_panic || !more || plan.deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
     if plan.scheduler == SchedulerKind::Pct {
         r.pct_schedules.insert(plan.depth, r.schedules);
     }
+    r.elapsed = start.elapsed();
     r
 }
 
 /// A plan that runs one given schedule.
-fn once(max_steps: Option<u64>) -> Plan {
-    Plan { scheduler: SchedulerKind::Random, seed: 0, schedules: 1, depth: 0, deadline: None, max_steps }
+fn once(max_steps: Option<u64>, known: Option<&'static Known>) -> Plan {
+    Plan { scheduler: SchedulerKind::Random, seed: 0, schedules: 1, depth: 0, deadline: None, max_steps, known }
 }
 
-/// Run exactly `schedule` once.
-pub fn replay(sc: &'static Scenario, params: Params, schedule: &Recorded, max_steps: Option<u64>) -> RunStats {
-    drive(sc, params, ReplayScheduler::new_from_schedule(schedule.to_shuttle()), &once(max_steps))
+/// Run exactly `schedule` once; its failure is the first violation that is
+/// not a known finding, as when it was found.
+pub fn replay(
+    sc: &'static Scenario,
+    params: Params,
+    schedule: &Recorded,
+    max_steps: Option<u64>,
+    known: Option<&'static Known>,
+) -> RunStats {
+    drive(sc, params, ReplayScheduler::new_from_schedule(schedule.to_shuttle()), &once(max_steps, known)).0
 }
 
 /// Run under any scheduler, recording what it decides.
@@ -284,12 +315,13 @@ pub fn drive_with<S: Scheduler + 'static>(
     inner: S,
     max_steps: Option<u64>,
 ) -> RunStats {
-    drive(sc, params, inner, &once(max_steps))
+    drive(sc, params, inner, &once(max_steps, None)).0
 }
 
-fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S, plan: &Plan) -> RunStats {
-    let deadline = plan.deadline;
-    let max_steps = plan.max_steps;
+/// Run shuttle until it stops; also says whether it stopped at a panic that
+/// is a known finding (counted, not reported).
+fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S, plan: &Plan) -> (RunStats, bool) {
+    let (deadline, max_steps, known) = (plan.deadline, plan.max_steps, plan.known);
     let shared = Arc::new(Mutex::new(Shared::default()));
     let mut config = Config::new();
     config.failure_persistence = FailurePersistence::None;
@@ -311,10 +343,19 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
             s.stats.max_threads = s.stats.max_threads.max(s.top_task + 1);
             s.stats.add_ages(&outcome.stale_ages);
             s.stats.coverage.add(&outcome.coverage);
-            if !outcome.violations.is_empty() && s.stats.found.is_none() {
-                let found = Found::from_outcome(s.stats.schedules - 1, s.current.clone(), &outcome);
-                s.stats.found = Some(found);
-                s.stop = true;
+            let is_known = |v: &&hwmodel::Violation| known.and_then(|k| k.matches(v.kind.name(), &v.detail));
+            match outcome.violations.iter().find(|v| is_known(v).is_none()) {
+                Some(v) if s.stats.found.is_none() => {
+                    let found = Found::from_outcome(s.stats.schedules - 1, s.current.clone(), &outcome, v);
+                    s.stats.found = Some(found);
+                    s.stop = true;
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(id) = outcome.violations.first().as_ref().and_then(is_known) {
+                        *s.stats.known.entry(id.to_string()).or_default() += 1;
+                    }
+                }
             }
             s.stats.fold_trace(outcome.trace_hash);
         }
@@ -330,14 +371,23 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
     if let Some(f) = s.stats.found.as_mut() {
         f.schedule = last;
     }
+    let mut known_panic = false;
     if let Err(p) = r {
         let index = s.stats.schedules;
         s.stats.schedules += 1;
         let found = Found::from_panic(index, s.current.clone(), panic_message(p.as_ref()));
-        s.stats.found.get_or_insert(found);
+        match known.and_then(|k| k.matches(&found.kind, &found.detail)) {
+            Some(id) if s.stats.found.is_none() => {
+                *s.stats.known.entry(id.to_string()).or_default() += 1;
+                known_panic = true;
+            }
+            _ => {
+                s.stats.found.get_or_insert(found);
+            }
+        }
     }
     s.stats.elapsed = start.elapsed();
-    std::mem::take(&mut s.stats)
+    (std::mem::take(&mut s.stats), known_panic)
 }
 
 /// Run `sc` `n` times on real OS threads: no schedule control and nothing to
@@ -360,8 +410,8 @@ pub fn threads(sc: &'static Scenario, params: Params, n: u64, plan: &Plan) -> Ru
         };
         st.add_ages(&outcome.stale_ages);
         st.coverage.add(&outcome.coverage);
-        if !outcome.violations.is_empty() {
-            st.found = Some(Found::from_outcome(i, Recorded::default(), &outcome));
+        if let Some(v) = outcome.violations.first() {
+            st.found = Some(Found::from_outcome(i, Recorded::default(), &outcome, v));
             break;
         }
     }

@@ -78,6 +78,7 @@ pub fn shrink(
             depth: 3,
             deadline: Some(deadline),
             max_steps,
+            known: None,
         };
         let r = run::explore(sc, p, plan);
         if r.found.as_ref().is_some_and(|f| f.kind == kind) {

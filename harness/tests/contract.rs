@@ -213,3 +213,59 @@ fn scenarios_scale_to_32_cpus() {
         assert!(r["steps"].as_u64().unwrap() > 40 * 32, "32 CPUs must all take steps: {r}");
     }
 }
+
+#[test]
+fn v9_findings_replay_and_the_default_engine_has_none() {
+    let dir = out_dir("v9");
+    let o =
+        stress(&["--engine", "v9", "--seed", "2026", "--iterations", "2000", "--json", "--out", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    let failures: Vec<&serde_json::Value> =
+        v["runs"].as_array().unwrap().iter().filter(|r| !r["failure"].is_null()).map(|r| &r["failure"]).collect();
+    let mut kinds: Vec<&str> = failures.iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert!(kinds.len() >= 2, "{kinds:?}");
+    for f in failures {
+        let r = stress(&["--replay", f["replay_file"].as_str().unwrap(), "--json"]);
+        assert_eq!(r.status.code(), Some(1), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_eq!(json(&r)["runs"][0]["failure"]["trace_hash"], f["trace_hash"]);
+        // The file records its engine and endpoint mode and refuses others.
+        for other in [&["--engine", "fenced"][..], &["--atc-inv-disabled", "complete"]] {
+            let mut args = vec!["--replay", f["replay_file"].as_str().unwrap()];
+            args.extend_from_slice(other);
+            let r = stress(&args);
+            assert_eq!(r.status.code(), Some(2), "{args:?}");
+            assert_eq!(String::from_utf8_lossy(&r.stderr).trim_end().lines().count(), 1, "{args:?}");
+        }
+    }
+    let clean = stress(&["--seed", "2026", "--iterations", "2000", "--json"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", String::from_utf8_lossy(&clean.stderr));
+}
+
+#[test]
+fn known_findings_are_counted_and_explored_past() {
+    let known = concat!(env!("CARGO_MANIFEST_DIR"), "/../findings/v9-known.json");
+    let o = stress(&[
+        "--engine",
+        "v9",
+        "--seed",
+        "2026",
+        "--iterations",
+        "3000",
+        "--scenario",
+        "swarm",
+        "--known",
+        known,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = &json(&o)["runs"][0];
+    assert_eq!(r["schedules"], 3000, "a known finding does not stop the run");
+    assert!(r["known"].as_object().is_some_and(|k| !k.is_empty()), "{r}");
+    for bad in [vec!["--known", "/nonexistent.json"], vec!["--known", known, "--engine", "legacy"]] {
+        let o = stress(&bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+    }
+}

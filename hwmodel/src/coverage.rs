@@ -43,6 +43,7 @@ goals! {
     FaultInvsPurge => "fault-invs-purge": "an injected allocation failure in purge",
     FaultMasterDomain => "fault-master-domain": "an injected allocation failure of the attach bookkeeping",
     FaultDomainAlloc => "fault-domain-alloc": "an injected allocation failure of a new domain",
+    FaultVmaster => "fault-vmaster": "an injected allocation failure of a nested attach's vmaster",
     AtsOffOlderArray => "ats-off-older-array": "ATS was disabled while an older copy of an array still held the master",
     TagReused => "tag-reused": "a new domain reused a freed ASID/VMID",
     SmmuRemovedAttached => "smmu-removed-attached": "an SMMU was removed with masters still attached",

@@ -14,7 +14,7 @@ pub mod smmu;
 
 pub use cmd::{Cmd, Opcode, Range, SmmuId};
 pub use coverage::{Coverage, Goal};
-pub use machine::{Endpoint, Machine};
+pub use machine::{AtcInvDisabled, Endpoint, Machine};
 pub use mem::{Addr, CpuId, Memory};
 pub use oracle::{Allowed, Event, Oracle, Source, Translation, Violation, ViolationKind};
 pub use pgtable::{Level, PageTable, PtError, Walked, BLOCK, IOVA_SPACE, PAGE};

@@ -15,6 +15,25 @@ use std::sync::atomic::Ordering::Relaxed;
 /// Physical memory starts here; frame 0 stays unused so 0 reads as "none".
 const FIRST_FRAME: u64 = 1 << 32;
 
+/// What an endpoint does with an ATC_INV that was in flight when its ATS
+/// was disabled. PCIe lets a device ignore an invalidation that races the
+/// disable; what follows depends on the device and the SMMU, so it is a
+/// parameter of the model. An ATC_INV sent after the disable is answered
+/// (upstream's attach_commit sends one on purpose).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AtcInvDisabled {
+    /// Reported as the violation `atc-inv-ats-disabled`.
+    #[default]
+    Error,
+    /// The device completes it anyway: harmless.
+    Complete,
+    /// The device never answers; the CMD_SYNC after it reports
+    /// CERROR_ATC_INV_SYNC once the completion timeout expires (the
+    /// violation `cmd-sync-timeout`), and the driver carries on as
+    /// `arm_smmu_cmdq_skip_err` lets it.
+    Timeout,
+}
+
 /// After an invalidation removes a translation, one time in this many the
 /// hardware fetches it again at once: the endpoint whose DMA stream still
 /// uses the buffer sends a translation request, or the SMMU walks
@@ -90,6 +109,7 @@ pub struct Machine {
     /// Whether hardware refetches right after invalidations (see
     /// `REFETCH_ODDS`); off only for tests of exact command effects.
     refetch: bool,
+    atc_inv_disabled: AtcInvDisabled,
 }
 
 impl Machine {
@@ -108,7 +128,13 @@ impl Machine {
             counted: Default::default(),
             count_only: false,
             refetch: true,
+            atc_inv_disabled: AtcInvDisabled::default(),
         }
+    }
+
+    /// How endpoints treat an ATC_INV that raced their ATS disable.
+    pub fn set_atc_inv_disabled(&mut self, mode: AtcInvDisabled) {
+        self.atc_inv_disabled = mode;
     }
 
     /// Turn speculative refetches after invalidations off or on.
@@ -202,6 +228,9 @@ impl Machine {
 
     /// The word a CPU stores to make `ste` the STE of `sid`.
     pub fn write_ste(&self, cpu: CpuId, smmu: SmmuId, sid: u32, ste: Ste) {
+        if let Ste::S2 { root, .. } | Ste::Nested { root, .. } = ste {
+            self.check_config_order(cpu, root, "STE");
+        }
         let val = {
             let mut t = self.stes.lock();
             t.push(ste);
@@ -212,12 +241,37 @@ impl Machine {
 
     /// Install (or clear, with `None`) the CD for `ssid` in `cd_table`.
     pub fn write_cd(&self, cpu: CpuId, cd_table: Addr, ssid: u32, cd: Option<Cd>) {
+        if let Some(cd) = cd {
+            self.check_config_order(cpu, cd.root, "CD");
+        }
         let val = cd.map_or(0, |cd| {
             let mut t = self.cds.lock();
             t.push(cd);
             t.len() as u64
         });
         self.mem.store(cpu, cd_table + 8 * u64::from(ssid), val);
+    }
+
+    /// An STE or CD word about to be stored makes the table at `root`
+    /// reachable. If this CPU still buffers, since its last store-store
+    /// fence, a write that maps something in that table, the new word may
+    /// reach memory first and the SMMU walk an entry that is not there yet:
+    /// a missing-translation whether or not a DMA lands in that window.
+    fn check_config_order(&self, cpu: CpuId, root: Addr, what: &str) {
+        let Some(domain) = self.owner(root) else { return };
+        let behind = self
+            .mem
+            .overtakable(cpu)
+            .into_iter()
+            .find(|&(addr, val)| val != 0 && self.owner(addr & !(PAGE - 1)) == Some(domain));
+        if let Some((addr, _)) = behind {
+            let detail = format!(
+                "{cpu:?} writes a {what} pointing at {domain:?}'s page table while its write of that table at \
+                 {addr:#x} is still buffered with no barrier between them: the SMMU can see the {what} first and \
+                 walk a table the mapping has not reached"
+            );
+            self.oracle.report(ViolationKind::MissingTranslation, detail);
+        }
     }
 
     fn decode_ste(&self, v: u64) -> Ste {
@@ -344,7 +398,20 @@ impl Machine {
                     unreachable!("sync {ticket} pending but the queue is empty");
                 };
                 q.completed = t;
+                let timed_out = std::mem::take(&mut q.atc_timeout);
                 drop(q);
+                if timed_out {
+                    let detail = format!(
+                        "CMD_SYNC {t} on {:?}: CERROR_ATC_INV_SYNC, an ATC_INV before it was never answered; the \
+                         invalidation waited out the completion timeout and the driver got -ETIMEDOUT",
+                        s.id
+                    );
+                    self.oracle.violation(
+                        ViolationKind::CmdSyncTimeout,
+                        detail,
+                        Event::SyncDone { smmu: s.id, ticket: t },
+                    );
+                }
                 self.oracle.sync_completed(s.id, t);
                 continue;
             }
@@ -369,11 +436,19 @@ impl Machine {
                 let Some(&ep) = self.by_sid.get(&(s.id, cmd.sid)) else { return };
                 let e = self.endpoint(ep);
                 if e.ats_gen.load(Relaxed) != ats_gen {
-                    let detail = format!(
-                        "ATC_INV sid {} ssid {} was in flight when ATS was disabled on {ep:?}: the device may drop it",
-                        cmd.sid, cmd.ssid
-                    );
-                    self.oracle.violation(ViolationKind::AtcInvAtsDisabled, detail, Event::Effect { smmu: s.id, cmd });
+                    match self.atc_inv_disabled {
+                        AtcInvDisabled::Error => {
+                            let detail = format!(
+                                "ATC_INV sid {} ssid {} was in flight when ATS was disabled on {ep:?}: the device \
+                                 may drop it",
+                                cmd.sid, cmd.ssid
+                            );
+                            let e = Event::Effect { smmu: s.id, cmd };
+                            self.oracle.violation(ViolationKind::AtcInvAtsDisabled, detail, e);
+                        }
+                        AtcInvDisabled::Complete => {}
+                        AtcInvDisabled::Timeout => s.cmdq().atc_timeout = true,
+                    }
                     return;
                 }
                 let mask = !((1u128 << cmd.atc_size) - 1) as u64;

@@ -173,6 +173,13 @@ impl Memory {
         self.buffer(cpu).fence += 1;
     }
 
+    /// `cpu`'s buffered stores that a store made now could overtake: those
+    /// since its last store-store fence.
+    pub fn overtakable(&self, cpu: CpuId) -> Vec<(Addr, u64)> {
+        let b = self.buffer(cpu);
+        b.entries.iter().filter(|p| p.fence == b.fence).map(|p| (p.addr, p.val)).collect()
+    }
+
     /// Stores still buffered by `cpu`.
     pub fn pending(&self, cpu: CpuId) -> usize {
         self.buffer(cpu).entries.len()

@@ -111,9 +111,11 @@ pub enum ViolationKind {
     MissingTranslation,
     CmdToRemovedSmmu,
     AtcInvAtsDisabled,
+    CmdSyncTimeout,
     IllegalCommand,
     ArrayInvariant,
     UseAfterFree,
+    ErrPtrDeref,
     DriverWarn,
     CommandBound,
     StaleTag,
@@ -132,9 +134,11 @@ impl ViolationKind {
         Self::MissingTranslation,
         Self::CmdToRemovedSmmu,
         Self::AtcInvAtsDisabled,
+        Self::CmdSyncTimeout,
         Self::IllegalCommand,
         Self::ArrayInvariant,
         Self::UseAfterFree,
+        Self::ErrPtrDeref,
         Self::DriverWarn,
         Self::CommandBound,
         Self::StaleTag,
@@ -153,9 +157,11 @@ impl ViolationKind {
             Self::MissingTranslation => "missing-translation",
             Self::CmdToRemovedSmmu => "cmd-to-removed-smmu",
             Self::AtcInvAtsDisabled => "atc-inv-ats-disabled",
+            Self::CmdSyncTimeout => "cmd-sync-timeout",
             Self::IllegalCommand => "illegal-command",
             Self::ArrayInvariant => "array-invariant",
             Self::UseAfterFree => "use-after-free",
+            Self::ErrPtrDeref => "err-ptr-deref",
             Self::DriverWarn => "driver-warn",
             Self::CommandBound => "command-bound",
             Self::StaleTag => "stale-tag",
@@ -200,6 +206,11 @@ impl ViolationKind {
                  while an invalidation built from the old array was outstanding: the unref did not fence \
                  readers with the array's write lock, or ATS was disabled too early."
             }
+            Self::CmdSyncTimeout => {
+                "A CMD_SYNC completed with CERROR_ATC_INV_SYNC: an ATC_INV before it raced an ATS disable and the \
+                 device never answered. On real hardware the invalidating CPU waits out the ATS completion timeout \
+                 (a second or more, possibly with interrupts off) before the driver gives up with -ETIMEDOUT."
+            }
             Self::IllegalCommand => {
                 "The SMMU raised CERROR_ILL: the driver built a command the hardware rejects (a range \
                  encoding it cannot take, range fields on an SMMU without RANGE_INV, a misaligned address)."
@@ -212,6 +223,11 @@ impl ViolationKind {
             Self::UseAfterFree => {
                 "A reader used an invalidation array after it was freed: the writer released the replaced \
                  array without waiting for a grace period, while the reader was inside its critical section."
+            }
+            Self::ErrPtrDeref => {
+                "The driver dereferenced an error pointer: an allocation failed, its ERR_PTR was published as a \
+                 domain's invalidation array because the caller only checked for NULL, and the next walker or \
+                 attach read through it. On a real machine this is a kernel oops."
             }
             Self::DriverWarn => {
                 "The driver hit a WARN_ON: an unref of an entry that is not in the array, or a merge input \

@@ -81,6 +81,8 @@ pub fn walk_table(mem: &Memory, table: Addr, iova: u64) -> Option<(u64, Level)> 
 /// table is installed with `dma_wmb` + `cmpxchg`, so racing installers agree.
 pub struct PageTable {
     pub root: Addr,
+    /// The domain every frame of this table belongs to.
+    owner: crate::DomainId,
     /// Bumped by every map and unmap; each mapping remembers the value it
     /// was made at, and so does every cache entry filled from it.
     gen: plain::AtomicU64,
@@ -92,7 +94,7 @@ impl PageTable {
     pub fn new(m: &Machine, owner: crate::DomainId) -> Self {
         let root = m.alloc_frame();
         m.set_owner(root, owner);
-        Self { root, gen: plain::AtomicU64::new(0) }
+        Self { root, owner, gen: plain::AtomicU64::new(0) }
     }
 
     /// Map and unmap operations so far.
@@ -131,7 +133,9 @@ impl PageTable {
         let l2 = if l2 & VALID == 0 {
             // Frames are fresh and never reused, so losing the race only
             // leaks one frame of the model's memory.
-            let new = m.alloc_frame() | TABLE_OR_PAGE | VALID;
+            let frame = m.alloc_frame();
+            m.set_owner(frame, self.owner);
+            let new = frame | TABLE_OR_PAGE | VALID;
             mem.dma_wmb(cpu);
             match mem.cmpxchg(cpu, l2_addr, l2, new) {
                 cur if cur == l2 => new,

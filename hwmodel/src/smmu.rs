@@ -234,6 +234,9 @@ pub(crate) struct CmdQueue {
     pub(crate) in_flight: usize,
     pub(crate) next_ticket: u64,
     pub(crate) completed: u64,
+    /// An ATC_INV since the last sync was never answered: the next sync
+    /// reports CERROR_ATC_INV_SYNC.
+    pub(crate) atc_timeout: bool,
 }
 
 pub struct Smmu {

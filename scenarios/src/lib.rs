@@ -11,7 +11,7 @@ mod rig;
 mod swarm;
 
 use engine::{Engine, Mutant};
-use hwmodel::{Coverage, Violation};
+use hwmodel::{AtcInvDisabled, Coverage, Violation};
 use std::collections::BTreeMap;
 
 pub use catalogue::CATALOGUE;
@@ -30,6 +30,8 @@ pub struct Params {
     /// Chance that each fallible driver call fails, in parts per million;
     /// `None`: the swarm draws one per schedule, other scenarios use 0.
     pub fault_ppm: Option<u32>,
+    /// What endpoints do with an ATC_INV that raced their ATS disable.
+    pub atc_inv_disabled: AtcInvDisabled,
 }
 
 /// What one run of a scenario produced.
@@ -64,7 +66,7 @@ impl Scenario {
 
     /// Whether the scenario means anything for `engine`.
     pub fn supports(&self, engine: Engine) -> bool {
-        engine == Engine::Epoch || !self.multi_smmu
+        engine.has_arrays() || !self.multi_smmu
     }
 }
 
@@ -102,7 +104,7 @@ mod tests {
     #[test]
     fn every_mutant_has_a_catalogued_catcher_that_runs_on_the_epoch_engine() {
         for m in Mutant::ALL {
-            assert!(catcher(*m).supports(Engine::Epoch), "{m:?}");
+            assert!(catcher(*m).supports(Engine::Fenced), "{m:?}");
         }
     }
 

@@ -37,7 +37,9 @@ impl Rig {
     /// Until the first thread is spawned, setup takes no scheduling steps.
     pub fn new(p: &Params, smmus: &[Features], eps: &[Ep], extra: usize) -> Self {
         smmu_sync::set_quiet(true);
+        smmu_sync::name_task("main");
         let mut m = Machine::new(p.cpus + extra + 1);
+        m.set_atc_inv_disabled(p.atc_inv_disabled);
         let ids: Vec<_> = smmus.iter().map(|f| m.add_smmu(*f)).collect();
         let eps: Vec<_> = eps.iter().map(|e| m.add_endpoint(ids[e.smmu], e.sids, e.ats)).collect();
         let drv = Arc::new(Driver::new(m, Env::with_mutant(p.mutant), p.engine));

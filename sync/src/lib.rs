@@ -23,7 +23,7 @@ pub use epoch::{frees_on_this_thread, Collector, Guard, Handle, Rcu, Retire, Ret
 pub use lock::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use thread::{random_below, schedule_point, spawn, steps, yield_now, JoinHandle};
 pub use watch::{
-    begin_execution, default_step_bound, is_quiet, locate, name_task, set_quiet, task_index, tick, ticks, Bounds,
+    begin_execution, default_step_bound, die, is_quiet, locate, name_task, set_quiet, task_index, tick, ticks, Bounds,
 };
 
 /// Primitives that are never scheduling points, for state that only one

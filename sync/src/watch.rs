@@ -32,6 +32,8 @@ struct Watch {
     /// Set while a single task builds or checks a world: no scheduling
     /// points, so no steps and no PCT change points are spent there.
     quiet: bool,
+    /// The report has been made: shuttle is tearing the execution down.
+    fired: bool,
     places: Vec<Place>,
 }
 
@@ -125,15 +127,38 @@ pub fn is_quiet() -> bool {
 /// `livelock` report once the execution's bounds are exceeded.
 #[inline]
 pub fn tick() {
-    let over = WATCH.with(|w| {
+    let (over, fired) = WATCH.with(|w| {
         let mut w = w.borrow_mut();
         w.ticks += 1;
         let steps = w.limit.is_some_and(|l| w.ticks > l);
         let late = w.ticks.is_multiple_of(CLOCK_EVERY) && w.deadline.is_some_and(|d| Instant::now() >= d);
-        (steps || late).then(|| report(&w, steps))
+        let over = (!w.fired && (steps || late)).then(|| report(&w, steps));
+        w.fired |= over.is_some();
+        (over, w.fired)
     });
     if let Some(msg) = over {
         panic!("{msg}");
+    }
+    // After the report shuttle tears the execution down: another thread
+    // caught in a loop that never yields must reach a scheduling point for
+    // shuttle to unwind it; a second panic would confuse the teardown.
+    if fired && backend() == Backend::Shuttle {
+        shuttle::thread::yield_now();
+    }
+}
+
+/// End the current thread with a failure report: the model's way of
+/// saying the kernel would oops here. Only the first failure of an
+/// execution panics; a thread that fails while shuttle tears the execution
+/// down waits at scheduling points for shuttle to unwind it, since a second
+/// panic would confuse the teardown.
+pub fn die(msg: String) -> ! {
+    let first = WATCH.with(|w| !std::mem::replace(&mut w.borrow_mut().fired, true));
+    if first || backend() != Backend::Shuttle {
+        panic!("{msg}");
+    }
+    loop {
+        shuttle::thread::yield_now();
     }
 }
 
