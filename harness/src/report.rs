@@ -171,7 +171,8 @@ pub fn runs(cli: &Cli, seed: u64, rows: &[RunRow]) {
             t.push_str(&format!("{}: goals never reached: {}\n", r.scenario, missed.join(", ")));
         }
     }
-    for r in rows {
+    // One line per run when few ran; the generator's alone in a full run.
+    for r in rows.iter().filter(|r| rows.len() <= 2 || r.scenario == "swarm") {
         if let Some(p) = &r.pct {
             t.push_str(&format!(
                 "{}: after {} PCT schedules of depth {} or more ({} threads, up to {} steps each) a depth-{} bug is \

@@ -312,6 +312,12 @@ pub fn swarm(p: &Params) -> Outcome {
     }
     let queues = mix.on(Kind::HwQueue).then(|| Queues::new(&r));
 
+    // Where the workers meet.
+    let hot_domain = if busy.is_empty() { below(domains.len()) } else { pick(&busy) };
+    // Mostly an ATS master: ATS is where the series' ordering rules are.
+    let ats_capable: Vec<usize> = (0..eps.len()).filter(|&m| eps[m].ats && smmus[eps[m].smmu].ats).collect();
+    let hot_master = if ats_capable.is_empty() || one_in(4) { below(eps.len()) } else { pick(&ats_capable) };
+
     // Each worker's operations.
     let plans: Vec<Vec<Op>> = (0..workers)
         .map(|w| {
@@ -335,9 +341,19 @@ pub fn swarm(p: &Params) -> Outcome {
             let mut ops: Vec<Op> = (0..2 + below(3))
                 .filter_map(|_| {
                     let kind = mix.choose(&allowed)?;
-                    // Mostly a domain some device translates through.
-                    let d = if busy.is_empty() || one_in(4) { below(domains.len()) } else { pick(&busy) };
-                    let m = if movable.is_empty() { 0 } else { pick(&movable) };
+                    // Half the time the schedule's hot domain and master,
+                    // so that workers meet on them; else mostly a domain
+                    // some device translates through.
+                    let d = match below(4) {
+                        0 | 1 => hot_domain,
+                        2 if !busy.is_empty() => pick(&busy),
+                        _ => below(domains.len()),
+                    };
+                    let m = match (movable.contains(&hot_master), one_in(2)) {
+                        (true, true) => hot_master,
+                        _ if movable.is_empty() => 0,
+                        _ => pick(&movable),
+                    };
                     let ssid = 1 + below(eps[m].pasids.max(1) as usize) as u32;
                     Some(match kind {
                         Kind::Map => Op::Map(d, below(PAGES)),
