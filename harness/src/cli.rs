@@ -281,6 +281,9 @@ mod tests {
             &["--fault-rate", "NaN"],
             &["--cpus", "65"],
             &["--max-steps", "10"],
+            &["--engine", "v10"],
+            &["--atc-inv-disabled", "maybe"],
+            &["--known"],
         ] {
             let (code, text) = exit_code(args);
             assert_eq!(code, EXIT_USAGE, "{args:?}");
