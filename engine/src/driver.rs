@@ -39,7 +39,7 @@ pub enum Engine {
 
 impl Engine {
     /// Whether this design can reach `g` at all: the pre-series design has
-    /// no arrays, no fallible array copies and no SMMU removal.
+    /// no arrays, no fallible array copies, no vmaster and no SMMU removal.
     pub fn can_reach(self, g: Goal) -> bool {
         use Goal::*;
         // v9's comparison merges two PASIDs of one stream ID into one entry,
@@ -59,6 +59,7 @@ impl Engine {
                 | FaultInvsPurge
                 | AtsOffOlderArray
                 | SmmuRemovedAttached
+                | FaultVmaster
         );
         self != Engine::Legacy || !array_only
     }
