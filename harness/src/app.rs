@@ -94,8 +94,7 @@ fn engine_of(k: EngineKind) -> Engine {
 /// The seed of chunk `chunk` of scenario `name`: independent streams, so a
 /// shard or a worker can start anywhere.
 fn chunk_seed(base: u64, name: &str, chunk: u64) -> u64 {
-    let name_hash =
-        name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let name_hash = crate::run::fnv(name.as_bytes());
     ChaCha8Rng::seed_from_u64(base ^ name_hash.rotate_left(17) ^ chunk.wrapping_mul(0x9e37_79b9_7f4a_7c15)).next_u64()
 }
 

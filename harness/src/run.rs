@@ -97,11 +97,18 @@ impl Found {
             schedule,
             kind: kind.name().into(),
             explanation: kind.explain().into(),
+            // A panic has no oracle trace; its message names where each
+            // thread stood, so the same message is the same ending.
+            trace_hash: fnv(msg.as_bytes()),
             detail: msg,
             trace: Vec::new(),
-            trace_hash: 0,
         }
     }
+}
+
+/// FNV-1a: stable across runs and platforms, unlike `DefaultHasher`.
+pub fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// What a run of many schedules produced.
