@@ -22,10 +22,14 @@ fn array_ops(c: &mut Criterion) {
         // Unref every other entry in place (trash in the middle), then purge.
         let half: Vec<InvDesc> = descs(n, 0).into_iter().step_by(2).collect();
         g.bench_with_input(BenchmarkId::new("unref", n), &n, |b, _| {
-            b.iter_batched(|| base.merge(&[], &env).unwrap(), |a| a.unref(&half, &env, |_| {}), BatchSize::SmallInput)
+            b.iter_batched(
+                || base.merge(&[], &env).unwrap(),
+                |a| a.unref(&half, &env, None, |_| {}),
+                BatchSize::SmallInput,
+            )
         });
         let trashy = base.merge(&[], &env).unwrap();
-        trashy.unref(&half, &env, |_| {});
+        trashy.unref(&half, &env, None, |_| {});
         g.bench_with_input(BenchmarkId::new("purge", n), &n, |b, _| b.iter(|| trashy.purge(&env).unwrap()));
     }
     g.finish();

@@ -66,7 +66,7 @@ fn write(f: &Fixture, design: Design, cpu: &engine::Cpu, step: u64) {
         Design::RwLock => {
             // Without RCU the new list is built under the write lock: the
             // whole step is the time readers can be held up.
-            let mut v = f.rw.write();
+            let mut v = f.rw.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut next = v.clone();
             if join {
                 let last = *next.last().expect("entries");

@@ -3,8 +3,9 @@
 
 use engine::{Cpu, Domain, DomainKind, Driver, Engine, Env, InvDesc, InvType, Invs, Master, Target};
 use hwmodel::{Features, Machine, SmmuId, PAGE};
-use smmu_sync::{Ordering, RwLock};
+use smmu_sync::Ordering;
 use std::sync::Arc;
+use std::sync::RwLock;
 
 pub const IOVA: u64 = 0x10_0000;
 
@@ -41,7 +42,8 @@ pub struct Fixture {
     pub legacy: Arc<Driver>,
     pub dom: Arc<Domain>,
     pub legacy_dom: Arc<Domain>,
-    /// The live entries, for the RwLock design, and bare for the floor.
+    /// The live entries, for the RwLock design (a std lock: benches run on
+    /// real threads only), and bare for the floor.
     pub rw: Arc<RwLock<Vec<InvDesc>>>,
     pub bare: Vec<InvDesc>,
     /// A second master the latency run's writer attaches and detaches.
@@ -91,8 +93,8 @@ pub fn fixture(live: usize, trash: bool, writer_reclaims: bool) -> Fixture {
     all.sort_by(|a, b| a.cmp_key(b));
     let env = Env::new();
     let array = Invs::new().merge(&all, &env).expect("no injected failure");
-    array.unref(&junk, &env, |_| {});
-    dom.invs.publish(array, &cpu.epoch.pin()).defer_free();
+    array.unref(&junk, &env, None, |_| {});
+    epoch.replace_invs(&cpu, &dom, array);
 
     let (legacy, master, legacy_mover) = driver(Engine::Legacy, live - 1, writer_reclaims);
     let legacy_dom = legacy.alloc_domain(DomainKind::S1).unwrap();
@@ -119,7 +121,7 @@ impl Fixture {
             Design::Legacy => self.legacy.domain_inv_range(cpu, &self.legacy_dom, IOVA, PAGE, PAGE, true),
             Design::RwLock => {
                 smmu_sync::fence(Ordering::SeqCst);
-                let entries = self.rw.read();
+                let entries = self.rw.read().unwrap_or_else(std::sync::PoisonError::into_inner);
                 self.epoch.inv_entries(cpu, entries.iter(), IOVA, PAGE, PAGE, true, || false);
             }
             Design::Bare => {

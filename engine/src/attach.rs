@@ -17,9 +17,11 @@ use crate::env::FaultSite;
 use crate::inv::{atc_inv_cmd, Batch};
 use crate::invs::{Inv, InvDesc, InvType, Invs};
 use crate::master::{Master, MasterState};
+use crate::shared::{View, INVS_PTR, NR_ATS_MASTERS};
 use crate::{Errno, Mutant};
 use hwmodel::{Addr, Cd, Cmd, Goal, Opcode, Ste, ViolationKind};
 use smmu_sync::{Guard, Ordering::Relaxed, Rcu, Retire, Retired};
+use std::cell::RefCell;
 
 /// One attach in progress: who moves where, with which ATS state.
 pub(crate) struct Move<'a> {
@@ -30,6 +32,10 @@ pub(crate) struct Move<'a> {
     pub(crate) target: &'a Target,
     pub(crate) ats: bool,
     pub(crate) old_ats: bool,
+    pub(crate) guard: &'a Guard,
+    /// Arrays this move replaced, to be retired (`kfree_rcu`) once the
+    /// pointers that replaced them are visible to every CPU.
+    pub(crate) replaced: RefCell<Vec<Box<dyn FnOnce() + 'a>>>,
 }
 
 impl Driver {
@@ -43,23 +49,38 @@ impl Driver {
         let _asid_lock = self.asid_lock.lock();
         let old = ms.attached.get(&ssid).cloned().unwrap_or(Target::Blocked);
         self.machine.oracle.attach_begin(m.ep, ssid, target.allowed());
-        let r = {
-            let old_ats = ms.ats_enabled;
-            // PASIDs keep the master's ATS state, and so does the RID while
-            // PASIDs use its CD table (the kernel's cd_needs_ats).
-            let ats = if ssid == 0 && !pasids_in_use(&ms) {
-                want_ats && m.ats_supported && target.domain().is_some()
-            } else {
-                old_ats
-            };
-            let mv = Move { cpu, m, ssid, old: &old, target: &target, ats, old_ats };
-            match self.engine {
-                Engine::Fenced => self.move_fenced(&mv, &mut ms).map(|older| self.disable_ats(&mv, older)),
-                Engine::V9 => self.move_v9(&mv, &mut ms),
-                Engine::Legacy => self.move_legacy(&mv).map(|()| self.disable_ats(&mv, false)),
-            }
-            .map(|()| ats)
+        let old_ats = ms.ats_enabled;
+        // PASIDs keep the master's ATS state, and so does the RID while
+        // PASIDs use its CD table (the kernel's cd_needs_ats).
+        let ats = if ssid == 0 && !pasids_in_use(&ms) {
+            want_ats && m.ats_supported && target.domain().is_some()
+        } else {
+            old_ats
         };
+        let r = {
+            let guard = cpu.epoch.pin();
+            let replaced = RefCell::default();
+            let mv = Move { cpu, m, ssid, old: &old, target: &target, ats, old_ats, guard: &guard, replaced };
+            let r = match self.engine {
+                Engine::Fenced => self.move_fenced(&mv, &mut ms),
+                Engine::V9 => self.move_v9(&mv, &mut ms).map(|()| false),
+                Engine::Legacy => self.move_legacy(&mv).map(|()| false),
+            };
+            // The ASID lock's and the group mutex's release. Only then are
+            // the new pointers visible to every CPU, and only then may what
+            // they replaced go: the kernel's grace period implies as much.
+            self.machine.mem.release(cpu.id);
+            mv.replaced.take().into_iter().for_each(|retire| retire());
+            r
+        };
+        // Unpinned: a grace period waits for every pinned CPU, this one too.
+        // (v9 turned ATS off in attach_prepare.)
+        let r = r.map(|older| {
+            if self.engine != Engine::V9 {
+                self.disable_ats(cpu, m, ats, old_ats, older);
+            }
+            ats
+        });
         self.report_warnings();
         let now = if r.is_ok() { &target } else { &old };
         self.machine.oracle.attach_returned(m.ep, ssid, now.allowed());
@@ -74,13 +95,12 @@ impl Driver {
     /// The series' sequence (steps 1-5 above). Returns whether an array
     /// older than the old domain's current one may still hold the master's
     /// entries (and have walkers).
-    fn move_fenced(&self, mv: &Move, ms: &mut MasterState) -> Result<bool, Errno> {
-        let guard = mv.cpu.epoch.pin();
+    fn move_fenced<'a>(&'a self, mv: &Move<'a>, ms: &mut MasterState) -> Result<bool, Errno> {
         let merged_at = ms.merged_at.get(&mv.ssid).copied();
         let mut new_invs = match mv.target.domain() {
             Some(d) => {
                 let to_merge = ms.build_invs(mv.m, &self.env, mv.ats, mv.ssid, d).ok_or(Errno::EINVAL)?;
-                Some(d.invs.load(&guard).merge(to_merge, &self.env)?)
+                Some(self.current_invs(mv, d).merge(to_merge, &self.env)?)
             }
             None => None,
         };
@@ -94,9 +114,9 @@ impl Driver {
             self.env.alloc(FaultSite::MasterDomain)?;
         }
 
-        let publish_new = |ms: &mut MasterState, new_invs: Option<Invs>| {
-            if let (Some(d), Some(new)) = (mv.target.domain(), new_invs) {
-                self.install(d, new, &guard);
+        let publish_new = |ms: &mut MasterState, new_invs: &mut Option<Invs>| {
+            if let (Some(d), Some(new)) = (mv.target.domain(), new_invs.take()) {
+                self.install(mv, d, new);
                 ms.merged_at.insert(mv.ssid, d.publications.load(Relaxed));
             }
         };
@@ -104,22 +124,35 @@ impl Driver {
         // in: then a copy older than the one `unref` fences holds them too.
         let older_copies = || mv.old.domain().is_some_and(|d| Some(d.publications.load(Relaxed)) != merged_at);
         let mut older = false;
-        if !self.env.mutant(Mutant::NewInvsAfterSte) {
-            publish_new(ms, new_invs.take());
+        // The STE/CD write's dma_wmb orders the new pointer before the
+        // STE/CD word: pairs with the smp_mb in domain_inv_range.
+        let late = self.env.mutant(Mutant::PublishWithoutBarrier);
+        if !self.env.mutant(Mutant::NewInvsAfterSte) && !late {
+            publish_new(ms, &mut new_invs);
         }
         if self.env.mutant(Mutant::OldInvsBeforeSte) {
             older = older_copies();
-            self.install_old(mv, ms, &guard);
+            self.install_old(mv, ms);
         }
         self.stop_translation_requests(mv);
-        self.write_ste_cd(mv, true);
-        publish_new(ms, new_invs.take());
+        self.write_ste_cd(mv, true, &mut || {
+            if late {
+                publish_new(ms, &mut new_invs);
+            }
+        });
+        publish_new(ms, &mut new_invs);
         self.commit_ats(mv);
         if !self.env.mutant(Mutant::OldInvsBeforeSte) {
             older = older_copies();
-            self.install_old(mv, ms, &guard);
+            self.install_old(mv, ms);
         }
         Ok(older)
+    }
+
+    /// The array `d` publishes now, as this writer sees it
+    /// (`rcu_dereference_protected` under the ASID lock).
+    fn current_invs<'a>(&self, mv: &Move<'a>, d: &'a Domain) -> &'a Invs {
+        self.rcu_dereference(mv.cpu, &d.invs, d.words + INVS_PTR, mv.guard)
     }
 
     /// The pre-series sequence: join the new domain's device list, switch
@@ -136,20 +169,22 @@ impl Driver {
             *smmu = Some(mv.m.smmu);
             drop(smmu);
             if mv.ats {
-                d.legacy.nr_ats_masters.fetch_add(1, Relaxed);
+                // atomic_inc(&nr_ats_masters)
+                self.machine.mem.fetch_add(mv.cpu.id, d.words + NR_ATS_MASTERS, 1);
             }
             let md = MasterDomain { ep: mv.m.ep, ssid: mv.ssid, sids: mv.m.streams.clone(), ats: mv.ats };
-            d.legacy.devices.lock().push(md);
+            self.devices_lock(mv.cpu, d).push(md);
         }
         self.stop_translation_requests(mv);
-        self.write_ste_cd(mv, true);
+        self.write_ste_cd(mv, true, &mut || {});
         self.commit_ats(mv);
         if let Some(d) = mv.old.domain() {
-            let mut devices = d.legacy.devices.lock();
+            let mut devices = self.devices_lock(mv.cpu, d);
             // The oldest entry is the old attachment, even on a re-attach.
             if let Some(k) = devices.iter().position(|md| md.ep == mv.m.ep && md.ssid == mv.ssid) {
                 if devices.remove(k).ats {
-                    d.legacy.nr_ats_masters.fetch_sub(1, Relaxed);
+                    // atomic_dec(&nr_ats_masters)
+                    self.machine.mem.fetch_add(mv.cpu.id, d.words + NR_ATS_MASTERS, -1);
                 }
             }
         }
@@ -172,28 +207,44 @@ impl Driver {
     /// array were fenced by the unref's write lock; walkers of an older copy
     /// (a re-attach's own merge, another master's attach) only by a grace
     /// period.
-    fn disable_ats(&self, mv: &Move, older_copies: bool) {
-        if mv.ats || !mv.old_ats {
+    fn disable_ats(&self, cpu: &Cpu, m: &Master, ats: bool, old_ats: bool, older_copies: bool) {
+        if ats || !old_ats {
             return;
         }
         if older_copies {
             self.machine.oracle.cover(Goal::AtsOffOlderArray);
             if !self.env.mutant(Mutant::AtsOffWithoutGracePeriod) {
-                mv.cpu.epoch.synchronize();
+                self.synchronize_rcu(cpu);
             }
         }
-        self.machine.set_ats(mv.m.ep, false);
+        self.machine.set_ats(m.ep, false);
     }
 
-    /// Publish `new` as `d`'s array and retire the one it replaces.
-    fn install(&self, d: &Domain, new: Invs, guard: &Guard) {
+    /// Publish `new` as `d`'s array; the one it replaces is retired when
+    /// the move ends.
+    fn install<'a>(&'a self, mv: &Move<'a>, d: &'a Domain, mut new: Invs) {
         if let Err(e) = new.check(true) {
             self.machine.oracle.report(ViolationKind::ArrayInvariant, format!("{:?} publishing: {e}", d.id));
         }
         self.cover_array(new.entries());
-        let old = d.invs.publish(new, guard);
+        new.place(&self.machine, mv.cpu.id);
+        let old = self.rcu_assign_pointer(mv.cpu, &d.invs, d.words + INVS_PTR, new, mv.guard);
         d.publications.fetch_add(1, Relaxed);
-        self.retire(&d.invs, old, guard);
+        let guard = mv.guard;
+        mv.replaced.borrow_mut().push(Box::new(move || self.retire(&d.invs, old, guard)));
+    }
+
+    /// Publish `new` as `d`'s array outside any attach, under the ASID lock
+    /// and with its release: for benchmarks and tests that need arrays no
+    /// attach sequence builds (trash between live entries).
+    pub fn replace_invs(&self, cpu: &Cpu, d: &Domain, mut new: Invs) {
+        let _asid_lock = self.asid_lock.lock();
+        let guard = cpu.epoch.pin();
+        new.place(&self.machine, cpu.id);
+        let old = self.rcu_assign_pointer(cpu, &d.invs, d.words + INVS_PTR, new, &guard);
+        d.publications.fetch_add(1, Relaxed);
+        self.machine.mem.release(cpu.id);
+        self.retire(&d.invs, old, &guard);
     }
 
     /// `kfree_rcu` of an array `publish` replaced, and this writer's share
@@ -229,14 +280,14 @@ impl Driver {
     /// from the old domain's array, flushing tags that lose their last user,
     /// then publish a purged copy. Cannot fail: if the purge cannot
     /// allocate, the trash stays and walkers skip it.
-    fn install_old(&self, mv: &Move, ms: &mut MasterState, guard: &Guard) {
+    fn install_old<'a>(&'a self, mv: &Move<'a>, ms: &mut MasterState) {
         let Some(d) = mv.old.domain() else { return };
         let Some(to_unref) = ms.build_invs(mv.m, &self.env, mv.old_ats, mv.ssid, d) else {
             return;
         };
         // A re-attach finds here the array step 1 just published.
-        let invs = d.invs.load(guard);
-        invs.unref(to_unref, &self.env, |inv| {
+        let invs = self.current_invs(mv, d);
+        invs.unref(to_unref, &self.env, Some(View::new(&self.machine, mv.cpu)), |inv| {
             if !self.env.mutant(Mutant::NoFlushOnLastUnref) {
                 self.flush_tag(mv.cpu, inv);
             }
@@ -245,7 +296,7 @@ impl Driver {
             self.machine.oracle.report(ViolationKind::ArrayInvariant, format!("{:?} after unref: {e}", d.id));
         }
         if let Ok(Some(purged)) = invs.purge(&self.env) {
-            self.install(d, purged, guard);
+            self.install(mv, d, purged);
         }
     }
 
@@ -273,11 +324,13 @@ impl Driver {
     /// CMD_SYNC) before the next is written, so a new STE never meets an
     /// old cached CD. With `barrier`, a `dma_wmb` also orders what an entry
     /// points to before it (`arm_smmu_write_entry` from v10 on; v9 has none).
-    pub(crate) fn write_ste_cd(&self, mv: &Move, barrier: bool) {
+    /// `after_barrier` runs between that barrier and each word's store.
+    pub(crate) fn write_ste_cd(&self, mv: &Move, barrier: bool, after_barrier: &mut dyn FnMut()) {
         let Move { cpu, m, ssid, target, ats, .. } = *mv;
         let cd = cd_for(target);
         if ssid != 0 || cd.is_some() {
             self.write_barrier(cpu, barrier);
+            after_barrier();
             self.machine.write_cd(cpu.id, m.cd_table, ssid, cd);
             let mut cmds: Vec<Cmd> =
                 m.streams.iter().map(|&sid| Cmd { sid, ssid, ..Cmd::new(Opcode::CfgiCd) }).collect();
@@ -285,7 +338,7 @@ impl Driver {
             self.machine.submit(cpu.id, m.smmu, &cmds);
         }
         if ssid == 0 {
-            self.write_stes(cpu, m, ste_for(target, m.cd_table, ats), barrier);
+            self.write_stes(cpu, m, ste_for(target, m.cd_table, ats), barrier, after_barrier);
         }
     }
 
@@ -298,8 +351,9 @@ impl Driver {
 
     /// Write `ste` for each of the master's streams, then CFGI_STE each and
     /// wait for the sync.
-    fn write_stes(&self, cpu: &Cpu, m: &Master, ste: Ste, barrier: bool) {
+    fn write_stes(&self, cpu: &Cpu, m: &Master, ste: Ste, barrier: bool, after_barrier: &mut dyn FnMut()) {
         self.write_barrier(cpu, barrier);
+        after_barrier();
         for &sid in &m.streams {
             self.machine.write_ste(cpu.id, m.smmu, sid, ste);
         }
@@ -318,7 +372,7 @@ impl Driver {
         if mv.ats || !mv.old_ats || mv.ssid != 0 {
             return;
         }
-        self.write_stes(mv.cpu, mv.m, ste_for(mv.old, mv.m.cd_table, false), true);
+        self.write_stes(mv.cpu, mv.m, ste_for(mv.old, mv.m.cd_table, false), true, &mut || {});
         self.atc_inv_master(mv.cpu, mv.m, 0);
     }
 }

@@ -1,8 +1,8 @@
 //! Domains (`struct arm_smmu_domain`) and what a master can be attached to.
 
 use crate::invs::{InvDesc, InvType, Invs};
-use hwmodel::{Allowed, DomainId, EndpointId, Features, PageTable, SmmuId};
-use smmu_sync::{plain, AtomicU32, Mutex, Rcu};
+use hwmodel::{Addr, Allowed, DomainId, EndpointId, Features, PageTable, SmmuId};
+use smmu_sync::{plain, Mutex, Rcu};
 
 /// What kind of translation a domain provides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,9 @@ pub struct Domain {
     pub invs: Rcu<Invs>,
     /// The same under `Engine::V9`: the seed's own array type.
     pub v9: Rcu<crate::v9::Invs>,
+    /// The domain's words in simulated memory: the array pointers other
+    /// CPUs load, and the legacy design's `nr_ats_masters` (see `shared`).
+    pub words: Addr,
     /// Arrays published so far: a master whose entries were merged at
     /// publication `n` knows older copies holding them exist once this has
     /// moved past `n`.
@@ -42,19 +45,20 @@ pub(crate) struct MasterDomain {
 }
 
 /// The pre-series per-domain state: one SMMU, a device list under a
-/// spinlock, and a count of ATS masters that lets invalidations skip the
-/// list when it is zero.
+/// spinlock, and a count of ATS masters (`Domain::words`) that lets
+/// invalidations skip the list when it is zero.
 pub(crate) struct LegacyDomain {
     /// Set by the first attach; the domain cannot span SMMUs.
     pub smmu: plain::Mutex<Option<SmmuId>>,
-    /// `devices` under `devices_lock`.
+    /// `devices` under `devices_lock`. Only ever read and written under
+    /// the lock, whose release drains the holder's stores, so the list
+    /// lives in Rust memory: the store buffers could not reorder it.
     pub devices: Mutex<Vec<MasterDomain>>,
-    pub nr_ats_masters: AtomicU32,
 }
 
 impl LegacyDomain {
     pub(crate) fn new() -> Self {
-        Self { smmu: plain::Mutex::new(None), devices: Mutex::new(Vec::new()), nr_ats_masters: AtomicU32::new(0) }
+        Self { smmu: plain::Mutex::new(None), devices: Mutex::new(Vec::new()) }
     }
 
     pub(crate) fn smmu(&self) -> Option<SmmuId> {

@@ -60,6 +60,7 @@ impl Engine {
                 | AtsOffOlderArray
                 | SmmuRemovedAttached
                 | FaultVmaster
+                | StalePointerLoaded
         );
         self != Engine::Legacy || !array_only
     }
@@ -135,12 +136,16 @@ impl Driver {
         };
         let pt = PageTable::new(&self.machine, id);
         let publications = plain::AtomicU64::new(0);
+        // Every word starts at 0: version 0 of each array pointer is the
+        // empty array, and no master uses ATS.
+        let words = self.machine.alloc_domain_words(id);
         Ok(Arc::new(Domain {
             id,
             stage,
             pt,
             invs: Rcu::new(Invs::new()),
             v9: Rcu::new(crate::v9::Invs::default()),
+            words,
             publications,
             legacy: LegacyDomain::new(),
         }))
@@ -245,7 +250,7 @@ impl Driver {
             }
         }
         if !self.env.mutant(Mutant::RemoveSmmuWithoutGracePeriod) {
-            cpu.epoch.synchronize();
+            self.synchronize_rcu(cpu);
         }
         self.machine.remove_smmu(smmu);
         Ok(())

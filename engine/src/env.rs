@@ -4,7 +4,7 @@
 //! "buggify"), whose every decision is a data choice of the schedule.
 
 use smmu_sync::plain::{AtomicU32, AtomicU64, Mutex};
-use smmu_sync::random_below;
+use smmu_sync::{random_below, RwLockKind};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::{Errno, InvDesc, Mutant};
@@ -74,6 +74,8 @@ pub struct Env {
     fault_ppm: AtomicU32,
     /// Failures injected at each site, for coverage.
     injections: [AtomicU64; FaultSite::ALL.len()],
+    /// How the kernel's `rwlock_t` treats readers behind a waiting writer.
+    rwlock: RwLockKind,
 }
 
 impl Env {
@@ -84,6 +86,15 @@ impl Env {
     /// A world running with one catalogued bug switched on.
     pub fn with_mutant(mutant: Option<Mutant>) -> Self {
         Self { mutant, ..Self::default() }
+    }
+
+    /// The same world's kernel with `kind` rwlocks.
+    pub fn with_rwlock(self, kind: RwLockKind) -> Self {
+        Self { rwlock: kind, ..self }
+    }
+
+    pub fn rwlock(&self) -> RwLockKind {
+        self.rwlock
     }
 
     /// Whether the bug `m` is switched on.

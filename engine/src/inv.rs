@@ -6,9 +6,9 @@
 use crate::domain::Domain;
 use crate::driver::{Cpu, Driver, Engine};
 use crate::invs::{InvDesc, InvType};
+use crate::shared::{View, INVS_PTR, NR_ATS_MASTERS};
 use crate::Mutant;
 use hwmodel::{Cmd, Features, Goal, Opcode, SmmuId, ViolationKind};
-use smmu_sync::Ordering::Relaxed;
 use std::borrow::Borrow;
 
 /// Commands per submission, the closing CMD_SYNC included.
@@ -194,6 +194,9 @@ impl Driver {
     /// `domain` everywhere its array says; size 0 means everything.
     pub fn domain_inv_range(&self, cpu: &Cpu, domain: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
         smmu_sync::locate("domain_inv_range", u64::from(domain.id.0));
+        if smmu_sync::in_interrupt() {
+            self.machine.oracle.cover(Goal::IrqInvalidation);
+        }
         if domain.nest_parent() && self.machine.smmus().any(|s| size_too_big(s.features, size, granule)) {
             self.machine.oracle.cover(Goal::NsizeNestParent);
         }
@@ -209,17 +212,27 @@ impl Driver {
             self.machine.mem.smp_mb(cpu.id);
         }
         let guard = cpu.epoch.pin();
-        let invs = domain.invs.load(&guard);
-        let ats_lock = invs.has_ats().then(|| invs.ats_read());
+        let invs = self.rcu_dereference(cpu, &domain.invs, domain.words + INVS_PTR, &guard);
+        let v = View::new(&self.machine, cpu);
+        // Invalidations run in interrupt context too: with a plain read
+        // lock, an interrupt on this CPU could read-lock again behind a
+        // writer waiting for this very reader.
+        let words = invs.words();
+        let ats_lock = words.has_ats(v).then(|| {
+            if self.env.mutant(Mutant::ReadLockInIrqWithoutIrqsave) {
+                invs.rwlock().read_lock()
+            } else {
+                invs.rwlock().read_lock_irqsave()
+            }
+        });
         let trash = std::cell::Cell::new(false);
-        let live = invs
-            .entries()
-            .iter()
-            .filter(|i| {
-                trash.set(trash.get() || i.users() == 0);
-                i.users() != 0
+        let live = (0..words.num_invs(v))
+            .filter(|&k| {
+                let users = words.users(v, k);
+                trash.set(trash.get() || users == 0);
+                users != 0
             })
-            .map(|i| &i.desc);
+            .map(|k| &invs.inv(k).desc);
         let walk = self.inv_entries(cpu, live, iova, size, granule, leaf, || invs.is_poisoned());
         let o = &self.machine.oracle;
         if trash.get() {
@@ -231,6 +244,10 @@ impl Driver {
 
         // Dropping the ATS read lock touches the array one last time.
         let poisoned = walk.poisoned || (ats_lock.is_some() && invs.is_poisoned());
+        if ats_lock.is_some() {
+            // read_unlock's release.
+            self.machine.mem.release(cpu.id);
+        }
         drop(ats_lock);
         self.report_walk(domain, Walk { poisoned, ..walk }, size, granule);
     }
@@ -311,11 +328,12 @@ impl Driver {
         // The TLBIs are complete before the count is read, so a master that
         // enables ATS after the read cannot cache what they removed.
         self.machine.mem.smp_mb(cpu.id);
-        if d.legacy.nr_ats_masters.load(Relaxed) == 0 {
+        // atomic_read(&nr_ats_masters)
+        if self.machine.mem.load(cpu.id, d.words + NR_ATS_MASTERS) == 0 {
             return;
         }
         let ty = if d.nest_parent() { InvType::AtsFull } else { InvType::Ats };
-        let devices = d.legacy.devices.lock();
+        let devices = self.devices_lock(cpu, d);
         let ats = devices
             .iter()
             .filter(|md| md.ats)

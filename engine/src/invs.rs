@@ -9,9 +9,10 @@
 //! m entries, `purge` is O(n), and iteration is O(n) with no allocation.
 
 use crate::env::{Env, FaultSite, Warning};
+use crate::shared::{ArrayWords, View};
 use crate::{Errno, Mutant};
-use hwmodel::{Opcode, SmmuId};
-use smmu_sync::{plain, AtomicU32, AtomicUsize, Ordering::Relaxed, Retire, RwLock, RwLockReadGuard};
+use hwmodel::{CpuId, Machine, Opcode, SmmuId};
+use smmu_sync::{plain, AtomicU32, AtomicUsize, Ordering::Relaxed, Retire, RwLock, RwLockKind};
 use std::cmp::Ordering;
 
 /// Entry types, in the order their commands must be issued: TLBIs before
@@ -152,7 +153,9 @@ pub struct Invs {
     /// Held for read by walkers of an array with ATS entries and for write by
     /// `unref`, so that once `unref` returns no ATC invalidation built from
     /// the entries it dropped is still in flight.
-    rwlock: RwLock<()>,
+    rwlock: RwLock,
+    /// `num_invs`, `has_ats` and `users` as other CPUs see them.
+    words: ArrayWords,
     poisoned: plain::AtomicBool,
 }
 
@@ -164,7 +167,7 @@ impl Retire for Invs {
 
 impl Default for Invs {
     fn default() -> Self {
-        Self::from_entries(Vec::new())
+        Self::from_entries(Vec::new(), RwLockKind::default())
     }
 }
 
@@ -213,16 +216,29 @@ impl Iterator for CmpWalk<'_> {
 }
 
 impl Invs {
-    fn from_entries(inv: Vec<Inv>) -> Self {
+    fn from_entries(inv: Vec<Inv>, lock: RwLockKind) -> Self {
         let n = inv.len();
         Self {
             has_ats: inv.iter().any(|i| i.ty.is_ats()),
             inv: inv.into_boxed_slice(),
             num_invs: AtomicUsize::new(n),
             num_trashes: plain::AtomicUsize::new(0),
-            rwlock: RwLock::new(()),
+            rwlock: RwLock::new(lock),
+            words: ArrayWords::default(),
             poisoned: plain::AtomicBool::new(false),
         }
+    }
+
+    /// Put the array in simulated memory, written by `cpu`: what other CPUs
+    /// read once they find it.
+    pub fn place(&mut self, m: &Machine, cpu: CpuId) {
+        let users: Vec<u32> = self.inv.iter().map(Inv::users).collect();
+        self.words.place(m, cpu, self.num_invs(), self.has_ats, &users);
+    }
+
+    /// The array as walkers read it.
+    pub fn words(&self) -> &ArrayWords {
+        &self.words
     }
 
     /// An empty array, as every domain starts with.
@@ -252,9 +268,14 @@ impl Invs {
         self.poisoned.load(Relaxed)
     }
 
-    /// The ATS fence, read side.
-    pub fn ats_read(&self) -> RwLockReadGuard<'_, ()> {
-        self.rwlock.read()
+    /// The ATS fence.
+    pub fn rwlock(&self) -> &RwLock {
+        &self.rwlock
+    }
+
+    /// Entry `k`, whatever `num_invs` says now.
+    pub fn inv(&self, k: usize) -> &Inv {
+        &self.inv[k]
     }
 
     /// All entries up to `num_invs`, trash included.
@@ -288,13 +309,14 @@ impl Invs {
             }
             out.push(Inv::new(desc, users));
         }
-        Ok(Self::from_entries(out))
+        Ok(Self::from_entries(out, env.rwlock()))
     }
 
     /// Drop one user from each entry of `to_unref`, in place. Cannot fail.
     /// `free_fn` runs for each entry that reaches zero users; trailing trash
-    /// is trimmed from `num_invs` under the write lock. Returns `num_trashes`.
-    pub fn unref(&self, to_unref: &[InvDesc], env: &Env, mut free_fn: impl FnMut(&Inv)) -> usize {
+    /// is trimmed from `num_invs` under the write lock. Stores go through
+    /// `v` once the array is placed. Returns `num_trashes`.
+    pub fn unref(&self, to_unref: &[InvDesc], env: &Env, v: Option<View>, mut free_fn: impl FnMut(&Inv)) -> usize {
         let old_num = self.entries().len();
         let mut num = 0;
         let mut trashes = self.num_trashes();
@@ -305,6 +327,7 @@ impl Invs {
                     let inv = &self.inv[i];
                     let users = inv.users() - 1;
                     inv.set_users(users);
+                    self.words.store_users(v, i, users);
                     if users > 0 {
                         num = i + 1;
                     } else {
@@ -320,8 +343,14 @@ impl Invs {
         self.num_trashes.store(trashes, Relaxed);
         // Taking the write lock waits out every walker that may still issue
         // ATC invalidations built from the entries just dropped.
-        let _fence = (!env.mutant(Mutant::UnrefWithoutAtsFence)).then(|| self.rwlock.write());
+        let fence = (!env.mutant(Mutant::UnrefWithoutAtsFence)).then(|| self.rwlock.write_lock_irqsave());
         self.num_invs.store(num, Relaxed);
+        self.words.store_num_invs(v, num);
+        if let (Some(_), Some(v)) = (&fence, v) {
+            // write_unlock's release: the next reader sees what unref wrote.
+            v.mem.release(v.cpu);
+        }
+        drop(fence);
         trashes
     }
 
@@ -336,7 +365,7 @@ impl Invs {
             return Ok(None);
         }
         env.alloc(FaultSite::InvsPurge)?;
-        Ok(Some(Self::from_entries(self.iter().map(|i| Inv::new(i.desc, i.users())).collect())))
+        Ok(Some(Self::from_entries(self.iter().map(|i| Inv::new(i.desc, i.users())).collect(), env.rwlock())))
     }
 
     /// Facts 1-2: strictly sorted, counters consistent, `has_ats` true when

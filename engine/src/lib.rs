@@ -12,6 +12,7 @@ pub mod invs;
 pub mod iommufd;
 mod master;
 mod mutant;
+mod shared;
 pub mod v9;
 
 pub use domain::{Domain, Stage, Target};
@@ -22,3 +23,4 @@ pub use inv::{atc_inv_cmd, size_too_big, Walk};
 pub use invs::{Inv, InvDesc, InvType, Invs, InvsError};
 pub use master::{Master, MasterState};
 pub use mutant::Mutant;
+pub use shared::View;

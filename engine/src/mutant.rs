@@ -63,4 +63,10 @@ mutants! {
         "the vSMMU rejects the zero-length array that only probes the data type",
     HwQueueUnpinned => "hw-queue-unpinned":
         "HW queue allocation skips the access that pins the guest queue memory",
+    PublishWithoutBarrier => "publish-without-barrier":
+        "attach publishes the new array after the barrier before the STE/CD write, so the STE/CD can be seen first",
+    PublishPlainStore => "publish-plain-store":
+        "the array pointer is published with a plain store, so another CPU can see it before the entries",
+    ReadLockInIrqWithoutIrqsave => "read-lock-in-irq-without-irqsave":
+        "the walker takes the ATS read lock with read_lock, so an interrupt can re-enter it behind a waiting writer",
 }

@@ -41,7 +41,7 @@ fn kunit_steps_1_to_11() {
     let a = b.merge(&invs2, &env).unwrap();
     verify(2, &a, &[1, 1, 3, 4, 5], &[2, 1, 1, 1, 1], None, 0);
 
-    assert_eq!(a.unref(&invs2, &env, |i| flushed.push(i.id)), 0);
+    assert_eq!(a.unref(&invs2, &env, None, |i| flushed.push(i.id)), 0);
     verify(3, &a, &[1, 1, 3], &[1, 1, 1], None, 0);
     assert_eq!(a.max_invs(), 5, "step 3: unref trims in place");
     assert_eq!(flushed, [4, 5], "step 3: flush hook for entries reaching zero");
@@ -50,7 +50,7 @@ fn kunit_steps_1_to_11() {
     verify(4, &b, &[1, 1, 3, 5, 6], &[2, 1, 1, 1, 1], None, 0);
 
     flushed.clear();
-    assert_eq!(b.unref(&invs1, &env, |i| flushed.push(i.id)), 2);
+    assert_eq!(b.unref(&invs1, &env, None, |i| flushed.push(i.id)), 2);
     verify(5, &b, &[1, 1, 3, 5, 6], &[1, 0, 0, 1, 1], None, 2);
     assert_eq!(flushed, [1, 3], "step 5: S2_VMID_S1_CLEAR 1 and ATS 3 reach zero");
 
@@ -58,7 +58,7 @@ fn kunit_steps_1_to_11() {
     verify(6, &a, &[1, 5, 6], &[1, 1, 1], None, 0);
     assert!(a.purge(&env).unwrap().is_none(), "step 6: no trash, nothing to purge");
 
-    a.unref(&invs3, &env, |_| {});
+    a.unref(&invs3, &env, None, |_| {});
     verify(7, &a, &[], &[], None, 0);
     assert!(a.purge(&env).unwrap().is_none(), "step 7: empty array purges to nothing");
 
@@ -68,7 +68,7 @@ fn kunit_steps_1_to_11() {
     let a = b.merge(&invs5, &env).unwrap();
     verify(9, &a, &[10, 10, 10, 12, 12], &[1, 1, 2, 1, 1], Some(&[1, 2, 3, 1, 2]), 0);
 
-    assert_eq!(a.unref(&invs5, &env, |_| {}), 1);
+    assert_eq!(a.unref(&invs5, &env, None, |_| {}), 1);
     verify(10, &a, &[10, 10, 10, 12], &[1, 0, 1, 1], Some(&[1, 2, 3, 1]), 1);
 
     let b = a.purge(&env).unwrap().expect("step 11: trash to purge");
@@ -82,13 +82,13 @@ fn kunit_steps_1_to_11() {
 fn unref_of_absent_or_trash_entry_is_warned_and_counts_stay_right() {
     let env = Env::new();
     let base = Invs::new().merge(&[inv(S1Asid, 1, 0), inv(S1Asid, 2, 0), inv(Ats, 7, 0)], &env).unwrap();
-    base.unref(&[inv(S1Asid, 1, 0)], &env, |_| {});
+    base.unref(&[inv(S1Asid, 1, 0)], &env, None, |_| {});
     verify(0, &base, &[1, 2, 7], &[0, 1, 1], None, 1);
     assert!(env.take_warnings().is_empty());
 
     // Already trash, and never present: both warned, nothing else changes.
     let mut flushed = 0;
-    let trashes = base.unref(&[inv(S1Asid, 1, 0), inv(S1Asid, 9, 0)], &env, |_| flushed += 1);
+    let trashes = base.unref(&[inv(S1Asid, 1, 0), inv(S1Asid, 9, 0)], &env, None, |_| flushed += 1);
     assert_eq!(trashes, 1);
     assert_eq!(flushed, 0);
     verify(0, &base, &[1, 2, 7], &[0, 1, 1], None, 1);
@@ -152,7 +152,7 @@ fn injected_allocation_failure_leaves_the_array_untouched() {
     assert_eq!(env.injected(), Some(FaultSite::InvsMerge));
     verify(0, &a, &[1, 2], &[1, 1], None, 0);
 
-    a.unref(&[inv(S1Asid, 1, 0)], &env, |_| {});
+    a.unref(&[inv(S1Asid, 1, 0)], &env, None, |_| {});
     env.set_fail_nth(1);
     assert_eq!(a.purge(&env).unwrap_err(), engine::Errno::ENOMEM);
     assert_eq!(env.injected(), Some(FaultSite::InvsPurge));

@@ -96,7 +96,7 @@ proptest! {
                         }
                     }
                     let mut flushed = Vec::new();
-                    let trashes = invs.unref(&input, &env, |i| flushed.push(i.desc));
+                    let trashes = invs.unref(&input, &env, None, |i| flushed.push(i.desc));
                     prop_assert_eq!(flushed, expect_flushed);
                     prop_assert_eq!(trashes, invs.num_trashes());
                     if let Some(last) = invs.entries().last() {

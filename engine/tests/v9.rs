@@ -26,16 +26,16 @@ fn kunit_steps_1_to_7_match_the_seed() {
     assert_eq!(rows(&b), [(1, 0, 1), (1, 0, 1), (3, 0, 1)]);
     let a = b.merge(&invs2, &env).unwrap();
     assert_eq!(rows(&a), [(1, 0, 2), (1, 0, 1), (3, 0, 1), (4, 0, 1), (5, 0, 1)]);
-    a.unref(&invs2, &env, |_| {});
+    a.unref(&invs2, &env, None, |_| {});
     assert_eq!(rows(&a), [(1, 0, 1), (1, 0, 1), (3, 0, 1)], "step 3: tail trimmed");
     let b = a.merge(&invs3, &env).unwrap();
     let mut flushed = Vec::new();
-    b.unref(&invs1, &env, |i| flushed.push(i.id));
+    b.unref(&invs1, &env, None, |i| flushed.push(i.id));
     assert_eq!(rows(&b), [(1, 0, 1), (1, 0, 0), (3, 0, 0), (5, 0, 1), (6, 0, 1)]);
     assert_eq!((b.num_trashes(), flushed), (2, vec![1, 3]));
     let a = b.purge(&env).unwrap().expect("step 6: trash to purge");
     assert_eq!(rows(&a), [(1, 0, 1), (5, 0, 1), (6, 0, 1)]);
-    a.unref(&invs3, &env, |_| {});
+    a.unref(&invs3, &env, None, |_| {});
     assert_eq!((a.num_invs(), a.num_trashes()), (0, 0), "step 7");
     assert!(env.take_warnings().is_empty());
 }
@@ -55,7 +55,7 @@ fn purge_drops_has_ats_and_a_failed_purge_is_an_error_not_none() {
     let env = Env::new();
     let a = Invs::default().merge(&[inv(S1Asid, 1, 0), inv(Ats, 2, 0), inv(Ats, 3, 0)], &env).unwrap();
     assert!(a.has_ats());
-    a.unref(&[inv(Ats, 2, 0)], &env, |_| {});
+    a.unref(&[inv(Ats, 2, 0)], &env, None, |_| {});
     let p = a.purge(&env).unwrap().unwrap();
     assert_eq!(rows(&p), [(1, 0, 1), (3, 0, 1)]);
     assert!(!p.has_ats(), "the seed never sets has_ats on a purged copy");

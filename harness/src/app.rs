@@ -1,7 +1,7 @@
 //! What `stress` does with a parsed command line.
 
 use crate::cli::{
-    self, AtcMode, Cli, EngineKind, ModeKind, Parsed, SchedulerKind, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION,
+    self, AtcMode, Cli, EngineKind, ModeKind, Parsed, RwLockChoice, SchedulerKind, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION,
 };
 use crate::failure::{FailureFile, FORMAT};
 use crate::known::Known;
@@ -196,6 +196,7 @@ fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, sh
         scheduler: report::name(cli.scheduler),
         engine: report::name(params.engine),
         atc_inv_disabled: report::name(cli.atc_mode()),
+        rwlock: cli.rwlock.map(report::name),
         mode: report::name(cli.mode),
         mutant: params.mutant.map(|m| m.name().into()),
         cpus: params.cpus,
@@ -319,6 +320,12 @@ fn stress(cli: &Cli, seed: u64) -> i32 {
 
 fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
     let smp_mb = mutant != Some(Mutant::NoSmpMbInvRange);
+    // The default engine's attach side: dma_wmb before the STE/CD.
+    let attach = if mutant == Some(Mutant::PublishWithoutBarrier) {
+        scenarios::AttachBarrier::None
+    } else {
+        scenarios::AttachBarrier::DmaWmb
+    };
     let executions = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
     let n = executions.clone();
@@ -326,7 +333,7 @@ fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
         loom::model(move || {
             n.fetch_add(1, Relaxed);
             let _b = enter(Backend::Loom);
-            scenarios::barrier_pairing(smp_mb);
+            scenarios::barrier_pairing(smp_mb, attach);
         })
     });
     let stats = RunStats {
@@ -342,6 +349,7 @@ fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
         seed,
         fault_ppm: None,
         atc_inv_disabled: cli.atc_mode().model(),
+        rwlock: None,
     };
     let e = Explored { index: stats.schedules.saturating_sub(1), stats, chunk_seed: 0 };
     let failure = e.stats.found.is_some().then(|| record_failure(cli, LOOM_SCENARIO, None, params, &e));
@@ -362,6 +370,7 @@ fn params_for(cli: &Cli, sc: &Scenario, engine: Engine, mutant: Option<Mutant>, 
         seed,
         fault_ppm: cli.fault_ppm(),
         atc_inv_disabled: cli.atc_mode().model(),
+        rwlock: cli.rwlock.map(RwLockChoice::model),
     }
 }
 
@@ -439,6 +448,15 @@ fn replay_file(cli: &Cli, path: &Path) -> i32 {
             report::name(m)
         ));
     }
+    let rwlock = match f.rwlock.as_deref().map(|k| <RwLockChoice as clap::ValueEnum>::from_str(k, false)) {
+        Some(Err(_)) => return bad(format!("replay file names unknown --rwlock kind {:?}", f.rwlock)),
+        Some(Ok(k)) => Some(k),
+        None => None,
+    };
+    if cli.rwlock.is_some() && cli.rwlock != rwlock {
+        let recorded = f.rwlock.as_deref().unwrap_or("(the scenario's choice)");
+        return bad(format!("replay file was recorded with --rwlock {recorded}, not {}", report::name(cli.rwlock)));
+    }
     let engine = engine_of(engine_kind);
     if f.scheduler == "loom" {
         let loom_cli = Cli { scheduler: SchedulerKind::Loom, ..cli.clone() };
@@ -453,8 +471,15 @@ fn replay_file(cli: &Cli, path: &Path) -> i32 {
             f.scenario, f.mode, f.seed
         ));
     };
-    let params =
-        Params { cpus: f.cpus, engine, mutant, seed: f.seed, fault_ppm: f.fault_ppm, atc_inv_disabled: atc.model() };
+    let params = Params {
+        cpus: f.cpus,
+        engine,
+        mutant,
+        seed: f.seed,
+        fault_ppm: f.fault_ppm,
+        atc_inv_disabled: atc.model(),
+        rwlock: rwlock.map(RwLockChoice::model),
+    };
     eprintln!("stress: replaying {} ({} schedule decisions)", path.display(), schedule.steps.len());
     let r = run::replay(sc, params, schedule, f.max_steps, KNOWN.get());
     match &r.found {

@@ -44,6 +44,22 @@ impl AtcMode {
     }
 }
 
+/// The kernel rwlock's rule for a reader behind a waiting writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RwLockChoice {
+    Queued,
+    Fair,
+}
+
+impl RwLockChoice {
+    pub fn model(self) -> smmu_sync::RwLockKind {
+        match self {
+            RwLockChoice::Queued => smmu_sync::RwLockKind::Queued,
+            RwLockChoice::Fair => smmu_sync::RwLockKind::Fair,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModeKind {
     Model,
@@ -98,6 +114,12 @@ pub struct Cli {
     /// CMD_SYNC reports CERROR_ATC_INV_SYNC)
     #[arg(long, value_enum, value_name = "MODE")]
     pub atc_inv_disabled: Option<AtcMode>,
+    /// The kernel rwlock: queued (qrwlock: a reader in interrupt context
+    /// passes a waiting writer) | fair (every reader waits behind one).
+    /// Default: the swarm draws one per schedule, irq-unmap runs fair, the
+    /// other scenarios queued
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub rwlock: Option<RwLockChoice>,
     #[arg(long, value_enum, default_value_t = ModeKind::Model)]
     pub mode: ModeKind,
     /// Inject one catalogued bug

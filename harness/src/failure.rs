@@ -5,7 +5,7 @@ use crate::run::Recorded;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailureFile {
@@ -20,6 +20,9 @@ pub struct FailureFile {
     pub engine: String,
     /// `--atc-inv-disabled`: what an endpoint does with a racing ATC_INV.
     pub atc_inv_disabled: String,
+    /// `--rwlock`, if the run set one (else the scenario chose, from the
+    /// schedule's own choices).
+    pub rwlock: Option<String>,
     pub mode: String,
     pub mutant: Option<String>,
     pub cpus: usize,

@@ -44,6 +44,8 @@ pub struct RunRow {
     pub scheduler: String,
     pub engine: String,
     pub atc_inv_disabled: String,
+    /// `--rwlock`; `null` when each scenario chose.
+    pub rwlock: Option<String>,
     pub mode: String,
     pub mutant: Option<String>,
     pub cpus: usize,
@@ -91,6 +93,7 @@ impl RunRow {
             scheduler: name(cli.scheduler),
             engine: name(p.engine),
             atc_inv_disabled: name(p.atc_inv_disabled),
+            rwlock: p.rwlock.map(|k| k.name().to_string()),
             mode: name(cli.mode),
             mutant: p.mutant.map(|m| m.name().into()),
             cpus: p.cpus,

@@ -51,6 +51,9 @@ goals! {
     BlockTranslated => "block-translated": "a DMA translated through a 2 MiB block",
     PasidAtcHit => "pasid-atc-hit": "a DMA on a PASID hit the ATC",
     Refetch => "refetch": "the hardware fetched a translation again right after an invalidation removed it",
+    StalePointerLoaded => "stale-pointer-loaded":
+        "a CPU loaded an array pointer its domain had already replaced: the new one was still in a store buffer",
+    IrqInvalidation => "irq-invalidation": "an invalidation ran in an interrupt handler",
 }
 
 /// Counts per goal.

@@ -42,6 +42,10 @@ pub enum AtcInvDisabled {
 /// invalidations and page-table writes shows.
 const REFETCH_ODDS: u64 = 2;
 
+/// One translation in this many starts with the stream's cached STE and
+/// CDs evicted (what the hardware may do at any time).
+const CFG_EVICT_ODDS: u64 = 8;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct AtcEntry {
     pa: u64,
@@ -99,6 +103,8 @@ pub struct Machine {
     by_sid: HashMap<(SmmuId, u32), EndpointId>,
     frames: plain::AtomicU64,
     owners: plain::Mutex<HashMap<Addr, DomainId>>,
+    /// Frames holding a domain's array pointers (the driver's `Domain`).
+    published: plain::Mutex<HashMap<Addr, DomainId>>,
     /// Page-table generation each mapped page was mapped at.
     mappings: plain::Mutex<HashMap<u64, u64>>,
     stes: plain::Mutex<Vec<Ste>>,
@@ -106,8 +112,9 @@ pub struct Machine {
     /// Commands submitted while `count_only`; for timing the driver alone.
     counted: plain::AtomicU64,
     count_only: bool,
-    /// Whether hardware refetches right after invalidations (see
-    /// `REFETCH_ODDS`); off only for tests of exact command effects.
+    /// Whether hardware refetches right after invalidations and evicts
+    /// cached configuration on its own (see `REFETCH_ODDS`,
+    /// `CFG_EVICT_ODDS`); off only for tests of exact command effects.
     refetch: bool,
     atc_inv_disabled: AtcInvDisabled,
 }
@@ -122,6 +129,7 @@ impl Machine {
             by_sid: HashMap::default(),
             frames: plain::AtomicU64::new(FIRST_FRAME),
             owners: Default::default(),
+            published: Default::default(),
             mappings: Default::default(),
             stes: plain::Mutex::new(vec![Ste::Abort]),
             cds: Default::default(),
@@ -210,6 +218,15 @@ impl Machine {
         base
     }
 
+    /// A fresh frame for `domain`'s driver state: its array pointers. The
+    /// oracle checks the order of their stores against the STE/CD writes
+    /// that point at the domain.
+    pub fn alloc_domain_words(&self, domain: DomainId) -> Addr {
+        let frame = self.alloc_frame();
+        self.published.lock().insert(frame, domain);
+        frame
+    }
+
     pub(crate) fn set_owner(&self, root: Addr, domain: DomainId) {
         self.owners.lock().insert(root, domain);
     }
@@ -252,25 +269,35 @@ impl Machine {
         self.mem.store(cpu, cd_table + 8 * u64::from(ssid), val);
     }
 
-    /// An STE or CD word about to be stored makes the table at `root`
-    /// reachable. If this CPU still buffers, since its last store-store
-    /// fence, a write that maps something in that table, the new word may
-    /// reach memory first and the SMMU walk an entry that is not there yet:
-    /// a missing-translation whether or not a DMA lands in that window.
+    /// An STE or CD word about to be stored makes the table at `root`, and
+    /// its domain, reachable. If this CPU still buffers, since its last
+    /// store-store fence, a write that maps something in that table or
+    /// publishes the domain's new array, the new word may reach memory first:
+    /// the SMMU walks an entry that is not there yet (a missing-translation),
+    /// or caches what another CPU's unmap, still loading the old array,
+    /// never invalidates (an unpublished-array); whether or not a DMA lands
+    /// in that window.
     fn check_config_order(&self, cpu: CpuId, root: Addr, what: &str) {
         let Some(domain) = self.owner(root) else { return };
-        let behind = self
-            .mem
-            .overtakable(cpu)
-            .into_iter()
-            .find(|&(addr, val)| val != 0 && self.owner(addr & !(PAGE - 1)) == Some(domain));
-        if let Some((addr, _)) = behind {
+        let behind = self.mem.overtakable(cpu);
+        let maps = behind.iter().find(|&&(addr, val)| val != 0 && self.owner(addr & !(PAGE - 1)) == Some(domain));
+        if let Some((addr, _)) = maps {
             let detail = format!(
                 "{cpu:?} writes a {what} pointing at {domain:?}'s page table while its write of that table at \
                  {addr:#x} is still buffered with no barrier between them: the SMMU can see the {what} first and \
                  walk a table the mapping has not reached"
             );
             self.oracle.report(ViolationKind::MissingTranslation, detail);
+        }
+        let published = self.published.lock();
+        if let Some((addr, _)) = behind.iter().find(|(addr, _)| published.get(&(addr & !(PAGE - 1))) == Some(&domain)) {
+            let detail = format!(
+                "{cpu:?} writes a {what} pointing at {domain:?} while its store of {domain:?}'s new array pointer \
+                 at {addr:#x} is still buffered with no barrier between them: the SMMU can use the {what} before \
+                 another CPU sees the array that must invalidate for it"
+            );
+            drop(published);
+            self.oracle.report(ViolationKind::UnpublishedArray, detail);
         }
     }
 
@@ -331,6 +358,9 @@ impl Machine {
             return;
         }
         schedule_point();
+        // arm_smmu_cmdq_issue_cmdlist runs with interrupts off, the wait
+        // for the CMD_SYNC included.
+        let _irq = smmu_sync::local_irq_save();
         let s = self.smmu(smmu);
         if s.is_removed() {
             for &cmd in cmds {
@@ -566,6 +596,12 @@ impl Machine {
     fn translate_once(&self, s: &Smmu, sid: u32, ssid: u32, iova: u64, ats: bool, seq: u64) -> Translation {
         if s.is_removed() {
             return Translation::Fault { walked: None };
+        }
+        // The SMMU may drop configuration it cached at any time and read the
+        // tables again: what a CPU has made visible can take effect before
+        // its CFGI, so the driver's barriers must order it, not the cache.
+        if self.refetch && random_below(CFG_EVICT_ODDS) == CFG_EVICT_ODDS - 1 {
+            s.cfg().invalidate(&Cmd { sid, ..Cmd::new(Opcode::CfgiSte) });
         }
         let cached = s.cfg().stes.get(&sid).copied();
         let ste = match cached {

@@ -1,12 +1,17 @@
 //! Memory shared by the CPUs and the SMMU, with a store buffer per CPU.
 //!
 //! Shuttle runs every atomic as sequentially consistent, so a missing barrier
-//! could never show. Here a CPU's stores to page tables, STEs and CDs sit in
-//! its buffer until drained, and the SMMU only reads drained memory. Drains
-//! happen at barriers, and otherwise whenever the scheduler's data choices
-//! say so, in any order that keeps same-address stores in program order and
-//! respects store-store fences (`dma_wmb`). That is ARM's store reordering as
-//! far as these protocols can observe it.
+//! could never show. Here a CPU's stores (page tables, STEs, CDs, and the
+//! driver's state other CPUs read: array pointers, `num_invs`, `users`) sit
+//! in its buffer until drained; other CPUs and the SMMU read drained memory,
+//! a CPU its own buffer first. Drains happen at barriers, and otherwise
+//! whenever the scheduler's data choices say so, in any order that keeps
+//! same-address stores in program order and respects store-store fences
+//! (`dma_wmb`, and the one a release store carries). Loads are performed in
+//! program order: ARM may reorder loads too, but the protocols here read
+//! through an address dependency (`rcu_dereference`) or under a lock's
+//! acquire, which forbid that. Memory is multi-copy atomic: a drained store
+//! is visible to every observer at once, as ARMv8 guarantees.
 //!
 //! Internal state sits behind plain mutexes that are never held across a
 //! scheduling point; the interesting interleavings come from the explicit
@@ -91,6 +96,56 @@ impl Memory {
         drop(b);
         self.buffered.fetch_add(1, Relaxed);
         self.drain_some();
+    }
+
+    /// A release store (`smp_store_release`, `rcu_assign_pointer`): it
+    /// reaches memory only after every earlier store of `cpu`; later stores
+    /// may still overtake it.
+    pub fn store_release(&self, cpu: CpuId, addr: Addr, val: u64) {
+        self.dma_wmb(cpu);
+        self.store(cpu, addr, val);
+    }
+
+    /// Stores to consecutive words with no scheduling point between them:
+    /// initialising memory nothing else can reach yet (a new array).
+    pub fn store_words(&self, cpu: CpuId, base: Addr, vals: &[u64]) {
+        if smmu_sync::is_quiet() && self.buffer(cpu).entries.is_empty() {
+            let mut v = self.visible();
+            for (k, &val) in vals.iter().enumerate() {
+                v.insert(base + 8 * k as u64, val);
+            }
+            return;
+        }
+        schedule_point();
+        let mut b = self.buffer(cpu);
+        let fence = b.fence;
+        b.entries.extend(vals.iter().enumerate().map(|(k, &val)| Pending { addr: base + 8 * k as u64, val, fence }));
+        drop(b);
+        self.buffered.fetch_add(vals.len(), Relaxed);
+        self.drain_some();
+    }
+
+    /// A lock's release (`spin_unlock`, `write_unlock`, `mutex_unlock`). The
+    /// model's lock words are sequentially consistent, visible the moment
+    /// they change, so everything the CPU stored before the unlock must be
+    /// visible by then: a drain, as `smp_mb`.
+    pub fn release(&self, cpu: CpuId) {
+        self.smp_mb(cpu);
+    }
+
+    /// A relaxed atomic add (`atomic_inc`, `atomic_dec`): performed at the
+    /// point of coherence, so visible to all at once, without ordering the
+    /// CPU's other buffered stores. Returns the old value.
+    pub fn fetch_add(&self, cpu: CpuId, addr: Addr, delta: i64) -> u64 {
+        schedule_point();
+        if self.buffer(cpu).entries.iter().any(|p| p.addr == addr) {
+            // Coherence: the CPU's own plain stores to the word come first.
+            self.smp_mb(cpu);
+        }
+        let mut v = self.visible();
+        let old = v.get(&addr).copied().unwrap_or(0);
+        v.insert(addr, old.wrapping_add_signed(delta));
+        old
     }
 
     /// A CPU load: its own newest buffered store to `addr` if any, else memory.

@@ -109,6 +109,7 @@ pub enum ViolationKind {
     StaleTranslation,
     OldDomainTranslation,
     MissingTranslation,
+    UnpublishedArray,
     CmdToRemovedSmmu,
     AtcInvAtsDisabled,
     CmdSyncTimeout,
@@ -132,6 +133,7 @@ impl ViolationKind {
         Self::StaleTranslation,
         Self::OldDomainTranslation,
         Self::MissingTranslation,
+        Self::UnpublishedArray,
         Self::CmdToRemovedSmmu,
         Self::AtcInvAtsDisabled,
         Self::CmdSyncTimeout,
@@ -155,6 +157,7 @@ impl ViolationKind {
             Self::StaleTranslation => "stale-translation",
             Self::OldDomainTranslation => "old-domain-translation",
             Self::MissingTranslation => "missing-translation",
+            Self::UnpublishedArray => "unpublished-array",
             Self::CmdToRemovedSmmu => "cmd-to-removed-smmu",
             Self::AtcInvAtsDisabled => "atc-inv-ats-disabled",
             Self::CmdSyncTimeout => "cmd-sync-timeout",
@@ -194,6 +197,13 @@ impl ViolationKind {
                  a newly written STE/CD before the table's entries were visible: nothing ordered the page \
                  table (and CD) writes before the STE/CD write, so a hitless domain replace makes a live \
                  device fault."
+            }
+            Self::UnpublishedArray => {
+                "An STE/CD word that lets a master translate through a domain was written while the CPU still \
+                 buffered, with no barrier between them, its store of that domain's new invalidation-array \
+                 pointer. The SMMU can use the STE/CD first, while another CPU's unmap still loads the old \
+                 array, which does not name the master: what the device caches through the new STE/CD is \
+                 never invalidated (fact 10: the new array is ordered before the STE/CD like the page table)."
             }
             Self::CmdToRemovedSmmu => {
                 "A command was submitted to an SMMU instance after it was removed. An invalidation thread \

@@ -1,6 +1,6 @@
-//! Litmus tests of the CPU memory model: the weak outcomes a missing barrier
-//! allows must show up within a bounded number of schedules, and never with
-//! the barrier.
+//! Litmus tests of the memory model, between CPUs and from a CPU to the
+//! SMMU: the weak outcome a missing barrier allows must show up within a
+//! bounded number of schedules, and never with the barrier.
 
 mod common;
 
@@ -12,10 +12,100 @@ use std::sync::Arc;
 const SCHEDULES: usize = 2000;
 const X: u64 = 0x1000;
 const Y: u64 = 0x2000;
+const Z: u64 = 0x3000;
+
+/// The three-thread pairing needs one drain order out of many: more runs.
+const PAIRING_SCHEDULES: usize = 20_000;
 
 /// Schedules out of `SCHEDULES` in which `body` saw the weak outcome.
 fn count_weak(seed: u64, body: fn(&Arc<Memory>) -> bool) -> usize {
-    count_schedules(seed, SCHEDULES, move || body(&Arc::new(Memory::new(2))))
+    count_weak_in(seed, SCHEDULES, body)
+}
+
+fn count_weak_in(seed: u64, schedules: usize, body: fn(&Arc<Memory>) -> bool) -> usize {
+    count_schedules(seed, schedules, move || body(&Arc::new(Memory::new(3))))
+}
+
+/// The weak outcome shows up at least once in `schedules`.
+fn expect_weak(what: &str, seed: u64, schedules: usize, body: fn(&Arc<Memory>) -> bool) {
+    let weak = count_weak_in(seed, schedules, body);
+    assert!(weak > 0, "{what}: no weak outcome in {schedules} schedules");
+    eprintln!("{what}: {weak}/{schedules} schedules weak");
+}
+
+/// Message passing between CPUs: data, then a flag (as an attach fills an
+/// array, then publishes the pointer to it). Another CPU seeing the flag
+/// but not the data is the weak outcome a release store forbids.
+fn message_passing_cpus(mem: &Arc<Memory>, release: bool) -> bool {
+    let writer = {
+        let mem = mem.clone();
+        spawn(move || {
+            mem.store(CpuId(0), X, 1);
+            if release {
+                mem.store_release(CpuId(0), Y, 1);
+            } else {
+                mem.store(CpuId(0), Y, 1);
+            }
+        })
+    };
+    let reader = {
+        let mem = mem.clone();
+        spawn(move || {
+            let flag = mem.load(CpuId(1), Y);
+            flag == 1 && mem.load(CpuId(1), X) == 0
+        })
+    };
+    writer.join().unwrap();
+    reader.join().unwrap()
+}
+
+/// What the attach side does between publishing the array and writing the
+/// STE.
+#[derive(Clone, Copy)]
+enum AttachBarrier {
+    None,
+    DmaWmb,
+    SmpMb,
+}
+
+/// The pairing of fact 10. CPU 0 unmaps: clears the PTE (X), then loads
+/// the array pointer (Y). CPU 1 attaches: publishes the array (Y), then
+/// writes the STE (Z). The SMMU walks through the STE to the PTE. Weak: the
+/// SMMU uses the new STE and still sees the PTE, while the unmap's
+/// invalidation used the old array, so nothing removes what it cached.
+fn unmap_attach_pairing(mem: &Arc<Memory>, unmap_mb: bool, attach: AttachBarrier) -> bool {
+    mem.store(CpuId(2), X, 1);
+    mem.smp_mb(CpuId(2));
+    let unmap = {
+        let mem = mem.clone();
+        spawn(move || {
+            mem.store(CpuId(0), X, 0);
+            if unmap_mb {
+                mem.smp_mb(CpuId(0));
+            }
+            mem.load(CpuId(0), Y)
+        })
+    };
+    let attach = {
+        let mem = mem.clone();
+        spawn(move || {
+            mem.store(CpuId(1), Y, 1);
+            match attach {
+                AttachBarrier::None => {}
+                AttachBarrier::DmaWmb => mem.dma_wmb(CpuId(1)),
+                AttachBarrier::SmpMb => mem.smp_mb(CpuId(1)),
+            }
+            mem.store(CpuId(1), Z, 1);
+        })
+    };
+    let smmu = {
+        let mem = mem.clone();
+        spawn(move || (mem.load_dev(Z) == 1).then(|| mem.load_dev(X)))
+    };
+    let new_array_seen = unmap.join().unwrap() == 1;
+    attach.join().unwrap();
+    let cached = smmu.join().unwrap();
+    !new_array_seen && cached == Some(1)
 }
 
 /// Store buffering: each CPU stores to one location, then loads the other.
@@ -63,9 +153,7 @@ fn message_passing(mem: &Arc<Memory>, barrier: bool) -> bool {
 
 #[test]
 fn store_buffering_is_weak_without_smp_mb() {
-    let weak = count_weak(1, |m| store_buffering(m, false));
-    assert!(weak > 0, "no weak outcome in {SCHEDULES} schedules");
-    eprintln!("store buffering without smp_mb: {weak}/{SCHEDULES} schedules weak");
+    expect_weak("store buffering without smp_mb", 1, SCHEDULES, |m| store_buffering(m, false));
 }
 
 #[test]
@@ -75,9 +163,7 @@ fn store_buffering_never_weak_with_smp_mb() {
 
 #[test]
 fn message_passing_is_weak_without_dma_wmb() {
-    let weak = count_weak(2, |m| message_passing(m, false));
-    assert!(weak > 0, "no weak outcome in {SCHEDULES} schedules");
-    eprintln!("message passing without dma_wmb: {weak}/{SCHEDULES} schedules weak");
+    expect_weak("message passing without dma_wmb", 2, SCHEDULES, |m| message_passing(m, false));
 }
 
 #[test]
@@ -114,4 +200,41 @@ fn a_cpu_reads_its_own_buffered_store() {
     mem.smp_mb(CpuId(0));
     assert_eq!(mem.pending(CpuId(0)), 0);
     assert_eq!(mem.load_dev(X), 5);
+}
+
+#[test]
+fn message_passing_between_cpus_is_weak_without_release() {
+    expect_weak("message passing between CPUs without release", 4, SCHEDULES, |m| message_passing_cpus(m, false));
+}
+
+#[test]
+fn message_passing_between_cpus_never_weak_with_release() {
+    assert_eq!(count_weak(4, |m| message_passing_cpus(m, true)), 0);
+}
+
+#[test]
+fn unmap_attach_pairing_never_weak_with_smp_mb_on_both_sides() {
+    assert_eq!(count_weak_in(5, PAIRING_SCHEDULES, |m| unmap_attach_pairing(m, true, AttachBarrier::SmpMb)), 0);
+}
+
+#[test]
+fn unmap_attach_pairing_never_weak_with_dma_wmb_on_the_attach_side() {
+    // Store-store order on the attach side is enough: memory is multi-copy
+    // atomic, so an SMMU that sees the STE sees the array pointer, and the
+    // unmap's full barrier put its PTE write before its pointer load.
+    assert_eq!(count_weak_in(5, PAIRING_SCHEDULES, |m| unmap_attach_pairing(m, true, AttachBarrier::DmaWmb)), 0);
+}
+
+#[test]
+fn unmap_attach_pairing_is_weak_without_the_attach_side_barrier() {
+    expect_weak("unmap/attach pairing, no attach barrier", 5, PAIRING_SCHEDULES, |m| {
+        unmap_attach_pairing(m, true, AttachBarrier::None)
+    });
+}
+
+#[test]
+fn unmap_attach_pairing_is_weak_without_the_unmap_side_barrier() {
+    expect_weak("unmap/attach pairing, no unmap barrier", 5, PAIRING_SCHEDULES, |m| {
+        unmap_attach_pairing(m, false, AttachBarrier::SmpMb)
+    });
 }

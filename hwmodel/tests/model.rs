@@ -257,6 +257,7 @@ fn old_domain_translation_fires_when_a_reused_asid_was_not_flushed() {
         // Domain 2 takes over ASID 5 and the CD; the old entries must go.
         let pt2 = PageTable::new(&w.m, DomainId(2));
         pt2.map(&w.m, CPU, IOVA, w.m.alloc_frame(), PAGE).unwrap();
+        w.m.mem.dma_wmb(CPU);
         w.m.write_cd(CPU, w.cd_table, 0, Some(Cd { asid: ASID, root: pt2.root }));
         let mut cmds = vec![Cmd { sid: SID, ..Cmd::new(Opcode::CfgiCd) }];
         if flush {

@@ -4,7 +4,7 @@
 
 use crate::guest::{Array, Guest};
 use crate::queue::{self, Queues};
-use crate::rig::{Ep, Rig};
+use crate::rig::{Ep, Irq, Rig};
 use crate::{Outcome, Params, Scenario};
 use engine::{Cpu, Domain, DomainKind, Driver, Target};
 use hwmodel::{Features, PAGE};
@@ -207,6 +207,14 @@ pub static CATALOGUE: &[Scenario] = &[
         run: hw_queue_vs_unmap,
     },
     Scenario {
+        name: "irq-unmap",
+        about: "a CPU unmaps in task context while its completion interrupts unmap too, racing a detach's unref (fair rwlock)",
+        cpus: 1,
+        multi_smmu: false,
+        schedules: HAND_WRITTEN_SCHEDULES,
+        run: irq_unmap,
+    },
+    Scenario {
         name: "swarm",
         about: "the generator: each schedule draws a world (1-3 SMMUs, 1-5 endpoints, every domain kind) and an operation mix",
         cpus: 3,
@@ -323,6 +331,7 @@ fn replace(p: &Params) -> Outcome {
         }
     }));
     t.push(r.dma(0, 0, pages(0..2), 3));
+    t.push(r.dma(1, 0, pages(0..2), 3));
     r.finish(t, &[&a, &b])
 }
 
@@ -437,6 +446,47 @@ fn asid_reuse(p: &Params) -> Outcome {
         Err(panic) => std::panic::resume_unwind(panic),
     };
     r.finish(t, &new.iter().collect::<Vec<_>>())
+}
+
+/// Each worker unmaps its pages of an ATS domain (its walks take the ATS
+/// read lock) while its interrupt handler unmaps the buffers it queued,
+/// and a mover detaches and re-attaches a second master, whose unref takes
+/// the write lock. By default under the fair rwlock, where a reader in
+/// interrupt context waits behind a waiting writer.
+fn irq_unmap(p: &Params) -> Outcome {
+    let p = Params { rwlock: Some(p.rwlock.unwrap_or(smmu_sync::RwLockKind::Fair)), ..*p };
+    let p = &p;
+    let eps = [Ep { smmu: 0, sids: &[3, 2], ats: true }, Ep { smmu: 0, sids: &[1], ats: false }];
+    let mut r = Rig::new(p, &[ATS], &eps, 1);
+    let dom = r.domain(DomainKind::S1);
+    r.attach(0, 0, d(&dom), true);
+    r.attach(1, 0, d(&dom), false);
+    let n = 2 * p.cpus;
+    premap(&r, &dom, 2 * n);
+    let irq = Irq { odds: 8 };
+    let mut t: Vec<_> = (0..p.cpus)
+        .map(|c| {
+            let dom = dom.clone();
+            let cpus = p.cpus;
+            r.cpu_irq(Some(irq), move |drv, cpu, done| {
+                for k in (c..n).step_by(cpus) {
+                    // Buffer n + k goes to the device; its completion
+                    // interrupt unmaps it.
+                    done.post(&dom, page(n + k));
+                    let _ = drv.unmap(cpu, &dom, page(k), PAGE);
+                }
+            })
+        })
+        .collect();
+    let (dom2, m1) = (dom.clone(), r.masters[1].clone());
+    t.push(r.cpu(move |drv, cpu| {
+        for _ in 0..2 {
+            let _ = drv.attach(cpu, &m1, 0, Target::Blocked, false);
+            let _ = drv.attach(cpu, &m1, 0, d(&dom2), false);
+        }
+    }));
+    t.push(r.dma(0, 0, pages(0..2 * n), 2));
+    r.finish(t, &[&dom])
 }
 
 fn live_attach(p: &Params) -> Outcome {

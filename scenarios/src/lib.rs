@@ -12,10 +12,11 @@ mod swarm;
 
 use engine::{Engine, Mutant};
 use hwmodel::{AtcInvDisabled, Coverage, Violation};
+use smmu_sync::RwLockKind;
 use std::collections::BTreeMap;
 
 pub use catalogue::CATALOGUE;
-pub use loom::barrier_pairing;
+pub use loom::{barrier_pairing, AttachBarrier};
 
 /// What a scenario is run with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct Params {
     pub fault_ppm: Option<u32>,
     /// What endpoints do with an ATC_INV that raced their ATS disable.
     pub atc_inv_disabled: AtcInvDisabled,
+    /// The kernel's rwlock semantics; `None`: the swarm draws one per
+    /// schedule, `irq-unmap` runs the fair lock, the others the queued one.
+    pub rwlock: Option<RwLockKind>,
 }
 
 /// What one run of a scenario produced.
@@ -80,7 +84,7 @@ pub fn catcher(m: Mutant) -> &'static Scenario {
     let name = match m {
         Mutant::NewInvsAfterSte => "two-smmus",
         Mutant::OldInvsBeforeSte => "unmap-vs-detach",
-        Mutant::NoSmpMbInvRange => "unmap-vs-attach",
+        Mutant::NoSmpMbInvRange => "swarm",
         Mutant::NoDmaWmbBeforeSte => "live-attach",
         Mutant::NoFlushOnLastUnref => "asid-reuse",
         Mutant::UnrefWithoutAtsFence => "ats-toggle",
@@ -93,6 +97,9 @@ pub fn catcher(m: Mutant) -> &'static Scenario {
         Mutant::VsmmuReportUnissued => "vsmmu-malformed",
         Mutant::VsmmuZeroLengthEinval => "vsmmu-invalidate",
         Mutant::HwQueueUnpinned => "hw-queue-vs-unmap",
+        Mutant::PublishWithoutBarrier => "replace",
+        Mutant::PublishPlainStore => "irq-unmap",
+        Mutant::ReadLockInIrqWithoutIrqsave => "irq-unmap",
     };
     find(name).expect("catalogued scenario")
 }

@@ -14,10 +14,24 @@ impl Retire for Array {
     fn poison(&self) {}
 }
 
+/// What the attach side puts between publishing the array and writing the
+/// STE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachBarrier {
+    /// Nothing (`publish-without-barrier`).
+    None,
+    /// The STE store is ordered after the publication, as `dma_wmb` orders
+    /// it in the default engine: a release store.
+    DmaWmb,
+    /// A full fence, as v9's `smp_mb()` after `rcu_assign_pointer`.
+    SmpMb,
+}
+
 /// One execution; panics if the SMMU cached the old PTE through the new STE
 /// while the unmap's invalidation missed the new master. `smp_mb` is the
-/// unmap side's full barrier (`no-smp-mb-inv-range` drops it).
-pub fn barrier_pairing(smp_mb: bool) {
+/// unmap side's full barrier (`no-smp-mb-inv-range` drops it); `attach` the
+/// attach side's.
+pub fn barrier_pairing(smp_mb: bool, attach: AttachBarrier) {
     let collector = Arc::new(Collector::new());
     let pte = Arc::new(AtomicU64::new(1));
     let ste_attached = Arc::new(AtomicBool::new(false));
@@ -39,8 +53,14 @@ pub fn barrier_pairing(smp_mb: bool) {
         spawn(move || {
             let h = c.register();
             invs.publish(Array { covers_new_master: true }, &h.pin()).defer_free();
-            fence(Ordering::SeqCst);
-            ste.store(true, Ordering::Release);
+            match attach {
+                AttachBarrier::None => ste.store(true, Ordering::Relaxed),
+                AttachBarrier::DmaWmb => ste.store(true, Ordering::Release),
+                AttachBarrier::SmpMb => {
+                    fence(Ordering::SeqCst);
+                    ste.store(true, Ordering::Relaxed);
+                }
+            }
         })
     };
     let smmu = {

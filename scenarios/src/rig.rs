@@ -2,8 +2,11 @@
 
 use crate::{Outcome, Params};
 use engine::{Cpu, Domain, DomainKind, Driver, Env, Master, Target};
-use hwmodel::{Features, Machine};
+use hwmodel::{Features, Machine, PAGE};
 use smmu_sync::{spawn, JoinHandle};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// The livelock bound of a world: a base plus this much per CPU, SMMU and
@@ -17,6 +20,31 @@ pub struct Ep<'a> {
     pub smmu: usize,
     pub sids: &'a [u32],
     pub ats: bool,
+}
+
+/// When a CPU takes the interrupt of a completed buffer: at one in `odds`
+/// of its enabled scheduling points after handing the buffer over.
+#[derive(Clone, Copy, Debug)]
+pub struct Irq {
+    pub odds: u64,
+}
+
+/// Buffers a CPU's driver handed to its device, unmapped by the CPU's
+/// interrupt handler when the device completes them (a page each).
+#[derive(Default)]
+pub struct Completions(RefCell<VecDeque<(Arc<Domain>, u64)>>);
+
+impl Completions {
+    /// Hand the page at `iova` of `d` to the device: its completion
+    /// interrupt will come.
+    pub fn post(&self, d: &Arc<Domain>, iova: u64) {
+        self.0.borrow_mut().push_back((d.clone(), iova));
+        smmu_sync::raise_irq();
+    }
+
+    fn complete(&self) -> Option<(Arc<Domain>, u64)> {
+        self.0.borrow_mut().pop_front()
+    }
 }
 
 pub struct Rig {
@@ -42,7 +70,8 @@ impl Rig {
         m.set_atc_inv_disabled(p.atc_inv_disabled);
         let ids: Vec<_> = smmus.iter().map(|f| m.add_smmu(*f)).collect();
         let eps: Vec<_> = eps.iter().map(|e| m.add_endpoint(ids[e.smmu], e.sids, e.ats)).collect();
-        let drv = Arc::new(Driver::new(m, Env::with_mutant(p.mutant), p.engine));
+        let env = Env::with_mutant(p.mutant).with_rwlock(p.rwlock.unwrap_or_default());
+        let drv = Arc::new(Driver::new(m, env, p.engine));
         // A correct schedule of these worlds takes a few thousand steps.
         let size = (p.cpus + extra + smmus.len() + eps.len()) as u64;
         smmu_sync::default_step_bound(STEP_BOUND_BASE + STEP_BOUND_PER_THING * size);
@@ -65,13 +94,35 @@ impl Rig {
 
     /// Spawn a simulated CPU running `f` with its own CPU context.
     pub fn cpu<T: Send + 'static>(&mut self, f: impl FnOnce(&Driver, &Cpu) -> T + Send + 'static) -> JoinHandle<T> {
+        self.cpu_irq(None, move |drv, cpu, _| f(drv, cpu))
+    }
+
+    /// As `cpu`, taking `irq` interrupts if given. The handler does what a
+    /// device driver's completion interrupt does: unmap the oldest buffer
+    /// `f` queued in the completions, with its invalidation.
+    pub fn cpu_irq<T: Send + 'static>(
+        &mut self,
+        irq: Option<Irq>,
+        f: impl FnOnce(&Driver, &Cpu, &Completions) -> T + Send + 'static,
+    ) -> JoinHandle<T> {
         self.drv.env.set_fault_ppm(self.fault_ppm);
         let (drv, id) = (self.drv.clone(), self.next_cpu);
         self.next_cpu += 1;
         spawn(move || {
             smmu_sync::name_task(format!("cpu {id}"));
-            let cpu = drv.cpu(id);
-            f(&drv, &cpu)
+            let cpu = Rc::new(drv.cpu(id));
+            let done = Rc::new(Completions::default());
+            if let Some(irq) = irq {
+                let (drv, cpu, done) = (drv.clone(), cpu.clone(), done.clone());
+                smmu_sync::set_irq_handler(irq.odds, move || {
+                    if let Some((d, iova)) = done.complete() {
+                        let _ = drv.unmap(&cpu, &d, iova, PAGE);
+                    }
+                });
+            }
+            let r = f(&drv, &cpu, &done);
+            smmu_sync::clear_irq_handler();
+            r
         })
     }
 

@@ -6,17 +6,19 @@
 //! exercised hard and what is left out cannot crowd it out.
 //!
 //! Ownership follows the kernel's callers: each worker maps and unmaps only
-//! its own IOVA region (as io-pgtable's callers must); a domain that may be
-//! freed, and the master attached to it, belong to one worker; so do the
-//! masters of an SMMU that will be removed, and the vSMMU's nested master.
+//! its own IOVA region (as io-pgtable's callers must), and its interrupt
+//! handler only unmaps the buffers it handed to the device; a domain that
+//! may be freed, and the master attached to it, belong to one worker; so do
+//! the masters of an SMMU that will be removed, and the vSMMU's nested
+//! master.
 
 use crate::guest::{self, Guest};
 use crate::queue::{self, Queues};
-use crate::rig::{Ep, Rig};
+use crate::rig::{Completions, Ep, Irq, Rig};
 use crate::{Outcome, Params};
 use engine::{Cpu, Domain, DomainKind, Driver, Engine, Master, Stage, Target};
 use hwmodel::{Features, SmmuId, BLOCK, PAGE};
-use smmu_sync::{plain, random_below, JoinHandle};
+use smmu_sync::{plain, random_below, JoinHandle, RwLockKind};
 use std::cell::Cell;
 use std::sync::Arc;
 
@@ -59,13 +61,19 @@ fn pick<T: Clone>(xs: &[T]) -> T {
 /// Pages each worker maps at the start of its region.
 const PAGES: usize = 4;
 
-/// Worker `w`'s region: a 2 MiB table of pages, then a 2 MiB block.
+/// Worker `w`'s region: a 2 MiB table of pages, a 2 MiB block, and a
+/// table of its interrupt handler's buffers (apart, so that freeing the
+/// first table never races the handler).
 fn page(w: usize, k: usize) -> u64 {
-    2 * BLOCK * (w as u64 + 1) + (k * PAGE as usize) as u64
+    3 * BLOCK * (w as u64 + 1) + (k * PAGE as usize) as u64
 }
 
 fn block(w: usize) -> u64 {
-    2 * BLOCK * (w as u64 + 1) + BLOCK
+    3 * BLOCK * (w as u64 + 1) + BLOCK
+}
+
+fn irq_page(w: usize, k: usize) -> u64 {
+    3 * BLOCK * (w as u64 + 1) + 2 * BLOCK + (k * PAGE as usize) as u64
 }
 
 /// Operation kinds a schedule can enable.
@@ -85,9 +93,11 @@ enum Kind {
     RemoveSmmu,
     Guest,
     HwQueue,
+    /// Buffers completed in interrupt context: the workers take interrupts.
+    Irq,
 }
 
-const KINDS: [Kind; 14] = [
+const KINDS: [Kind; 15] = [
     Kind::Map,
     Kind::Unmap,
     Kind::Block,
@@ -102,6 +112,7 @@ const KINDS: [Kind; 14] = [
     Kind::RemoveSmmu,
     Kind::Guest,
     Kind::HwQueue,
+    Kind::Irq,
 ];
 
 /// Where a RID attach goes.
@@ -121,16 +132,34 @@ enum Op {
     UnmapBlock(usize),
     UnmapTable(usize),
     Flush(usize),
-    AttachRid { m: usize, to: To, ats: bool },
-    AttachPasid { m: usize, ssid: u32, to: usize },
-    DetachPasid { m: usize, ssid: u32 },
-    Reattach { m: usize },
-    Populate { m: usize, ssid: u32 },
+    AttachRid {
+        m: usize,
+        to: To,
+        ats: bool,
+    },
+    AttachPasid {
+        m: usize,
+        ssid: u32,
+        to: usize,
+    },
+    DetachPasid {
+        m: usize,
+        ssid: u32,
+    },
+    Reattach {
+        m: usize,
+    },
+    Populate {
+        m: usize,
+        ssid: u32,
+    },
     Lifecycle,
     RemoveSmmu,
     Guest(guest::Array),
     Queue,
     IoasUnmap(u64),
+    /// Map a buffer for the device; the interrupt handler unmaps it.
+    IrqBuffer(usize, usize),
 }
 
 /// The drawn mix: a weight per kind, 0 for a disabled kind.
@@ -220,7 +249,8 @@ pub fn swarm(p: &Params) -> Outcome {
         })
         .collect();
     let ep_list: Vec<Ep> = eps.iter().map(|e| Ep { smmu: e.smmu, sids: &e.sids, ats: e.ats }).collect();
-    let r = Rig::new(&Params { cpus: workers, ..*p }, &smmus, &ep_list, 1);
+    let rwlock = p.rwlock.unwrap_or(if one_in(2) { RwLockKind::Fair } else { RwLockKind::Queued });
+    let r = Rig::new(&Params { cpus: workers, rwlock: Some(rwlock), ..*p }, &smmus, &ep_list, 1);
     let fault_ppm = p.fault_ppm.unwrap_or_else(|| [0, 0, 20_000, 100_000][below(4)]);
 
     // Roles: the last SMMU's masters belong to its remover; the first
@@ -385,6 +415,7 @@ pub fn swarm(p: &Params) -> Outcome {
                         Kind::Guest => Op::Guest(guest::Array::draw(below(80), one_in(3).then(|| below(80)))),
                         Kind::HwQueue if one_in(2) => Op::Queue,
                         Kind::HwQueue => Op::IoasUnmap(below(queue::PAGES as usize) as u64),
+                        Kind::Irq => Op::IrqBuffer(d, below(PAGES)),
                     })
                 })
                 .collect();
@@ -411,6 +442,7 @@ pub fn swarm(p: &Params) -> Outcome {
                 Op::Flush(d) => Some(Touch { domain: d, unmap: true, iova: page(w, 0) }),
                 Op::Map(d, k) => Some(Touch { domain: d, unmap: false, iova: page(w, k) }),
                 Op::MapBlock(d) => Some(Touch { domain: d, unmap: false, iova: block(w) }),
+                Op::IrqBuffer(d, k) => Some(Touch { domain: d, unmap: true, iova: irq_page(w, k) }),
                 _ => None,
             })
         })
@@ -429,9 +461,11 @@ pub fn swarm(p: &Params) -> Outcome {
         let (sh, private_master) = (sh.clone(), private_master);
         let removable = removable.map(|s| SmmuId(s as u32));
         let mut private = private.clone();
-        threads.push(r.cpu(move |drv, cpu| {
+        let irq = mix.on(Kind::Irq).then(|| Irq { odds: [2, 8, 32][below(3)] });
+        threads.push(r.cpu_irq(irq, move |drv, cpu, done| {
+            let w = Worker { drv, cpu, done, sh: &sh, w };
             for op in ops {
-                run(drv, cpu, &sh, w, op, &mut private, private_master, removable);
+                w.run(op, &mut private, private_master, removable);
             }
         }));
     }
@@ -504,96 +538,104 @@ fn device(
     r.dma_each(m, (0..rounds).flat_map(|_| buffers.iter().copied()).collect())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
-    drv: &Driver,
-    cpu: &Cpu,
-    sh: &Shared,
+/// A worker CPU: its driver context, its interrupt handler's queue, what
+/// the workers share, and its index.
+struct Worker<'a> {
+    drv: &'a Driver,
+    cpu: &'a Cpu,
+    done: &'a Completions,
+    sh: &'a Shared,
     w: usize,
-    op: Op,
-    private: &mut Option<Arc<Domain>>,
-    private_master: Option<usize>,
-    removable: Option<SmmuId>,
-) {
-    let dom = |d: usize| &sh.domains[d];
-    match op {
-        Op::Map(d, k) => drop(drv.map(cpu, dom(d), page(w, k), PAGE)),
-        Op::Unmap(d, k) => drop(drv.unmap(cpu, dom(d), page(w, k), PAGE)),
-        Op::MapBlock(d) => drop(drv.map(cpu, dom(d), block(w), BLOCK)),
-        Op::UnmapBlock(d) => drop(drv.unmap(cpu, dom(d), block(w), BLOCK)),
-        Op::UnmapTable(d) => drop(drv.unmap_table(cpu, dom(d), page(w, 0))),
-        Op::Flush(d) => drv.domain_inv(cpu, dom(d)),
-        Op::AttachRid { m, to, ats } => {
-            let to = match to {
-                To::Domain(d) => Target::Domain(dom(d).clone()),
-                To::Nested(d) => Target::Nested { parent: dom(d).clone(), guest_asid: 100 + m as u16 },
-                To::Blocked => Target::Blocked,
-                To::Identity => Target::Identity,
-            };
-            let _ = drv.attach(cpu, &sh.masters[m], 0, to, ats);
-        }
-        Op::AttachPasid { m, ssid, to } => {
-            let _ = drv.attach(cpu, &sh.masters[m], ssid, Target::Domain(dom(to).clone()), false);
-        }
-        Op::DetachPasid { m, ssid } => drop(drv.attach(cpu, &sh.masters[m], ssid, Target::Blocked, false)),
-        Op::Reattach { m } => {
-            let master = &sh.masters[m];
-            let (now, ats) = {
-                let st = master.state.lock();
-                (st.attached.get(&0).cloned(), st.ats_enabled)
-            };
-            if let Some(now) = now {
-                let _ = drv.attach(cpu, master, 0, now, !ats);
+}
+
+impl Worker<'_> {
+    fn run(&self, op: Op, private: &mut Option<Arc<Domain>>, private_master: Option<usize>, removable: Option<SmmuId>) {
+        let Worker { drv, cpu, done, sh, w } = *self;
+        let dom = |d: usize| &sh.domains[d];
+        match op {
+            Op::Map(d, k) => drop(drv.map(cpu, dom(d), page(w, k), PAGE)),
+            Op::Unmap(d, k) => drop(drv.unmap(cpu, dom(d), page(w, k), PAGE)),
+            Op::MapBlock(d) => drop(drv.map(cpu, dom(d), block(w), BLOCK)),
+            Op::UnmapBlock(d) => drop(drv.unmap(cpu, dom(d), block(w), BLOCK)),
+            Op::UnmapTable(d) => drop(drv.unmap_table(cpu, dom(d), page(w, 0))),
+            Op::Flush(d) => drv.domain_inv(cpu, dom(d)),
+            Op::AttachRid { m, to, ats } => {
+                let to = match to {
+                    To::Domain(d) => Target::Domain(dom(d).clone()),
+                    To::Nested(d) => Target::Nested { parent: dom(d).clone(), guest_asid: 100 + m as u16 },
+                    To::Blocked => Target::Blocked,
+                    To::Identity => Target::Identity,
+                };
+                let _ = drv.attach(cpu, &sh.masters[m], 0, to, ats);
             }
-        }
-        Op::Populate { m, ssid } => {
-            let ssid = if sh.pasids[m] == 0 { 0 } else { ssid };
-            let Ok(fresh) = drv.alloc_domain(DomainKind::S1) else { return };
-            for k in 0..PAGES / 2 {
-                let _ = drv.populate(cpu, &fresh, page(w, k), PAGE);
+            Op::AttachPasid { m, ssid, to } => {
+                let _ = drv.attach(cpu, &sh.masters[m], ssid, Target::Domain(dom(to).clone()), false);
             }
-            sh.live.lock().push(fresh.clone());
-            let _ = drv.attach(cpu, &sh.masters[m], ssid, Target::Domain(fresh), true);
-        }
-        Op::Lifecycle => {
-            let (Some(m), Some(old)) = (private_master, private.take()) else { return };
-            let master = &sh.masters[m];
-            if drv.attach(cpu, master, 0, Target::Blocked, false).is_err() {
-                *private = Some(old);
-                return;
+            Op::DetachPasid { m, ssid } => drop(drv.attach(cpu, &sh.masters[m], ssid, Target::Blocked, false)),
+            Op::Reattach { m } => {
+                let master = &sh.masters[m];
+                let (now, ats) = {
+                    let st = master.state.lock();
+                    (st.attached.get(&0).cloned(), st.ats_enabled)
+                };
+                if let Some(now) = now {
+                    let _ = drv.attach(cpu, master, 0, now, !ats);
+                }
             }
-            sh.live.lock().retain(|d| d.id != old.id);
-            let kind = match old.stage {
-                Stage::S2 { nest_parent, .. } => DomainKind::S2 { nest_parent },
-                _ => DomainKind::S1,
-            };
-            drv.free_domain(cpu, old);
-            let Ok(new) = drv.alloc_domain(kind) else { return };
-            sh.live.lock().push(new.clone());
-            for k in 0..PAGES {
-                let _ = drv.map(cpu, &new, page(w, k), PAGE);
+            Op::Populate { m, ssid } => {
+                let ssid = if sh.pasids[m] == 0 { 0 } else { ssid };
+                let Ok(fresh) = drv.alloc_domain(DomainKind::S1) else { return };
+                for k in 0..PAGES / 2 {
+                    let _ = drv.populate(cpu, &fresh, page(w, k), PAGE);
+                }
+                sh.live.lock().push(fresh.clone());
+                let _ = drv.attach(cpu, &sh.masters[m], ssid, Target::Domain(fresh), true);
             }
-            let _ = drv.attach(cpu, master, 0, Target::Domain(new.clone()), true);
-            *private = Some(new);
-        }
-        Op::RemoveSmmu => {
-            let Some(smmu) = removable else { return };
-            let mine: Vec<&Master> = sh.masters.iter().map(|m| m.as_ref()).filter(|m| m.smmu == smmu).collect();
-            let _ = drv.remove_smmu(cpu, smmu, &mine);
-        }
-        Op::Guest(a) => {
-            if let Some(g) = &sh.guest {
-                g.invalidate(drv, cpu, a);
+            Op::Lifecycle => {
+                let (Some(m), Some(old)) = (private_master, private.take()) else { return };
+                let master = &sh.masters[m];
+                if drv.attach(cpu, master, 0, Target::Blocked, false).is_err() {
+                    *private = Some(old);
+                    return;
+                }
+                sh.live.lock().retain(|d| d.id != old.id);
+                let kind = match old.stage {
+                    Stage::S2 { nest_parent, .. } => DomainKind::S2 { nest_parent },
+                    _ => DomainKind::S1,
+                };
+                drv.free_domain(cpu, old);
+                let Ok(new) = drv.alloc_domain(kind) else { return };
+                sh.live.lock().push(new.clone());
+                for k in 0..PAGES {
+                    let _ = drv.map(cpu, &new, page(w, k), PAGE);
+                }
+                let _ = drv.attach(cpu, master, 0, Target::Domain(new.clone()), true);
+                *private = Some(new);
             }
-        }
-        Op::Queue => {
-            if let Some(q) = &sh.queues {
-                q.cycle(drv);
+            Op::RemoveSmmu => {
+                let Some(smmu) = removable else { return };
+                let mine: Vec<&Master> = sh.masters.iter().map(|m| m.as_ref()).filter(|m| m.smmu == smmu).collect();
+                let _ = drv.remove_smmu(cpu, smmu, &mine);
             }
-        }
-        Op::IoasUnmap(k) => {
-            if let Some(q) = &sh.queues {
-                q.unmap(drv, k);
+            Op::Guest(a) => {
+                if let Some(g) = &sh.guest {
+                    g.invalidate(drv, cpu, a);
+                }
+            }
+            Op::Queue => {
+                if let Some(q) = &sh.queues {
+                    q.cycle(drv);
+                }
+            }
+            Op::IoasUnmap(k) => {
+                if let Some(q) = &sh.queues {
+                    q.unmap(drv, k);
+                }
+            }
+            Op::IrqBuffer(d, k) => {
+                if drv.map(cpu, dom(d), irq_page(w, k), PAGE).is_ok() {
+                    done.post(dom(d), irq_page(w, k));
+                }
             }
         }
     }

@@ -109,11 +109,25 @@ pub trait Retire: Send + Sync + 'static {
 }
 
 /// An epoch-protected pointer to a `T`; never null.
+///
+/// Each published object has a version, the first 0. A model that keeps
+/// the pointer itself in simulated memory stores the version there and
+/// maps what a CPU reads back with [`Rcu::load_version`], so a CPU that has
+/// not yet seen a new pointer still finds the object it replaced, for as
+/// long as the writer has not retired it.
 pub struct Rcu<T: Retire> {
     slot: Slot<T>,
     /// Objects past their grace period, waiting for the writer to free them
     /// (see [`Retired::defer_to_writer`]).
     graveyard: std::sync::Arc<crate::plain::Mutex<Vec<Box<T>>>>,
+    /// The current version, and the replaced objects not yet retired; one
+    /// lock so that a lookup sees a publication whole.
+    versions: crate::plain::Mutex<Versions<T>>,
+}
+
+struct Versions<T> {
+    current: u64,
+    replaced: Vec<(u64, *const T)>,
 }
 
 enum Slot<T> {
@@ -121,8 +135,9 @@ enum Slot<T> {
     Loom { ptr: loom::sync::atomic::AtomicPtr<T>, retired: crate::plain::Mutex<Vec<*mut T>> },
 }
 
-// SAFETY: the raw pointers in `Slot::Loom` are uniquely owned boxes of `T`
-// that are only dereferenced as `&T`; `T: Send + Sync` makes sharing them safe.
+// SAFETY: the raw pointers in `Slot::Loom` and in `versions` are uniquely
+// owned boxes of `T` that are only dereferenced as `&T`; `T: Send + Sync`
+// makes sharing them safe.
 unsafe impl<T: Retire> Send for Rcu<T> {}
 unsafe impl<T: Retire> Sync for Rcu<T> {}
 
@@ -135,21 +150,34 @@ impl<T: Retire> Rcu<T> {
             },
             Backend::Std | Backend::Shuttle => Slot::Epoch(cb::Atomic::new(v)),
         };
-        Self { slot, graveyard: Default::default() }
+        Self {
+            slot,
+            graveyard: Default::default(),
+            versions: crate::plain::Mutex::new(Versions { current: 0, replaced: Vec::new() }),
+        }
     }
 
-    /// Free what [`Retired::defer_to_writer`] handed back. Writers call it
-    /// so that readers never run destructors.
-    pub fn reclaim(&self) {
-        let dead = std::mem::take(&mut *self.graveyard.lock());
-        count_free(dead.len() as u64);
-        drop(dead);
+    /// The version of the current object.
+    pub fn version(&self) -> u64 {
+        self.versions.lock().current
     }
 
-    /// `rcu_dereference`: the current object, valid while `g` is held.
-    /// A scheduling point under shuttle.
-    pub fn load<'g>(&'g self, g: &'g Guard) -> &'g T {
-        schedule_point();
+    /// The object published as version `v`, if it is current or replaced
+    /// but not yet retired; valid while `g` is held. Not a scheduling
+    /// point: the load of `v` was.
+    pub fn load_version<'g>(&'g self, v: u64, g: &'g Guard) -> Option<&'g T> {
+        let versions = self.versions.lock();
+        if v == versions.current {
+            return Some(self.current(g));
+        }
+        let &(_, p) = versions.replaced.iter().find(|(u, _)| *u == v)?;
+        // SAFETY: a replaced object leaves `replaced` only when it is
+        // handed to the collector, which frees it only after every guard
+        // pinned before then, `g` included, is gone.
+        Some(unsafe { &*p })
+    }
+
+    fn current<'g>(&'g self, g: &'g Guard) -> &'g T {
         match &self.slot {
             Slot::Epoch(a) => {
                 let p = a.load(Ordering::Acquire, g.epoch());
@@ -165,6 +193,21 @@ impl<T: Retire> Rcu<T> {
         }
     }
 
+    /// Free what [`Retired::defer_to_writer`] handed back. Writers call it
+    /// so that readers never run destructors.
+    pub fn reclaim(&self) {
+        let dead = std::mem::take(&mut *self.graveyard.lock());
+        count_free(dead.len() as u64);
+        drop(dead);
+    }
+
+    /// `rcu_dereference`: the current object, valid while `g` is held.
+    /// A scheduling point under shuttle.
+    pub fn load<'g>(&'g self, g: &'g Guard) -> &'g T {
+        schedule_point();
+        self.current(g)
+    }
+
     /// Whether `obj` is still the current object; not a scheduling point.
     pub fn is_current(&self, obj: &T, g: &Guard) -> bool {
         match &self.slot {
@@ -178,11 +221,19 @@ impl<T: Retire> Rcu<T> {
     /// shuttle.
     pub fn publish<'g>(&'g self, new: T, g: &'g Guard) -> Retired<'g, T> {
         schedule_point();
+        let mut versions = self.versions.lock();
         let old = match &self.slot {
             Slot::Epoch(a) => Old::Epoch(a.swap(cb::Owned::new(new), Ordering::AcqRel, g.epoch())),
             Slot::Loom { ptr, .. } => Old::Loom(ptr.swap(Box::into_raw(Box::new(new)), Ordering::AcqRel)),
         };
-        Retired { rcu: self, old, guard: g }
+        let version = versions.current;
+        let raw = match old {
+            Old::Epoch(p) => p.as_raw(),
+            Old::Loom(p) => p.cast_const(),
+        };
+        versions.replaced.push((version, raw));
+        versions.current += 1;
+        Retired { rcu: self, old, guard: g, version }
     }
 }
 
@@ -222,6 +273,7 @@ pub struct Retired<'g, T: Retire> {
     rcu: &'g Rcu<T>,
     old: Old<'g, T>,
     guard: &'g Guard,
+    version: u64,
 }
 
 impl<'g, T: Retire> Retired<'g, T> {
@@ -235,8 +287,14 @@ impl<'g, T: Retire> Retired<'g, T> {
         }
     }
 
+    /// No longer found by [`Rcu::load_version`]: it is being retired.
+    fn unlist(&self) {
+        self.rcu.versions.lock().replaced.retain(|(v, _)| *v != self.version);
+    }
+
     /// `kfree_rcu`: free it once every reader that might see it is gone.
     pub fn defer_free(self) {
+        self.unlist();
         match self.old {
             Old::Epoch(p) => {
                 let raw = SendPtr(p.as_raw().cast_mut());
@@ -261,6 +319,7 @@ impl<'g, T: Retire> Retired<'g, T> {
     /// in whichever participant collects, every 128th pin a reader; this
     /// keeps destructors off the readers' path.
     pub fn defer_to_writer(self) {
+        self.unlist();
         match self.old {
             Old::Epoch(p) => {
                 let (grave, raw) = (self.rcu.graveyard.clone(), SendPtr(p.as_raw().cast_mut()));

@@ -13,6 +13,7 @@ mod atomic;
 mod backend;
 #[allow(unsafe_code)]
 mod epoch;
+mod irq;
 mod lock;
 mod thread;
 mod watch;
@@ -20,10 +21,12 @@ mod watch;
 pub use atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 pub use backend::{backend, enter, Backend, BackendGuard};
 pub use epoch::{frees_on_this_thread, Collector, Guard, Handle, Rcu, Retire, Retired};
-pub use lock::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use irq::{clear_irq_handler, in_interrupt, local_irq_save, raise_irq, set_irq_handler, IrqSave};
+pub use lock::{Mutex, MutexGuard, RwLock, RwLockKind, RwLockReadGuard, RwLockWriteGuard};
 pub use thread::{random_below, schedule_point, spawn, steps, yield_now, JoinHandle};
 pub use watch::{
-    begin_execution, default_step_bound, die, is_quiet, locate, name_task, set_quiet, task_index, tick, ticks, Bounds,
+    begin_execution, default_step_bound, die, is_quiet, locate, name_task, set_quiet, task_id, task_index, tick, ticks,
+    Bounds,
 };
 
 /// Primitives that are never scheduling points, for state that only one

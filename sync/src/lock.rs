@@ -1,8 +1,13 @@
-//! Blocking locks. A panic while a lock is held is already a reported
-//! failure of the schedule, so poisoning is ignored rather than turned into a
-//! second panic.
+//! Locks. `Mutex` blocks (the kernel's `mutex` and, taken with interrupts
+//! saved, `spinlock_t`); a panic while one is held is already a reported
+//! failure of the schedule, so poisoning is ignored rather than turned into
+//! a second panic. `RwLock` is the kernel's spinning `rwlock_t`, with the
+//! reader-versus-waiting-writer rule of a queued or of a fair lock, and a
+//! wait-for graph that turns a spin nobody can end into a `deadlock`
+//! report instead of a hang.
 
 use crate::backend::{backend, dispatch, Backend};
+use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 
 fn unpoison<G>(r: Result<G, std::sync::PoisonError<G>>) -> G {
@@ -40,10 +45,7 @@ macro_rules! guard_mut {
 }
 
 guard!(MutexGuard, MutexGuardInner, MutexGuard, MutexGuard, MutexGuard);
-guard!(RwLockReadGuard, ReadGuardInner, RwLockReadGuard, RwLockReadGuard, RwLockReadGuard);
-guard!(RwLockWriteGuard, WriteGuardInner, RwLockWriteGuard, RwLockWriteGuard, RwLockWriteGuard);
 guard_mut!(MutexGuard, MutexGuardInner);
-guard_mut!(RwLockWriteGuard, WriteGuardInner);
 
 pub struct Mutex<T>(MutexInner<T>);
 
@@ -71,37 +73,226 @@ impl<T> Mutex<T> {
     }
 }
 
-/// A reader-writer lock; models the kernel's `rwlock_t` (the ATS fence).
-pub struct RwLock<T>(RwLockInner<T>);
-
-enum RwLockInner<T> {
-    Std(std::sync::RwLock<T>),
-    Shuttle(shuttle::sync::RwLock<T>),
-    Loom(loom::sync::RwLock<T>),
+/// Which `rwlock_t` the model runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RwLockKind {
+    /// The kernel's queued rwlock (`qrwlock`): a reader in interrupt
+    /// context takes the lock even while a writer waits; a reader in task
+    /// context queues behind a waiting writer.
+    #[default]
+    Queued,
+    /// A fair lock: every reader waits behind a waiting writer.
+    Fair,
 }
 
-impl<T> RwLock<T> {
-    pub fn new(v: T) -> Self {
-        Self(match backend() {
-            Backend::Std => RwLockInner::Std(std::sync::RwLock::new(v)),
-            Backend::Shuttle => RwLockInner::Shuttle(shuttle::sync::RwLock::new(v)),
-            Backend::Loom => RwLockInner::Loom(loom::sync::RwLock::new(v)),
-        })
+impl RwLockKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RwLockKind::Queued => "queued",
+            RwLockKind::Fair => "fair",
+        }
+    }
+}
+
+/// Who holds and who waits, by `task_id`.
+#[derive(Default)]
+struct LockState {
+    writer: Option<usize>,
+    readers: Vec<usize>,
+    writers_waiting: Vec<usize>,
+}
+
+type Shared = std::sync::Arc<crate::plain::Mutex<LockState>>;
+
+/// A thread spinning on a lock.
+struct Wait {
+    task: usize,
+    lock: Shared,
+    kind: RwLockKind,
+    write: bool,
+    irq: bool,
+}
+
+impl Wait {
+    /// The threads that must move before this one can take the lock.
+    fn blockers(&self) -> Vec<usize> {
+        let st = self.lock.lock();
+        let mut b: Vec<usize> = st.writer.into_iter().collect();
+        if self.write {
+            b.extend(&st.readers);
+        } else if self.kind == RwLockKind::Fair || !self.irq {
+            b.extend(st.writers_waiting.iter().filter(|&&t| t != self.task));
+        }
+        b
+    }
+}
+
+thread_local! {
+    /// Every spinner of the running execution (shuttle runs them all on
+    /// this OS thread), innermost last: a thread spinning in its interrupt
+    /// handler is stuck there, whatever its interrupted code waited for.
+    static WAITS: RefCell<Vec<Wait>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A new execution: nobody waits.
+pub(crate) fn reset() {
+    WAITS.with(|w| w.borrow_mut().clear());
+}
+
+/// A cycle of spinners from `me` back to `me`, if the wait-for graph has
+/// one: then none of them can ever move.
+fn cycle_from(me: usize) -> Option<Vec<usize>> {
+    // Each spinning thread's innermost wait, as edges to its blockers. A
+    // wait from task context while the thread runs its handler is not
+    // current: the handler is running, not spinning.
+    let edges: Vec<(usize, Vec<usize>)> = WAITS.with(|w| {
+        let waits = w.borrow();
+        let mut edges: Vec<(usize, Vec<usize>)> = Vec::new();
+        for w in waits.iter().rev() {
+            if w.irq == crate::irq::task_in_irq(w.task) && edges.iter().all(|(t, _)| *t != w.task) {
+                edges.push((w.task, w.blockers()));
+            }
+        }
+        edges
+    });
+    let blockers = |t: usize| edges.iter().find(|(u, _)| *u == t).map(|(_, b)| b.as_slice());
+    // Depth-first: `stack` holds the path and, per node, the next blocker
+    // to try.
+    let mut stack: Vec<(usize, usize)> = vec![(me, 0)];
+    let mut seen = vec![me];
+    while let Some(&mut (t, ref mut next)) = stack.last_mut() {
+        let Some(&b) = blockers(t).and_then(|bs| bs.get(*next)) else {
+            stack.pop();
+            continue;
+        };
+        *next += 1;
+        if b == me {
+            return Some(stack.iter().map(|(t, _)| *t).collect());
+        }
+        if !seen.contains(&b) {
+            seen.push(b);
+            stack.push((b, 0));
+        }
+    }
+    None
+}
+
+fn describe(cycle: &[usize], kind: RwLockKind) -> String {
+    let names: Vec<String> = cycle.iter().map(|&t| crate::watch::task_name(t)).collect();
+    let mut chain = names.join(" waits for ");
+    chain.push_str(&format!(" waits for {}", names[0]));
+    format!("deadlock: {chain}, each spinning on a {} rwlock that only the next can release", kind.name())
+}
+
+/// The kernel's `rwlock_t`, without data: the driver's rwlocks guard
+/// nothing but the order of events around them.
+pub struct RwLock {
+    kind: RwLockKind,
+    state: Shared,
+}
+
+impl RwLock {
+    pub fn new(kind: RwLockKind) -> Self {
+        Self { kind, state: Shared::default() }
     }
 
-    pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        RwLockReadGuard(match &self.0 {
-            RwLockInner::Std(l) => ReadGuardInner::Std(unpoison(l.read())),
-            RwLockInner::Shuttle(l) => ReadGuardInner::Shuttle(unpoison(l.read())),
-            RwLockInner::Loom(l) => ReadGuardInner::Loom(unpoison(l.read())),
-        })
+    /// `read_lock`: interrupts stay as they are.
+    pub fn read_lock(&self) -> RwLockReadGuard<'_> {
+        self.spin(false);
+        RwLockReadGuard { lock: self, _irq: None }
     }
 
-    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        RwLockWriteGuard(match &self.0 {
-            RwLockInner::Std(l) => WriteGuardInner::Std(unpoison(l.write())),
-            RwLockInner::Shuttle(l) => WriteGuardInner::Shuttle(unpoison(l.write())),
-            RwLockInner::Loom(l) => WriteGuardInner::Loom(unpoison(l.write())),
-        })
+    /// `read_lock_irqsave`: interrupts off first, then the lock.
+    pub fn read_lock_irqsave(&self) -> RwLockReadGuard<'_> {
+        let irq = crate::irq::local_irq_save();
+        self.spin(false);
+        RwLockReadGuard { lock: self, _irq: Some(irq) }
+    }
+
+    /// `write_lock_irqsave`.
+    pub fn write_lock_irqsave(&self) -> RwLockWriteGuard<'_> {
+        let irq = crate::irq::local_irq_save();
+        self.spin(true);
+        RwLockWriteGuard { lock: self, _irq: irq }
+    }
+
+    /// Spin until the lock is taken; report a deadlock if the spin can
+    /// never end.
+    fn spin(&self, write: bool) {
+        crate::thread::schedule_point();
+        let me = crate::watch::task_id();
+        let irq = crate::irq::in_interrupt();
+        let mut waiting = false;
+        loop {
+            if self.try_take(me, write, irq) {
+                break;
+            }
+            if !waiting {
+                waiting = true;
+                let lock = self.state.clone();
+                WAITS.with(|w| w.borrow_mut().push(Wait { task: me, lock, kind: self.kind, write, irq }));
+            }
+            if let Some(cycle) = cycle_from(me) {
+                crate::watch::die(describe(&cycle, self.kind));
+            }
+            crate::thread::yield_now();
+        }
+        if waiting {
+            WAITS.with(|w| {
+                let mut w = w.borrow_mut();
+                if let Some(k) = w.iter().rposition(|w| w.task == me) {
+                    w.remove(k);
+                }
+            });
+        }
+    }
+
+    fn try_take(&self, me: usize, write: bool, irq: bool) -> bool {
+        let mut st = self.state.lock();
+        if write {
+            if st.writer.is_none() && st.readers.is_empty() {
+                st.writers_waiting.retain(|&t| t != me);
+                st.writer = Some(me);
+                return true;
+            }
+            if !st.writers_waiting.contains(&me) {
+                st.writers_waiting.push(me);
+            }
+            return false;
+        }
+        let behind_writer = !st.writers_waiting.is_empty() && (self.kind == RwLockKind::Fair || !irq);
+        if st.writer.is_none() && !behind_writer {
+            st.readers.push(me);
+            return true;
+        }
+        false
+    }
+}
+
+/// Held for read; dropping it is `read_unlock` (and `irqrestore`).
+pub struct RwLockReadGuard<'a> {
+    lock: &'a RwLock,
+    _irq: Option<crate::irq::IrqSave>,
+}
+
+impl Drop for RwLockReadGuard<'_> {
+    fn drop(&mut self) {
+        let me = crate::watch::task_id();
+        let mut st = self.lock.state.lock();
+        if let Some(k) = st.readers.iter().rposition(|&t| t == me) {
+            st.readers.swap_remove(k);
+        }
+    }
+}
+
+/// Held for write; dropping it is `write_unlock_irqrestore`.
+pub struct RwLockWriteGuard<'a> {
+    lock: &'a RwLock,
+    _irq: crate::irq::IrqSave,
+}
+
+impl Drop for RwLockWriteGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.state.lock().writer = None;
     }
 }

@@ -47,13 +47,16 @@ pub fn yield_now() {
     crate::watch::tick();
     match backend() {
         Backend::Std => std::thread::yield_now(),
-        Backend::Shuttle => shuttle::thread::yield_now(),
+        Backend::Shuttle => {
+            shuttle::thread::yield_now();
+            crate::irq::poll();
+        }
         Backend::Loom => loom::thread::yield_now(),
     }
 }
 
-/// A place where the scheduler may switch to another thread, with no other
-/// effect. Free under std; under shuttle a plain context switch (unlike
+/// A place where the scheduler may switch to another thread, and where the
+/// thread may take an interrupt (see `irq`). Free under std; under shuttle a plain context switch (unlike
 /// `yield_now`, which PCT treats as a hint to deprioritise the caller).
 /// Loom switches only at its own atomics, so this is a no-op there.
 #[inline]
@@ -64,6 +67,7 @@ pub fn schedule_point() {
     crate::watch::tick();
     if backend() == Backend::Shuttle {
         shuttle::thread::sleep(std::time::Duration::ZERO);
+        crate::irq::poll();
     }
 }
 

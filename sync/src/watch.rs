@@ -22,6 +22,8 @@ struct Place {
     name: String,
     op: &'static str,
     arg: u64,
+    /// Running its interrupt handler.
+    irq: bool,
 }
 
 #[derive(Default)]
@@ -54,6 +56,8 @@ pub fn begin_execution(bounds: Bounds) {
         let mut w = w.borrow_mut();
         *w = Watch { limit: bounds.limit, deadline: bounds.deadline, ..Watch::default() };
     });
+    crate::irq::reset();
+    crate::lock::reset();
 }
 
 /// Bound this execution at `limit` steps unless the harness set a bound:
@@ -86,6 +90,45 @@ pub fn task_index() -> usize {
     }
 }
 
+/// An identity of the current simulated thread that no other thread of the
+/// execution shares: the task index under shuttle, a per-OS-thread number
+/// under std (where every thread's index is 0).
+pub fn task_id() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1 << 20);
+    thread_local! {
+        static ID: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    match backend() {
+        Backend::Shuttle => task_index(),
+        Backend::Std | Backend::Loom => ID.with(|id| *id),
+    }
+}
+
+/// The current thread's name, for reports.
+pub(crate) fn task_name(k: usize) -> String {
+    WATCH.with(|w| w.borrow().places.get(k).map_or_else(|| format!("task {k}"), |p| p.label(k)))
+}
+
+/// The thread takes an interrupt: its place is saved for `leave_irq`.
+pub(crate) fn enter_irq() -> (&'static str, u64) {
+    let k = task_index();
+    let mut saved = ("", 0);
+    with_place(k, |p| {
+        saved = (p.op, p.arg);
+        p.irq = true;
+    });
+    saved
+}
+
+/// The handler returns to where the thread was.
+pub(crate) fn leave_irq((op, arg): (&'static str, u64)) {
+    with_place(task_index(), |p| {
+        p.irq = false;
+        p.op = op;
+        p.arg = arg;
+    });
+}
+
 /// Name the current simulated thread ("cpu 2", "endpoint 1").
 pub fn name_task(name: impl Into<String>) {
     let k = task_index();
@@ -100,6 +143,14 @@ pub fn locate(op: &'static str, arg: u64) {
         p.op = op;
         p.arg = arg;
     });
+}
+
+impl Place {
+    fn label(&self, k: usize) -> String {
+        let irq = if self.irq { " (in irq)" } else { "" };
+        let name = if self.name.is_empty() { format!("task {k}") } else { self.name.clone() };
+        format!("{name}{irq}")
+    }
 }
 
 fn with_place(k: usize, f: impl FnOnce(&mut Place)) {
@@ -174,9 +225,8 @@ fn report(w: &Watch, steps: bool) -> String {
         .enumerate()
         .filter(|(_, p)| !p.name.is_empty() || !p.op.is_empty())
         .map(|(k, p)| {
-            let name = if p.name.is_empty() { format!("task {k}") } else { p.name.clone() };
             let op = if p.op.is_empty() { "(started)" } else { p.op };
-            format!("{name}: {op} {:#x}", p.arg)
+            format!("{}: {op} {:#x}", p.label(k), p.arg)
         })
         .collect();
     format!("livelock: {why}; where each thread is: {}", places.join("; "))

@@ -66,6 +66,24 @@ fn replaced_object_outlives_a_pinned_reader_then_is_freed() {
 }
 
 #[test]
+fn a_replaced_version_is_found_until_it_is_retired() {
+    let (collector, rcu, _) = std_world();
+    let (reader, writer) = (collector.register(), collector.register());
+    let rg = reader.pin();
+    let first: *const Probe = rcu.load(&rg);
+    assert_eq!(rcu.version(), 0);
+    let wg = writer.pin();
+    let old = rcu.publish(fresh(), &wg);
+    assert_eq!(rcu.version(), 1);
+    // A CPU that has not seen the new pointer still finds the old object.
+    assert!(std::ptr::eq(rcu.load_version(0, &rg).unwrap(), first));
+    assert!(std::ptr::eq(rcu.load_version(1, &rg).unwrap(), rcu.load(&rg)));
+    old.defer_free();
+    assert!(rcu.load_version(0, &rg).is_none(), "a retired version is gone");
+    assert!(rcu.load_version(2, &rg).is_none(), "a version never published");
+}
+
+#[test]
 fn defer_to_writer_frees_only_when_the_writer_reclaims() {
     let (collector, rcu, old_dropped) = std_world();
     let (reader, writer) = (collector.register(), collector.register());

@@ -10,6 +10,7 @@ use crate::domain::Domain;
 use crate::driver::{Cpu, Driver};
 use crate::inv::{atc_inv_cmd, end_batch, size_too_big, Batch, Walk};
 use crate::invs::InvType;
+use crate::shared::{View, V9_PTR};
 use hwmodel::{Cmd, Goal, ViolationKind};
 
 impl Driver {
@@ -20,12 +21,17 @@ impl Driver {
         self.machine.mem.smp_mb(cpu.id);
         // rcu_read_lock(); invs = rcu_dereference(smmu_domain->invs);
         let guard = cpu.epoch.pin();
-        let invs = d.v9.load(&guard);
+        let invs = self.rcu_dereference(cpu, &d.v9, d.words + V9_PTR, &guard);
         self.v9_oops_on_err_ptr(d, invs, "arm_smmu_domain_inv_range");
+        let v = View::new(&self.machine, cpu);
         // Avoid locking unless ATS is being used.
-        let walk = if invs.has_ats() {
-            let _r = invs.read_lock();
-            self.v9_inv_range(cpu, invs, iova, size, granule, leaf)
+        let walk = if invs.words().has_ats(v) {
+            let r = invs.rwlock().read_lock();
+            let walk = self.v9_inv_range(cpu, invs, iova, size, granule, leaf);
+            // read_unlock's release.
+            self.machine.mem.release(cpu.id);
+            drop(r);
+            walk
         } else {
             self.v9_inv_range(cpu, invs, iova, size, granule, leaf)
         };
@@ -52,13 +58,16 @@ impl Driver {
     fn v9_inv_range(&self, cpu: &Cpu, invs: &Invs, iova: u64, size: u64, granule: u64, leaf: bool) -> Walk {
         let mut cmds = Batch::new(self, cpu);
         let mut walk = Walk::default();
-        let end = invs.num_invs();
+        let v = View::new(&self.machine, cpu);
+        let users = |k: usize| invs.words().users(v, k);
+        // end = cur + READ_ONCE(invs->num_invs)
+        let end = invs.words().num_invs(v);
         let mut cur = 0;
         // Skip any leading entry marked as a trash
-        while cur != end && invs.inv(cur).users() == 0 {
+        while cur != end && users(cur) == 0 {
             cur += 1;
         }
-        if invs.entries().iter().any(|i| i.users() == 0) {
+        if (0..end).any(|k| users(k) == 0) {
             self.machine.oracle.cover(Goal::TrashWalked);
         }
         while cur != end {
@@ -82,7 +91,7 @@ impl Driver {
             }
             // Skip any trash entry in-between
             let mut next = cur + 1;
-            while next != end && invs.inv(next).users() == 0 {
+            while next != end && users(next) == 0 {
                 next += 1;
             }
             let why = (next != end).then(|| end_batch(self, inv, invs.inv(next)));

@@ -6,8 +6,10 @@
 
 use crate::env::{Env, FaultSite, Warning};
 use crate::invs::{Inv, InvDesc, InvsError};
+use crate::shared::{ArrayWords, View};
 use crate::Errno;
-use smmu_sync::{plain, AtomicUsize, Ordering::Relaxed, Retire, RwLock, RwLockReadGuard};
+use hwmodel::{CpuId, Machine};
+use smmu_sync::{plain, AtomicUsize, Ordering::Relaxed, Retire, RwLock, RwLockKind};
 
 /// `arm_smmu_invs`, or the ERR_PTR a failed allocation returned in its
 /// place.
@@ -15,8 +17,9 @@ pub struct Invs {
     inv: Box<[Inv]>,
     num_invs: AtomicUsize,
     num_trashes: plain::AtomicUsize,
-    rwlock: RwLock<()>,
+    rwlock: RwLock,
     has_ats: bool,
+    words: ArrayWords,
     /// Set when this "array" is really ERR_PTR(err): any dereference oopses.
     err: Option<Errno>,
     poisoned: plain::AtomicBool,
@@ -30,7 +33,7 @@ impl Retire for Invs {
 
 impl Default for Invs {
     fn default() -> Self {
-        Self::alloc(Vec::new())
+        Self::alloc(Vec::new(), RwLockKind::default())
     }
 }
 
@@ -43,17 +46,32 @@ fn inv_cmp(l: &InvDesc, r: &InvDesc) -> i32 {
 impl Invs {
     /// `arm_smmu_invs_alloc` filled with `inv`; `has_ats` stays false
     /// unless the caller sets it, as in the seed.
-    fn alloc(inv: Vec<Inv>) -> Self {
+    fn alloc(inv: Vec<Inv>, lock: RwLockKind) -> Self {
         let n = inv.len();
         Self {
             inv: inv.into_boxed_slice(),
             num_invs: AtomicUsize::new(n),
             num_trashes: plain::AtomicUsize::new(0),
-            rwlock: RwLock::new(()),
+            rwlock: RwLock::new(lock),
             has_ats: false,
+            words: ArrayWords::default(),
             err: None,
             poisoned: plain::AtomicBool::new(false),
         }
+    }
+
+    /// Put the array in simulated memory, written by `cpu`. An ERR_PTR
+    /// points at nothing: its walkers oops before reading a word.
+    pub fn place(&mut self, m: &Machine, cpu: CpuId) {
+        if self.err.is_none() {
+            let users: Vec<u32> = self.inv.iter().map(Inv::users).collect();
+            self.words.place(m, cpu, self.num_invs(), self.has_ats, &users);
+        }
+    }
+
+    /// The array as walkers read it.
+    pub fn words(&self) -> &ArrayWords {
+        &self.words
     }
 
     /// ERR_PTR(`e`), as published by a caller that only checks for NULL.
@@ -82,8 +100,8 @@ impl Invs {
         self.poisoned.load(Relaxed)
     }
 
-    pub fn read_lock(&self) -> RwLockReadGuard<'_, ()> {
-        self.rwlock.read()
+    pub fn rwlock(&self) -> &RwLock {
+        &self.rwlock
     }
 
     /// `invs->inv[k]`.
@@ -158,13 +176,14 @@ impl Invs {
             has_ats |= inv.ty.is_ats();
             new.push(inv);
         });
-        let mut out = Self::alloc(new);
+        let mut out = Self::alloc(new, env.rwlock());
         out.has_ats = has_ats;
         Ok(out)
     }
 
-    /// `arm_smmu_invs_unref`.
-    pub fn unref(&self, to_unref: &[InvDesc], env: &Env, mut free_fn: impl FnMut(&Inv)) {
+    /// `arm_smmu_invs_unref`; stores go through `v` once the array is
+    /// placed.
+    pub fn unref(&self, to_unref: &[InvDesc], env: &Env, v: Option<View>, mut free_fn: impl FnMut(&Inv)) {
         let mut num_invs = 0;
         let mut num_trashes = self.num_trashes();
         self.for_each_cmp(to_unref, |i, j, cmp| {
@@ -175,6 +194,7 @@ impl Invs {
                 // refcount_dec_and_test
                 let users = self.inv[i].users() - 1;
                 self.inv[i].set_users(users);
+                self.words.dec_users(v, i);
                 if users != 0 {
                     num_invs = i + 1;
                     return;
@@ -190,8 +210,15 @@ impl Invs {
         num_trashes -= self.num_invs() - num_invs;
         self.num_trashes.store(num_trashes, Relaxed);
         // The lock is required to fence concurrent ATS operations.
-        let _w = self.rwlock.write();
+        let w = self.rwlock.write_lock_irqsave();
+        // WRITE_ONCE(invs->num_invs, num_invs)
         self.num_invs.store(num_invs, Relaxed);
+        self.words.store_num_invs(v, num_invs);
+        // write_unlock_irqrestore: a release.
+        if let Some(v) = v {
+            v.mem.release(v.cpu);
+        }
+        drop(w);
     }
 
     /// `arm_smmu_invs_purge`: `Ok(None)` for NULL, `Err` for ERR_PTR.
@@ -216,7 +243,7 @@ impl Invs {
         if new.len() != num_invs - num_trashes {
             env.warn(Warning::PurgeCounters { num_invs, num_trashes });
         }
-        Ok(Some(Self::alloc(new)))
+        Ok(Some(Self::alloc(new, env.rwlock())))
     }
 }
 
