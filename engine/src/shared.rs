@@ -101,11 +101,13 @@ impl Driver {
     /// word at `ptr`. A version the writer already retired means the
     /// writer freed what a reader could still reach.
     pub(crate) fn rcu_dereference<'g, T: Retire>(&self, cpu: &Cpu, rcu: &'g Rcu<T>, ptr: Addr, g: &'g Guard) -> &'g T {
-        let v = self.machine.mem.load(cpu.id, ptr);
+        let mem = &self.machine.mem;
+        mem.before_load();
+        let (v, obj) = rcu.load_version(g, || mem.peek(cpu.id, ptr));
         if v != rcu.version() {
             self.machine.oracle.cover(hwmodel::Goal::StalePointerLoaded);
         }
-        rcu.load_version(v, g).unwrap_or_else(|| {
+        obj.unwrap_or_else(|| {
             smmu_sync::die(format!(
                 "{}: {:?} loaded array version {v} from {ptr:#x}, which its writer had already freed",
                 hwmodel::ViolationKind::UseAfterFree.name(),

@@ -52,6 +52,11 @@ where
         print!("{}", cli::list());
         return EXIT_OK;
     }
+    // A failure must reach disk: find out now, not when one is found.
+    if let Err(e) = writable(&cli.out) {
+        eprintln!("stress: error: cannot write failure files to {}: {e}", cli.out.display());
+        return EXIT_USAGE;
+    }
     run::install_panic_hook();
     if let Some(path) = &cli.known {
         match Known::load(path) {
@@ -81,6 +86,14 @@ where
         Some(list) => mutation_score(&cli, seed, list),
         None => stress(&cli, seed),
     }
+}
+
+/// Create `dir` and prove a file can be written in it.
+fn writable(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".stress-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
 }
 
 fn engine_of(k: EngineKind) -> Engine {

@@ -206,8 +206,20 @@ fn validate(cli: &Cli) -> Result<(), String> {
     if cli.depth == Some(0) {
         return Err("--depth must be at least 1".into());
     }
-    if cli.scheduler == SchedulerKind::Loom && cli.mode == ModeKind::Threads {
-        return Err("--scheduler loom explores a model; it cannot run on --mode threads".into());
+    if matches!(cli.scheduler, SchedulerKind::Loom | SchedulerKind::Dfs) && cli.mode == ModeKind::Threads {
+        let s = if cli.scheduler == SchedulerKind::Loom { "loom" } else { "dfs" };
+        return Err(format!("--scheduler {s} explores the model's schedules; --mode threads has none to explore"));
+    }
+    if cli.scheduler == SchedulerKind::Loom {
+        if cli.engine.is_some_and(|e| e != EngineKind::Fenced) {
+            return Err("the loom model is the default engine's barrier pairing; it has no other --engine".into());
+        }
+        if cli.mutants.is_some() {
+            return Err("--mutants runs each mutant's scenario; it cannot run under --scheduler loom".into());
+        }
+        if let Some(m) = cli.mutant.as_deref().and_then(Mutant::from_name).filter(|m| !LOOM_MUTANTS.contains(m)) {
+            return Err(format!("the loom model has no switch for mutant {:?}", m.name()));
+        }
     }
     if cli.time_budget.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
         return Err("--time-budget must be a positive number of seconds".into());
@@ -237,6 +249,9 @@ impl Cli {
         self.fault_rate.map(|p| (p * f64::from(engine::PPM)).round() as u32)
     }
 }
+
+/// The mutants the loom model of the barrier pairing can switch in.
+pub const LOOM_MUTANTS: [Mutant; 2] = [Mutant::NoSmpMbInvRange, Mutant::PublishWithoutBarrier];
 
 /// The mutants `--mutants` names, in catalogue order.
 pub fn mutant_list(arg: &str) -> Vec<Mutant> {

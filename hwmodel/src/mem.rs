@@ -150,9 +150,16 @@ impl Memory {
 
     /// A CPU load: its own newest buffered store to `addr` if any, else memory.
     pub fn load(&self, cpu: CpuId, addr: Addr) -> u64 {
+        self.before_load();
+        self.peek(cpu, addr)
+    }
+
+    /// What a load does before it reads: a scheduling point, and maybe a
+    /// drain. For a caller that must read with `peek` under a lock of its
+    /// own.
+    pub fn before_load(&self) {
         schedule_point();
         self.drain_some();
-        self.peek(cpu, addr)
     }
 
     /// A CPU load that is not a scheduling point.
@@ -252,7 +259,8 @@ impl Memory {
         let Some(&cpu) = busy.get(random_below(busy.len().max(1) as u64) as usize) else { return };
         let mut b = self.buffer(CpuId(cpu));
         let choices: Vec<usize> = b.drainable().collect();
-        let k = choices[random_below(choices.len() as u64) as usize];
+        // On real threads another thread may have drained it meanwhile.
+        let Some(&k) = choices.get(random_below(choices.len().max(1) as u64) as usize) else { return };
         let p = b.entries.remove(k).expect("drainable index");
         drop(b);
         self.buffered.fetch_sub(1, Relaxed);

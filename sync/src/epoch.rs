@@ -162,19 +162,23 @@ impl<T: Retire> Rcu<T> {
         self.versions.lock().current
     }
 
-    /// The object published as version `v`, if it is current or replaced
-    /// but not yet retired; valid while `g` is held. Not a scheduling
-    /// point: the load of `v` was.
-    pub fn load_version<'g>(&'g self, v: u64, g: &'g Guard) -> Option<&'g T> {
+    /// The version `read` returns and the object published as it, if it is
+    /// current or replaced but not yet retired; valid while `g` is held.
+    /// `read` (a load of the version from wherever the model keeps the
+    /// pointer) runs under the lock retirement takes, so on real threads a
+    /// version cannot be retired between its load and its lookup. Not a
+    /// scheduling point: `read` must not be one either.
+    pub fn load_version<'g>(&'g self, g: &'g Guard, read: impl FnOnce() -> u64) -> (u64, Option<&'g T>) {
         let versions = self.versions.lock();
+        let v = read();
         if v == versions.current {
-            return Some(self.current(g));
+            return (v, Some(self.current(g)));
         }
-        let &(_, p) = versions.replaced.iter().find(|(u, _)| *u == v)?;
+        let Some(&(_, p)) = versions.replaced.iter().find(|(u, _)| *u == v) else { return (v, None) };
         // SAFETY: a replaced object leaves `replaced` only when it is
         // handed to the collector, which frees it only after every guard
         // pinned before then, `g` included, is gone.
-        Some(unsafe { &*p })
+        (v, Some(unsafe { &*p }))
     }
 
     fn current<'g>(&'g self, g: &'g Guard) -> &'g T {

@@ -76,11 +76,12 @@ fn a_replaced_version_is_found_until_it_is_retired() {
     let old = rcu.publish(fresh(), &wg);
     assert_eq!(rcu.version(), 1);
     // A CPU that has not seen the new pointer still finds the old object.
-    assert!(std::ptr::eq(rcu.load_version(0, &rg).unwrap(), first));
-    assert!(std::ptr::eq(rcu.load_version(1, &rg).unwrap(), rcu.load(&rg)));
+    let at = |v: u64| rcu.load_version(&rg, || v).1;
+    assert!(std::ptr::eq(at(0).unwrap(), first));
+    assert!(std::ptr::eq(at(1).unwrap(), rcu.load(&rg)));
     old.defer_free();
-    assert!(rcu.load_version(0, &rg).is_none(), "a retired version is gone");
-    assert!(rcu.load_version(2, &rg).is_none(), "a version never published");
+    assert!(at(0).is_none(), "a retired version is gone");
+    assert!(at(2).is_none(), "a version never published");
 }
 
 #[test]
