@@ -152,7 +152,7 @@ impl Driver {
     /// The array `d` publishes now, as this writer sees it
     /// (`rcu_dereference_protected` under the ASID lock).
     fn current_invs<'a>(&self, mv: &Move<'a>, d: &'a Domain) -> &'a Invs {
-        self.rcu_dereference(mv.cpu, &d.invs, d.words + INVS_PTR, mv.guard)
+        self.rcu_dereference(mv.cpu, d.id, &d.invs, d.words + INVS_PTR, mv.guard)
     }
 
     /// The pre-series sequence: join the new domain's device list, switch
@@ -228,7 +228,7 @@ impl Driver {
         }
         self.cover_array(new.entries());
         new.place(&self.machine, mv.cpu.id);
-        let old = self.rcu_assign_pointer(mv.cpu, &d.invs, d.words + INVS_PTR, new, mv.guard);
+        let old = self.rcu_assign_pointer(mv.cpu, d.id, &d.invs, d.words + INVS_PTR, new, mv.guard);
         d.publications.fetch_add(1, Relaxed);
         let guard = mv.guard;
         mv.replaced.borrow_mut().push(Box::new(move || self.retire(&d.invs, old, guard)));
@@ -241,7 +241,7 @@ impl Driver {
         let _asid_lock = self.asid_lock.lock();
         let guard = cpu.epoch.pin();
         new.place(&self.machine, cpu.id);
-        let old = self.rcu_assign_pointer(cpu, &d.invs, d.words + INVS_PTR, new, &guard);
+        let old = self.rcu_assign_pointer(cpu, d.id, &d.invs, d.words + INVS_PTR, new, &guard);
         d.publications.fetch_add(1, Relaxed);
         self.machine.mem.release(cpu.id);
         self.retire(&d.invs, old, &guard);

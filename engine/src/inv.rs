@@ -212,7 +212,7 @@ impl Driver {
             self.machine.mem.smp_mb(cpu.id);
         }
         let guard = cpu.epoch.pin();
-        let invs = self.rcu_dereference(cpu, &domain.invs, domain.words + INVS_PTR, &guard);
+        let invs = self.rcu_dereference(cpu, domain.id, &domain.invs, domain.words + INVS_PTR, &guard);
         let v = View::new(&self.machine, cpu);
         // Invalidations run in interrupt context too: with a plain read
         // lock, an interrupt on this CPU could read-lock again behind a

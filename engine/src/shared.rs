@@ -11,7 +11,7 @@
 
 use crate::domain::{Domain, MasterDomain};
 use crate::driver::{Cpu, Driver};
-use hwmodel::{Addr, CpuId, Machine, Memory, PAGE};
+use hwmodel::{Actor, Addr, CpuId, DomainId, Event, Machine, Memory, Word, PAGE};
 use smmu_sync::{Guard, IrqSave, MutexGuard, Rcu, Retire, Retired};
 use std::ops::{Deref, DerefMut};
 
@@ -100,10 +100,18 @@ impl Driver {
     /// `rcu_dereference(*ptr)`: the object `cpu` finds through the pointer
     /// word at `ptr`. A version the writer already retired means the
     /// writer freed what a reader could still reach.
-    pub(crate) fn rcu_dereference<'g, T: Retire>(&self, cpu: &Cpu, rcu: &'g Rcu<T>, ptr: Addr, g: &'g Guard) -> &'g T {
+    pub(crate) fn rcu_dereference<'g, T: Retire>(
+        &self,
+        cpu: &Cpu,
+        domain: DomainId,
+        rcu: &'g Rcu<T>,
+        ptr: Addr,
+        g: &'g Guard,
+    ) -> &'g T {
         let mem = &self.machine.mem;
         mem.before_load();
         let (v, obj) = rcu.load_version(g, || mem.peek(cpu.id, ptr));
+        self.machine.oracle.record(Actor::on(cpu.id), Event::ArrayLoad { domain, version: v });
         if v != rcu.version() {
             self.machine.oracle.cover(hwmodel::Goal::StalePointerLoaded);
         }
@@ -121,6 +129,7 @@ impl Driver {
     pub(crate) fn rcu_assign_pointer<'g, T: Retire>(
         &self,
         cpu: &Cpu,
+        domain: DomainId,
         rcu: &'g Rcu<T>,
         ptr: Addr,
         new: T,
@@ -128,10 +137,11 @@ impl Driver {
     ) -> Retired<'g, T> {
         let old = rcu.publish(new, g);
         let version = rcu.version();
+        self.machine.oracle.record(Actor::on(cpu.id), Event::Publish { domain, version });
         if self.env.mutant(crate::Mutant::PublishPlainStore) {
-            self.machine.mem.store(cpu.id, ptr, version);
+            self.machine.mem.store_as(cpu.id, ptr, version, Word::ArrayPtr);
         } else {
-            self.machine.mem.store_release(cpu.id, ptr, version);
+            self.machine.mem.store_release(cpu.id, ptr, version, Word::ArrayPtr);
         }
         old
     }

@@ -69,7 +69,7 @@ fn last_submits(w: &World, n: usize) -> Vec<Opcode> {
         .oracle
         .trace_tail()
         .into_iter()
-        .filter_map(|(_, e)| match e {
+        .filter_map(|s| match s.event {
             Event::Submit { cmd, .. } if cmd.op != Opcode::CmdSync => Some(cmd.op),
             _ => None,
         })
@@ -331,7 +331,7 @@ fn tlb_inv_walk_issues_non_leaf_invalidation_through_the_array() {
     assert_eq!(w.drv.machine.smmu(w.smmus[0]).iotlb().len(), 1);
     w.drv.tlb_inv_walk(&w.cpu, &d, IOVA, PAGE, PAGE);
     assert!(w.drv.machine.smmu(w.smmus[0]).iotlb().is_empty());
-    let last = w.drv.machine.oracle.trace_tail().into_iter().rev().find_map(|(_, e)| match e {
+    let last = w.drv.machine.oracle.trace_tail().into_iter().rev().find_map(|s| match s.event {
         Event::Submit { cmd, .. } if cmd.op == Opcode::TlbiNhVa => Some(cmd),
         _ => None,
     });

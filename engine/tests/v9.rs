@@ -105,8 +105,8 @@ fn ats_goes_off_at_the_endpoint_before_the_old_domain_drops_the_master() {
     drv.attach(&cpu, &m, 0, Target::Domain(d.clone()), true).unwrap();
     drv.attach(&cpu, &m, 0, Target::Blocked, false).unwrap();
     let trace = drv.machine.oracle.trace_tail();
-    let detach = trace.iter().position(|(_, e)| matches!(e, Event::AttachBegin { to: Allowed::Blocked, .. })).unwrap();
-    let after = |want: &dyn Fn(&Event) -> bool| trace[detach..].iter().position(|(_, e)| want(e));
+    let detach = trace.iter().position(|s| matches!(s.event, Event::AttachBegin { to: Allowed::Blocked, .. })).unwrap();
+    let after = |want: &dyn Fn(&Event) -> bool| trace[detach..].iter().position(|s| want(&s.event));
     let ats_off = after(&|e| matches!(e, Event::Ats { enabled: false, .. })).unwrap();
     let ste = after(&|e| matches!(e, Event::Submit { cmd, .. } if cmd.op == Opcode::CfgiSte)).unwrap();
     let flush = after(&|e| matches!(e, Event::Submit { cmd, .. } if cmd.op == Opcode::TlbiNhAsid));

@@ -27,7 +27,6 @@ pub const CHUNK: u64 = 500;
 /// depths 10 and 20 find the swarm's bugs several times faster than 3 to
 /// 7 do, while the hand-written scenarios still catch theirs at any depth.
 const DEPTHS: [usize; 5] = [10, 20, 3, 40, 5];
-const SHRINK_BUDGET: Duration = Duration::from_secs(5);
 /// `--known`, loaded once before any exploration.
 static KNOWN: std::sync::OnceLock<Known> = std::sync::OnceLock::new();
 const LOOM_SCENARIO: &str = "barrier-pairing";
@@ -157,6 +156,7 @@ fn explore(
                     deadline,
                     max_steps: cli.max_steps,
                     known: KNOWN.get(),
+                    prefer: None,
                 };
                 let r = match cli.mode {
                     ModeKind::Model => run::explore(sc, params, plan),
@@ -200,6 +200,7 @@ fn progress(cli: &Cli, total: u64) -> ProgressBar {
 
 /// Everything about a failure worth writing down, in file form.
 fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, shrunk: bool) -> FailureFile {
+    let (stops_at_violation, size) = (params.stop_at_violation, params.size);
     FailureFile {
         format: FORMAT,
         version: env!("CARGO_PKG_VERSION").into(),
@@ -223,6 +224,8 @@ fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, sh
         trace_hash: f.trace_hash,
         preemptions: f.schedule.preemptions(),
         shrunk,
+        stops_at_violation,
+        size,
         schedule: (cli.mode == ModeKind::Model && cli.scheduler != SchedulerKind::Loom).then(|| f.schedule.clone()),
         trace: f.trace.clone(),
     }
@@ -230,55 +233,103 @@ fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, sh
 
 fn print_failure(f: &Found) {
     eprintln!("\nviolation: {}\n  {}\n  {}", f.kind, f.detail, f.explanation);
-    if !f.trace.is_empty() {
-        eprintln!("  last events:");
-        for line in f.trace.iter().rev().take(12).rev() {
-            eprintln!("    {line}");
-        }
+}
+
+/// The story as a text timeline, one column per actor.
+fn print_timeline(f: &Found) {
+    if f.trace.is_empty() {
+        return;
+    }
+    let verdict = f.trace.last().map_or(0, |l| l.seq);
+    eprintln!("  timeline (* the story, !! the verdict):");
+    for line in crate::picture::text(&f.trace, &f.detail, verdict).lines() {
+        eprintln!("    {line}");
     }
 }
 
-/// Write the failure (first, before anything else can go wrong), prove the
-/// schedule replays to the same trace, and write a shrunk copy.
-/// `sc` is `None` for loom, whose failures replay by re-running the model.
+/// Write the failure (first, before anything else can go wrong), replay it
+/// with every event kept to prove it reproduces and to tell the whole story,
+/// then shrink it and write the shrunk copy with its picture. `tell` prints
+/// all of that as it goes. `sc` is `None` for loom, whose failures replay by
+/// re-running the model.
 fn record_failure(
     cli: &Cli,
     name: &str,
     sc: Option<&'static Scenario>,
     params: Params,
     e: &Explored,
+    tell: bool,
 ) -> report::FailureRow {
     let f = e.stats.found.as_ref().expect("a failure");
     let file = failure_file(cli, name, params, e, f, false);
-    let path = file.write(&cli.out).map_or_else(|err| format!("(not written: {err})"), |p| p.display().to_string());
-    print_failure(f);
-    eprintln!("  failure file: {path}");
+    let written = file.write(&cli.out);
+    let path = written.as_ref().map_or_else(|err| format!("(not written: {err})"), |p| p.display().to_string());
+    if tell {
+        print_failure(f);
+        eprintln!("  failure file: {path}");
+    }
     let mut row = report::FailureRow::new(f, e.index, path);
-    if let (Some(sc), Some(_)) = (sc, &file.schedule) {
-        let again = run::replay(sc, params, &f.schedule, cli.max_steps, KNOWN.get());
-        let same = again.found.as_ref().is_some_and(|g| g.kind == f.kind && g.trace_hash == f.trace_hash);
-        eprintln!(
-            "  replayed: {}",
-            if same { "same violation, same trace hash" } else { "DIVERGED: the model is not deterministic" }
-        );
-        row.replay_matches = Some(same);
-        let (p2, shrunk) = shrink(sc, params, e.stats.clone(), SHRINK_BUDGET, cli.max_steps);
-        let g = shrunk.found.as_ref().expect("shrink keeps a failure");
-        if p2 != params || g.schedule.preemptions() < f.schedule.preemptions() {
-            let e2 = Explored { stats: shrunk.clone(), chunk_seed: e.chunk_seed, index: e.index };
-            let sfile = failure_file(cli, sc.name, p2, &e2, g, true);
-            if let Ok(p) = sfile.write(&cli.out) {
+    let (Some(sc), Some(_), Ok(path)) = (sc, &file.schedule, written) else {
+        if tell {
+            print_timeline(f);
+        }
+        return row;
+    };
+    let full = Params { full_trace: true, ..params };
+    let again = run::replay(sc, full, &f.schedule, cli.max_steps, KNOWN.get());
+    let g = again.found.as_ref().filter(|g| g.kind == f.kind && g.trace_hash == f.trace_hash);
+    if tell {
+        let same =
+            if g.is_some() { "same violation, same trace hash" } else { "DIVERGED: the model is not deterministic" };
+        eprintln!("  replayed: {same}");
+    }
+    row.replay_matches = Some(g.is_some());
+    if let Some(g) = g {
+        // The whole story, in place of the tail the exploration kept.
+        let _ = FailureFile { trace: g.trace.clone(), ..file.clone() }.write(&cli.out);
+    }
+    let budget = Duration::from_secs_f64(cli.shrink_budget);
+    let started = Instant::now();
+    let (p2, shrunk) = shrink(sc, params, e.stats.clone(), budget, cli.max_steps);
+    row.shrink_seconds = Some(started.elapsed().as_secs_f64());
+    let g = shrunk.found.as_ref().expect("shrink keeps a failure");
+    let told = run::replay(sc, Params { full_trace: true, ..p2 }, &g.schedule, cli.max_steps, None);
+    let Some(g) = told.found.as_ref().filter(|t| t.kind == g.kind && t.trace_hash == g.trace_hash) else {
+        eprintln!("  shrunk schedule DIVERGED on replay: the model is not deterministic; not written");
+        return row;
+    };
+    let e2 = Explored { stats: shrunk.clone(), chunk_seed: e.chunk_seed, index: e.index };
+    let sfile = failure_file(cli, sc.name, p2, &e2, g, true);
+    match sfile.write(&cli.out) {
+        Ok(p) => {
+            if tell {
                 eprintln!(
-                    "  shrunk: {} preemptions -> {}, {} CPUs -> {}: {}",
+                    "  shrunk in {:.1} s: {} preemptions -> {}, {} steps -> {}, {} CPUs -> {}: {}",
+                    started.elapsed().as_secs_f64(),
                     f.schedule.preemptions(),
                     g.schedule.preemptions(),
+                    f.schedule.steps,
+                    g.schedule.steps,
                     params.cpus,
                     p2.cpus,
                     p.display()
                 );
-                row.shrunk_file = Some(p.display().to_string());
             }
+            row.shrunk_file = Some(p.display().to_string());
+            row.shrunk_preemptions = Some(g.schedule.preemptions());
+            row.shrunk_steps = Some(g.schedule.steps);
+            row.picture = sfile.write_picture(&p).ok().map(|p| p.display().to_string());
         }
+        Err(err) => eprintln!("  shrunk copy not written: {err}"),
+    }
+    if row.picture.is_none() {
+        row.picture = file.write_picture(&path).ok().map(|p| p.display().to_string());
+    }
+    if tell {
+        if let Some(pic) = &row.picture {
+            eprintln!("  picture: {pic}");
+        }
+        print_timeline(g);
     }
     row
 }
@@ -319,7 +370,7 @@ fn stress(cli: &Cli, seed: u64) -> i32 {
         let params = params_for(cli, sc, engine, mutant, seed);
         let e = explore(cli, sc, params, total_of(sc), deadline, &pb);
         let failure =
-            e.stats.found.is_some().then(|| pb.suspend(|| record_failure(cli, sc.name, Some(sc), params, &e)));
+            e.stats.found.is_some().then(|| pb.suspend(|| record_failure(cli, sc.name, Some(sc), params, &e, true)));
         rows.push(RunRow::new(sc.name, seed, cli, params, &e.stats, failure));
     }
     pb.finish_and_clear();
@@ -363,9 +414,12 @@ fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
         fault_ppm: None,
         atc_inv_disabled: cli.atc_mode().model(),
         rwlock: None,
+        full_trace: false,
+        stop_at_violation: false,
+        size: None,
     };
     let e = Explored { index: stats.schedules.saturating_sub(1), stats, chunk_seed: 0 };
-    let failure = e.stats.found.is_some().then(|| record_failure(cli, LOOM_SCENARIO, None, params, &e));
+    let failure = e.stats.found.is_some().then(|| record_failure(cli, LOOM_SCENARIO, None, params, &e, true));
     report::runs(cli, seed, &[RunRow::new(LOOM_SCENARIO, seed, cli, params, &e.stats, failure)]);
     if e.stats.found.is_some() {
         EXIT_VIOLATION
@@ -384,6 +438,9 @@ fn params_for(cli: &Cli, sc: &Scenario, engine: Engine, mutant: Option<Mutant>, 
         fault_ppm: cli.fault_ppm(),
         atc_inv_disabled: cli.atc_mode().model(),
         rwlock: cli.rwlock.map(RwLockChoice::model),
+        full_trace: false,
+        stop_at_violation: false,
+        size: None,
     }
 }
 
@@ -410,8 +467,7 @@ fn mutation_score(cli: &Cli, seed: u64, list: &str) -> i32 {
         let deadline = cli.time_budget.map(|s| Instant::now() + Duration::from_secs_f64(s));
         let e = explore(cli, sc, params, budget(sc), deadline, &pb);
         let caught = e.stats.found.is_some();
-        let failure_file =
-            e.stats.found.as_ref().and_then(|f| failure_file(cli, sc.name, params, &e, f, false).write(&cli.out).ok());
+        let failure = caught.then(|| record_failure(cli, sc.name, Some(sc), params, &e, false));
         rows.push(MutantRow {
             name: m.name(),
             scenario: sc.name,
@@ -419,7 +475,7 @@ fn mutation_score(cli: &Cli, seed: u64, list: &str) -> i32 {
             schedules_to_failure: caught.then_some(e.index + 1),
             seconds: e.stats.elapsed.as_secs_f64(),
             kind: e.stats.found.as_ref().map(|f| f.kind.clone()),
-            failure_file: failure_file.map(|p| p.display().to_string()),
+            failure,
         });
     }
     pb.finish_and_clear();
@@ -492,12 +548,16 @@ fn replay_file(cli: &Cli, path: &Path) -> i32 {
         fault_ppm: f.fault_ppm,
         atc_inv_disabled: atc.model(),
         rwlock: rwlock.map(RwLockChoice::model),
+        full_trace: true,
+        stop_at_violation: f.stops_at_violation,
+        size: f.size,
     };
-    eprintln!("stress: replaying {} ({} schedule decisions)", path.display(), schedule.steps.len());
+    eprintln!("stress: replaying {} ({} scheduling steps)", path.display(), schedule.steps);
     let r = run::replay(sc, params, schedule, f.max_steps, KNOWN.get());
     match &r.found {
         Some(g) if g.kind == f.kind && g.trace_hash == f.trace_hash => {
             print_failure(g);
+            print_timeline(g);
             eprintln!("  reproduced: same violation, same trace hash {:#x}", g.trace_hash);
             let e = Explored { stats: r.clone(), chunk_seed: f.chunk_seed, index: f.schedule_index };
             let mut row = report::FailureRow::new(g, f.schedule_index, path.display().to_string());

@@ -150,6 +150,13 @@ pub struct Cli {
     pub max_steps: Option<u64>,
     #[arg(long, value_name = "SECS")]
     pub time_budget: Option<f64>,
+    /// Time to spend shrinking each failure found
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub shrink_budget: f64,
+    /// Write a Rust regression test that replays this failure file and
+    /// asserts its verdict (to stdout)
+    #[arg(long, value_name = "FAILURE_FILE")]
+    pub emit_test: Option<PathBuf>,
     /// Where failure files go
     #[arg(long, value_name = "DIR", default_value = "stress-failures")]
     pub out: PathBuf,
@@ -223,6 +230,9 @@ fn validate(cli: &Cli) -> Result<(), String> {
     }
     if cli.time_budget.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
         return Err("--time-budget must be a positive number of seconds".into());
+    }
+    if !(cli.shrink_budget.is_finite() && (0.0..=3600.0).contains(&cli.shrink_budget)) {
+        return Err("--shrink-budget must be between 0 and 3600 seconds".into());
     }
     if let Some(p) = cli.fault_rate.filter(|p| !(0.0..=1.0).contains(p)) {
         return Err(format!("--fault-rate must be a probability between 0 and 1, got {p}"));

@@ -39,10 +39,18 @@ pub struct FailureFile {
     /// Context switches that left a runnable task, for comparing shrinks.
     pub preemptions: usize,
     pub shrunk: bool,
+    /// The replay ends at the first violation (a shrunk schedule: nothing
+    /// after it is part of the story).
+    pub stops_at_violation: bool,
+    /// The cap a shrinker put on the scenario's loops, if any.
+    pub size: Option<usize>,
     /// The schedule: data seed and every decision. Absent for failures on
     /// real threads, which cannot be replayed.
     pub schedule: Option<Recorded>,
-    pub trace: Vec<String>,
+    /// Every event of the failing schedule up to the violation, with its
+    /// actor (gzip and base64 when long).
+    #[serde(with = "crate::trace")]
+    pub trace: Vec<crate::trace::Line>,
 }
 
 impl FailureFile {
@@ -55,6 +63,14 @@ impl FailureFile {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(&path, text)?;
         Ok(path)
+    }
+
+    /// The picture of the failing interleaving, beside the file at `path`.
+    pub fn write_picture(&self, path: &Path) -> std::io::Result<PathBuf> {
+        let svg_path = path.with_extension("svg");
+        let verdict = self.trace.last().map_or(0, |l| l.seq);
+        std::fs::write(&svg_path, crate::picture::svg(&self.trace, &self.kind, &self.detail, verdict))?;
+        Ok(svg_path)
     }
 
     /// Read and check a replay file; the error is one line for the user.

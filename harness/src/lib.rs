@@ -5,6 +5,8 @@ pub mod app;
 pub mod cli;
 pub mod failure;
 pub mod known;
+pub mod picture;
 pub mod report;
 pub mod run;
 pub mod shrink;
+pub mod trace;

@@ -19,6 +19,14 @@ pub struct FailureRow {
     pub trace_hash: u64,
     pub detail: String,
     pub shrunk_file: Option<String>,
+    /// The picture of the shrunk (or else the original) interleaving.
+    pub picture: Option<String>,
+    /// Preemptions and scheduling steps, before and after shrinking.
+    pub preemptions: usize,
+    pub steps: u64,
+    pub shrunk_preemptions: Option<usize>,
+    pub shrunk_steps: Option<u64>,
+    pub shrink_seconds: Option<f64>,
     /// Whether replaying the schedule gave the same trace hash.
     pub replay_matches: Option<bool>,
 }
@@ -32,6 +40,12 @@ impl FailureRow {
             trace_hash: f.trace_hash,
             detail: f.detail.clone(),
             shrunk_file: None,
+            picture: None,
+            preemptions: f.schedule.preemptions(),
+            steps: f.schedule.steps,
+            shrunk_preemptions: None,
+            shrunk_steps: None,
+            shrink_seconds: None,
             replay_matches: None,
         }
     }
@@ -131,7 +145,8 @@ pub struct MutantRow {
     pub schedules_to_failure: Option<u64>,
     pub seconds: f64,
     pub kind: Option<String>,
-    pub failure_file: Option<String>,
+    /// The failure file, its shrunk copy and picture, and how much smaller.
+    pub failure: Option<FailureRow>,
 }
 
 /// Human text goes to stdout, or to stderr when stdout carries JSON.
@@ -198,17 +213,26 @@ pub fn runs(cli: &Cli, seed: u64, rows: &[RunRow]) {
 }
 
 pub fn mutants(cli: &Cli, rows: &[MutantRow]) {
-    let mut t =
-        format!("{:<34} {:<18} {:>7} {:>10} {:>8}  {}\n", "mutant", "scenario", "caught", "schedules", "seconds", "as");
+    let mut t = format!(
+        "{:<34} {:<18} {:>7} {:>10} {:>8}  {:<22} {:>13} {:>11}\n",
+        "mutant", "scenario", "caught", "schedules", "seconds", "as", "preemptions", "steps"
+    );
     for r in rows {
+        let shrunk =
+            |before: usize, after: Option<usize>| after.map_or(before.to_string(), |a| format!("{before}->{a}"));
+        let (pre, steps) = r.failure.as_ref().map_or(("-".into(), "-".into()), |f| {
+            (shrunk(f.preemptions, f.shrunk_preemptions), shrunk(f.steps as usize, f.shrunk_steps.map(|s| s as usize)))
+        });
         t.push_str(&format!(
-            "{:<34} {:<18} {:>7} {:>10} {:>8.2}  {}\n",
+            "{:<34} {:<18} {:>7} {:>10} {:>8.2}  {:<22} {:>13} {:>11}\n",
             r.name,
             r.scenario,
             if r.caught { "yes" } else { "NO" },
             r.schedules_to_failure.map_or("-".into(), |n| n.to_string()),
             r.seconds,
-            r.kind.as_deref().unwrap_or("-")
+            r.kind.as_deref().unwrap_or("-"),
+            pre,
+            steps
         ));
     }
     let caught = rows.iter().filter(|r| r.caught).count();

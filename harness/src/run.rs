@@ -7,9 +7,7 @@ use crate::known::Known;
 use hwmodel::Coverage;
 use scenarios::{Outcome, Params, Scenario};
 use serde::{Deserialize, Serialize};
-use shuttle::scheduler::{
-    DfsScheduler, PctScheduler, RandomScheduler, ReplayScheduler, Schedule, Scheduler, Task, TaskId,
-};
+use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler, Schedule, Scheduler, Task, TaskId};
 use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
 use smmu_sync::plain::Mutex;
 use smmu_sync::{enter, Backend, Bounds};
@@ -26,31 +24,101 @@ const MAX_STEPS: usize = 4_000_000;
 /// a millisecond.
 pub const WATCHDOG: Duration = Duration::from_secs(20);
 
-/// One schedule as data: the data seed and each decision in order
-/// (`Some(task)` a scheduling choice, `None` a random draw).
+/// One scheduling decision that was not the default one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switch {
+    /// Its index among the schedule's decisions.
+    pub at: u64,
+    pub task: usize,
+    /// Whether it took the CPU from a task that could have gone on.
+    pub preempt: bool,
+}
+
+/// One schedule as data: each scheduling decision that differed from the
+/// default (see `default_task`), and every data choice in order. That is
+/// enough to replay it exactly, and it is what a shrinker edits: drop a
+/// switch and the default takes over there, zero a data choice and the
+/// model takes its smallest option (every draw of 0 is).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recorded {
-    pub seed: u64,
-    pub steps: Vec<Option<usize>>,
+    /// Scheduling decisions in all: the schedule's length in steps.
+    pub steps: u64,
+    /// A task the default runs whenever it can (a shrinker's choice: the
+    /// thread whose steps the story is about, first).
+    #[serde(default)]
+    pub prefer: Option<usize>,
+    pub switches: Vec<Switch>,
+    pub data: Vec<u64>,
 }
 
 impl Recorded {
-    fn to_shuttle(&self) -> Schedule {
-        let mut s = Schedule::new(self.seed);
-        for step in &self.steps {
-            match step {
-                Some(t) => s.push_task(TaskId::from(*t)),
-                None => s.push_random(),
-            }
+    /// Switches that took the CPU from a task that could have gone on.
+    pub fn preemptions(&self) -> usize {
+        self.switches.iter().filter(|s| s.preempt).count()
+    }
+}
+
+/// What a schedule does where it says nothing: the preferred task if it can
+/// run and is not spinning; a task that yields (it is spinning) hands over
+/// to the next runnable task in id order; otherwise the running task goes
+/// on; a task that cannot, to the lowest runnable one.
+fn default_task(runnable: &[&Task], current: Option<TaskId>, yielding: bool, prefer: Option<usize>) -> TaskId {
+    let ids: Vec<usize> = runnable.iter().map(|t| usize::from(t.id())).collect();
+    let cur = current.map(usize::from).filter(|c| ids.contains(c));
+    if let Some(p) = prefer.filter(|p| ids.contains(p) && !(yielding && cur == Some(*p))) {
+        return TaskId::from(p);
+    }
+    let pick = match cur {
+        Some(c) if yielding => ids.iter().copied().filter(|&t| t > c).min().or_else(|| ids.iter().copied().min()),
+        Some(c) => Some(c),
+        None => ids.iter().copied().min(),
+    };
+    TaskId::from(pick.unwrap_or(0))
+}
+
+/// Replays a `Recorded`: its switches where the task can run, the default
+/// elsewhere; its data choices, then zeros.
+pub struct Follow {
+    rec: Recorded,
+    k: u64,
+    /// Next switch to look at, and next data choice.
+    sw: usize,
+    d: usize,
+    started: bool,
+}
+
+impl Follow {
+    pub fn new(rec: Recorded) -> Self {
+        Self { rec, k: 0, sw: 0, d: 0, started: false }
+    }
+}
+
+impl Scheduler for Follow {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        if std::mem::replace(&mut self.started, true) {
+            return None;
         }
-        s
+        Some(Schedule::new(0))
     }
 
-    /// Scheduling decisions that switched away from a task that could have
-    /// continued: what a shrinker removes.
-    pub fn preemptions(&self) -> usize {
-        let tasks: Vec<usize> = self.steps.iter().flatten().copied().collect();
-        tasks.windows(2).filter(|w| w[0] != w[1]).count()
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
+        let k = self.k;
+        self.k += 1;
+        while self.rec.switches.get(self.sw).is_some_and(|s| s.at < k) {
+            self.sw += 1;
+        }
+        let forced = self.rec.switches.get(self.sw).filter(|s| s.at == k).map(|s| s.task);
+        let can = |t: usize| runnable.iter().any(|r| usize::from(r.id()) == t);
+        Some(match forced.filter(|&t| can(t)) {
+            Some(t) => TaskId::from(t),
+            None => default_task(runnable, current, yielding, self.rec.prefer),
+        })
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let v = self.rec.data.get(self.d).copied().unwrap_or(0);
+        self.d += 1;
+        v
     }
 }
 
@@ -63,20 +131,26 @@ pub struct Found {
     pub kind: String,
     pub explanation: String,
     pub detail: String,
-    pub trace: Vec<String>,
+    pub trace: Vec<crate::trace::Line>,
     pub trace_hash: u64,
 }
 
 impl Found {
     fn from_outcome(index: u64, schedule: Recorded, o: &Outcome, v: &hwmodel::Violation) -> Self {
+        Found { trace_hash: o.trace_hash, ..Self::from_violation(index, schedule, v) }
+    }
+
+    /// A violation that ended its execution (`stop_at_violation`): the
+    /// trace hash is the trace's up to it.
+    fn from_violation(index: u64, schedule: Recorded, v: &hwmodel::Violation) -> Self {
         Found {
             index,
             schedule,
             kind: v.kind.name().into(),
             explanation: v.kind.explain().into(),
             detail: v.detail.clone(),
-            trace: v.trace.iter().map(|(seq, e)| format!("{seq:>6} {e:?}")).collect(),
-            trace_hash: o.trace_hash,
+            trace: v.trace.iter().map(crate::trace::Line::of).collect(),
+            trace_hash: v.hash,
         }
     }
 
@@ -192,10 +266,13 @@ struct Shared {
     top_task: usize,
 }
 
-/// Wraps a scheduler and writes down every decision it makes.
+/// Wraps a scheduler and writes down every decision it makes that the
+/// default would not have, and every data choice.
 struct Recorder<S> {
     inner: S,
     shared: Arc<Mutex<Shared>>,
+    /// The default the schedule is written against (`Recorded::prefer`).
+    prefer: Option<usize>,
 }
 
 impl<S: Scheduler> Scheduler for Recorder<S> {
@@ -204,24 +281,39 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
             return None;
         }
         let s = self.inner.new_execution()?;
+        // The execution's first decisions come before its body starts: the
+        // last one's failure must not be taken for this one's.
+        smmu_sync::begin_execution(Bounds::default());
         let mut sh = self.shared.lock();
-        sh.current = Recorded { seed: s.seed, steps: Vec::new() };
+        sh.current = Recorded { prefer: self.prefer, ..Recorded::default() };
         sh.top_task = 0;
         Some(s)
     }
 
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
         let t = self.inner.next_task(runnable, current, yielding)?;
+        if smmu_sync::fired() {
+            // Teardown after the failure: not part of the schedule.
+            return Some(t);
+        }
         let mut sh = self.shared.lock();
-        sh.current.steps.push(Some(t.into()));
+        let at = sh.current.steps;
+        sh.current.steps += 1;
+        if t != default_task(runnable, current, yielding, self.prefer) {
+            let preempt = current.is_some_and(|c| runnable.iter().any(|r| r.id() == c));
+            sh.current.switches.push(Switch { at, task: t.into(), preempt });
+        }
         let top = runnable.iter().map(|r| usize::from(r.id())).max().unwrap_or(0);
         sh.top_task = sh.top_task.max(top);
         Some(t)
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.shared.lock().current.steps.push(None);
-        self.inner.next_u64()
+        let v = self.inner.next_u64();
+        if !smmu_sync::fired() {
+            self.shared.lock().current.data.push(v);
+        }
+        v
     }
 }
 
@@ -258,6 +350,8 @@ pub struct Plan {
     pub max_steps: Option<u64>,
     /// Findings to count and explore past.
     pub known: Option<&'static Known>,
+    /// The default scheduling policy's preferred task (a replay's).
+    pub prefer: Option<usize>,
 }
 
 /// The bounds one schedule starts under.
@@ -299,8 +393,8 @@ pub fn explore(sc: &'static Scenario, params: Params, plan: Plan) -> RunStats {
 }
 
 /// A plan that runs one given schedule.
-fn once(max_steps: Option<u64>, known: Option<&'static Known>) -> Plan {
-    Plan { scheduler: SchedulerKind::Random, seed: 0, schedules: 1, depth: 0, deadline: None, max_steps, known }
+fn once(max_steps: Option<u64>, known: Option<&'static Known>, prefer: Option<usize>) -> Plan {
+    Plan { scheduler: SchedulerKind::Random, seed: 0, schedules: 1, depth: 0, deadline: None, max_steps, known, prefer }
 }
 
 /// Run exactly `schedule` once; its failure is the first violation that is
@@ -312,17 +406,13 @@ pub fn replay(
     max_steps: Option<u64>,
     known: Option<&'static Known>,
 ) -> RunStats {
-    drive(sc, params, ReplayScheduler::new_from_schedule(schedule.to_shuttle()), &once(max_steps, known)).0
+    drive(sc, params, Follow::new(schedule.clone()), &once(max_steps, known, schedule.prefer)).0
 }
 
-/// Run under any scheduler, recording what it decides.
-pub fn drive_with<S: Scheduler + 'static>(
-    sc: &'static Scenario,
-    params: Params,
-    inner: S,
-    max_steps: Option<u64>,
-) -> RunStats {
-    drive(sc, params, inner, &once(max_steps, None)).0
+/// Run exactly `schedule` once, stopping at nothing but its end: what a
+/// shrinker tries.
+pub fn follow(sc: &'static Scenario, params: Params, schedule: &Recorded, max_steps: Option<u64>) -> RunStats {
+    replay(sc, params, schedule, max_steps, None)
 }
 
 /// Run shuttle until it stops; also says whether it stopped at a panic that
@@ -335,7 +425,7 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
     config.silence_warnings = true;
     config.max_steps = MaxSteps::FailAfter(MAX_STEPS);
     config.max_time = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    let runner = Runner::new(Recorder { inner, shared: shared.clone() }, config);
+    let runner = Runner::new(Recorder { inner, shared: shared.clone(), prefer: plan.prefer }, config);
     let body = {
         let shared = shared.clone();
         move || {
@@ -382,7 +472,10 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
     if let Err(p) = r {
         let index = s.stats.schedules;
         s.stats.schedules += 1;
-        let found = Found::from_panic(index, s.current.clone(), panic_message(p.as_ref()));
+        let found = match p.downcast_ref::<hwmodel::Violation>() {
+            Some(v) => Found::from_violation(index, s.current.clone(), v),
+            None => Found::from_panic(index, s.current.clone(), panic_message(p.as_ref())),
+        };
         match known.and_then(|k| k.matches(&found.kind, &found.detail)) {
             Some(id) if s.stats.found.is_none() => {
                 *s.stats.known.entry(id.to_string()).or_default() += 1;

@@ -1,60 +1,129 @@
-//! Shrinking a failing schedule: drop preemptions one at a time while the
-//! same kind of violation still happens, then try fewer CPUs.
+//! Shrinking a failing schedule: fewer CPUs; then, replaying each candidate
+//! to its first violation, delta debugging over the schedule's switches
+//! (each dropped one lets the running task go on) and over its data choices
+//! (each zeroed one takes the model's smallest option: no drain, no fault,
+//! the smallest generated world, the first command to complete). A
+//! candidate is kept if it fails with the same kind of violation and is no
+//! larger.
 
 use crate::run::{self, Recorded, RunStats};
 use scenarios::{Params, Scenario};
-use shuttle::scheduler::{DataSource, RandomDataSource, Schedule, Scheduler, Task, TaskId};
 use std::time::Instant;
 
-/// Follows a recorded schedule, except that at decision `skip` it keeps the
-/// running task if it can. Past a divergence it follows the recording
-/// while the recorded task is runnable, else keeps the current task.
-struct Guided {
-    tasks: Vec<usize>,
-    skip: usize,
-    pos: usize,
-    seed: u64,
-    data: RandomDataSource,
-    done: bool,
+/// What the shrinker runs candidates with and keeps.
+struct Shrinker {
+    sc: &'static Scenario,
+    params: Params,
+    kind: String,
+    max_steps: Option<u64>,
+    deadline: Instant,
+    best: RunStats,
 }
 
-impl Scheduler for Guided {
-    fn new_execution(&mut self) -> Option<Schedule> {
-        if std::mem::replace(&mut self.done, true) {
-            return None;
+/// A schedule's size: preemptions first, then steps, then live data.
+fn size(r: &Recorded) -> (usize, u64, usize) {
+    (r.preemptions(), r.steps, r.data.iter().filter(|v| **v != 0).count())
+}
+
+impl Shrinker {
+    fn schedule(&self) -> &Recorded {
+        &self.best.found.as_ref().expect("a failure").schedule
+    }
+
+    fn out_of_time(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Look for the failure in the world `p` describes: the current
+    /// schedule first, then a short PCT search. Keeps what it finds.
+    fn smaller_world(&mut self, p: Params) -> bool {
+        if self.out_of_time() {
+            return false;
         }
-        self.data = RandomDataSource::initialize(self.seed);
-        Some(Schedule::new(self.seed))
-    }
-
-    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, _yielding: bool) -> Option<TaskId> {
-        let k = self.pos;
-        self.pos += 1;
-        let can = |t: usize| runnable.iter().any(|r| usize::from(r.id()) == t);
-        let keep = current.map(usize::from).filter(|&c| can(c));
-        let want = self.tasks.get(k).copied().filter(|&t| can(t));
-        let pick = match (k == self.skip, keep, want) {
-            (true, Some(c), _) => c,
-            (_, _, Some(t)) => t,
-            (_, Some(c), None) => c,
-            (_, None, None) => usize::from(runnable[0].id()),
+        let r = run::follow(self.sc, p, self.schedule(), self.max_steps);
+        let r = if r.found.as_ref().is_some_and(|f| f.kind == self.kind) {
+            r
+        } else {
+            let plan = run::Plan {
+                scheduler: crate::cli::SchedulerKind::Pct,
+                seed: p.seed,
+                schedules: 2000,
+                depth: 3,
+                deadline: Some(self.deadline),
+                max_steps: self.max_steps,
+                known: None,
+                prefer: None,
+            };
+            run::explore(self.sc, p, plan)
         };
-        Some(TaskId::from(pick))
+        let found = r.found.as_ref().is_some_and(|f| f.kind == self.kind && f.schedule.steps <= self.schedule().steps);
+        if found {
+            self.params = p;
+            self.best = r;
+        }
+        found
     }
 
-    fn next_u64(&mut self) -> u64 {
-        self.data.next_u64()
+    /// Replay `candidate`; keep it (as it actually ran) if it fails the
+    /// same way and is no larger.
+    fn try_keep(&mut self, candidate: Recorded) -> bool {
+        let r = run::follow(self.sc, self.params, &candidate, self.max_steps);
+        let keep = r.found.as_ref().is_some_and(|f| f.kind == self.kind && size(&f.schedule) <= size(self.schedule()));
+        if keep {
+            self.best = r;
+        }
+        keep
+    }
+
+    /// Delta debugging over the items `pick` selects: try dropping chunks,
+    /// halving the chunk size down to one item, until a pass drops nothing.
+    fn ddmin(&mut self, count: fn(&Recorded) -> usize, drop: fn(&Recorded, std::ops::Range<usize>) -> Recorded) {
+        let mut chunk = count(self.schedule()).div_ceil(2).max(1);
+        loop {
+            let mut dropped = false;
+            let mut start = 0;
+            while start < count(self.schedule()) {
+                if self.out_of_time() {
+                    return;
+                }
+                let end = (start + chunk).min(count(self.schedule()));
+                if self.try_keep(drop(self.schedule(), start..end)) {
+                    dropped = true;
+                } else {
+                    start = end;
+                }
+            }
+            if chunk == 1 && !dropped {
+                return;
+            }
+            chunk = (chunk / 2).max(1);
+        }
     }
 }
 
-/// Indices of decisions that switched away from the previous task.
-fn switch_points(s: &Recorded) -> Vec<usize> {
-    let tasks: Vec<usize> = s.steps.iter().flatten().copied().collect();
-    (1..tasks.len()).filter(|&k| tasks[k] != tasks[k - 1]).collect()
+fn without_switches(r: &Recorded, range: std::ops::Range<usize>) -> Recorded {
+    let mut r = r.clone();
+    r.switches.drain(range);
+    r
 }
 
-/// The smallest failure found within `budget`: its schedule, CPU count and
-/// stats. Always at least as small as the input.
+/// Zero the `range`th through last of the non-zero data choices.
+fn zero_data(r: &Recorded, range: std::ops::Range<usize>) -> Recorded {
+    let mut r = r.clone();
+    let live: Vec<usize> = (0..r.data.len()).filter(|&k| r.data[k] != 0).collect();
+    for &k in &live[range] {
+        r.data[k] = 0;
+    }
+    r
+}
+
+fn live_data(r: &Recorded) -> usize {
+    r.data.iter().filter(|v| **v != 0).count()
+}
+
+/// The smallest failure found within `budget`, with the CPU count it needs
+/// and its replays stopping at the violation. Always at least as small as
+/// the input.
 pub fn shrink(
     sc: &'static Scenario,
     params: Params,
@@ -64,55 +133,40 @@ pub fn shrink(
 ) -> (Params, RunStats) {
     let deadline = Instant::now() + budget;
     let kind = found.found.as_ref().map(|f| f.kind.clone()).unwrap_or_default();
-    let mut best = (params, found);
-    // Fewer CPUs first: a smaller world shrinks faster.
+    let params = Params { stop_at_violation: true, full_trace: false, ..params };
+    let mut s = Shrinker { sc, params, kind, max_steps, deadline, best: found };
+    // The input itself, ending at its violation.
+    let input = s.schedule().clone();
+    s.try_keep(input);
+    // A smaller world first: fewer CPUs, then fewer pages, rounds and
+    // operations; each found again by a short search, smallest first.
     for cpus in 1..params.cpus {
-        if Instant::now() >= deadline {
+        if s.smaller_world(Params { cpus, ..s.params }) {
             break;
         }
-        let p = Params { cpus, ..params };
-        let plan = run::Plan {
-            scheduler: crate::cli::SchedulerKind::Pct,
-            seed: params.seed,
-            schedules: 2000,
-            depth: 3,
-            deadline: Some(deadline),
-            max_steps,
-            known: None,
-        };
-        let r = run::explore(sc, p, plan);
-        if r.found.as_ref().is_some_and(|f| f.kind == kind) {
-            best = (p, r);
+    }
+    for size in 1..=3 {
+        if s.smaller_world(Params { size: Some(size), ..s.params }) {
             break;
         }
+    }
+    // Then the thread the story is about first: each task in turn as the
+    // one the default runs whenever it can.
+    let tasks = s.best.max_threads;
+    for t in 1..tasks {
+        if s.out_of_time() {
+            break;
+        }
+        let candidate = Recorded { prefer: Some(t), ..s.schedule().clone() };
+        s.try_keep(candidate);
     }
     loop {
-        let schedule = best.1.found.as_ref().expect("a failure").schedule.clone();
-        let tasks: Vec<usize> = schedule.steps.iter().flatten().copied().collect();
-        let mut improved = false;
-        for skip in switch_points(&schedule).into_iter().rev() {
-            if Instant::now() >= deadline {
-                return best;
-            }
-            let g = Guided {
-                tasks: tasks.clone(),
-                skip,
-                pos: 0,
-                seed: schedule.seed,
-                data: RandomDataSource::initialize(schedule.seed),
-                done: false,
-            };
-            let r = run::drive_with(sc, best.0, g, max_steps);
-            let better =
-                r.found.as_ref().is_some_and(|f| f.kind == kind && f.schedule.preemptions() < schedule.preemptions());
-            if better {
-                best.1 = r;
-                improved = true;
-                break;
-            }
-        }
-        if !improved {
-            return best;
+        let before = size(s.schedule());
+        s.ddmin(|r| r.switches.len(), without_switches);
+        s.ddmin(live_data, zero_data);
+        if s.out_of_time() || size(s.schedule()) == before {
+            break;
         }
     }
+    (s.params, s.best)
 }

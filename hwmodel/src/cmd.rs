@@ -56,6 +56,33 @@ pub struct Cmd {
     pub ssv: bool,
 }
 
+impl std::fmt::Display for Cmd {
+    /// The fields that matter for the opcode, in the kernel's names.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let leaf = if self.leaf { " leaf" } else { "" };
+        let range = match self.range {
+            r if r.tg == 0 => String::new(),
+            r => format!(" num {} scale {} ttl {}", r.num, r.scale, r.ttl),
+        };
+        match self.op {
+            Opcode::CfgiSte => write!(f, "CFGI_STE sid {}", self.sid),
+            Opcode::CfgiCd => write!(f, "CFGI_CD sid {} ssid {}", self.sid, self.ssid),
+            Opcode::TlbiNhAll => write!(f, "TLBI_NH_ALL vmid {}", self.vmid),
+            Opcode::TlbiNhAsid => write!(f, "TLBI_NH_ASID asid {}", self.asid),
+            Opcode::TlbiEl2Asid => write!(f, "TLBI_EL2_ASID asid {}", self.asid),
+            Opcode::TlbiNhVa => write!(f, "TLBI_NH_VA asid {} {:#x}{leaf}{range}", self.asid, self.addr),
+            Opcode::TlbiEl2Va => write!(f, "TLBI_EL2_VA asid {} {:#x}{leaf}{range}", self.asid, self.addr),
+            Opcode::TlbiS12Vmall => write!(f, "TLBI_S12_VMALL vmid {}", self.vmid),
+            Opcode::TlbiS2Ipa => write!(f, "TLBI_S2_IPA vmid {} {:#x}{leaf}{range}", self.vmid, self.addr),
+            Opcode::AtcInv => {
+                let ssid = if self.ssv { format!(" ssid {}", self.ssid) } else { String::new() };
+                write!(f, "ATC_INV sid {}{ssid} {:#x} size 2^{}", self.sid, self.addr, self.atc_size)
+            }
+            Opcode::CmdSync => write!(f, "CMD_SYNC"),
+        }
+    }
+}
+
 impl Cmd {
     pub fn new(op: Opcode) -> Self {
         Self {

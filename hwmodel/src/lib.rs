@@ -16,7 +16,7 @@ pub use cmd::{Cmd, Opcode, Range, SmmuId};
 pub use coverage::{Coverage, Goal};
 pub use machine::{AtcInvDisabled, Endpoint, Machine};
 pub use mem::{Addr, CpuId, Memory};
-pub use oracle::{Allowed, Event, Oracle, Source, Translation, Violation, ViolationKind};
+pub use oracle::{Actor, Allowed, Cache, Event, Oracle, Source, Step, Translation, Violation, ViolationKind, Word};
 pub use pgtable::{Level, PageTable, PtError, Walked, BLOCK, IOVA_SPACE, PAGE};
 pub use smmu::{Cd, Features, Smmu, Ste, TlbKind, TlbTag, WalkEntry};
 

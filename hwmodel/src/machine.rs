@@ -4,13 +4,14 @@
 use crate::cmd::{Cmd, Opcode, SmmuId};
 use crate::coverage::Goal;
 use crate::mem::{Addr, CpuId, Memory};
-use crate::oracle::{Event, Oracle, Source, Translation, ViolationKind};
+use crate::oracle::{Actor, Cache, Event, Oracle, Source, Translation, ViolationKind, Word};
 use crate::pgtable::{walk, walk_table, Level, PAGE};
 use crate::smmu::{Cd, Features, Queued, Smmu, Ste, TlbEntry, TlbKind, TlbTag, WalkEntry};
 use crate::{DomainId, EndpointId};
 use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::{plain, random_below, schedule_point, yield_now};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 /// Physical memory starts here; frame 0 stays unused so 0 reads as "none".
 const FIRST_FRAME: u64 = 1 << 32;
@@ -97,7 +98,7 @@ impl Endpoint {
 
 pub struct Machine {
     pub mem: Memory,
-    pub oracle: Oracle,
+    pub oracle: Arc<Oracle>,
     smmus: Vec<Smmu>,
     endpoints: Vec<Endpoint>,
     by_sid: HashMap<(SmmuId, u32), EndpointId>,
@@ -121,9 +122,12 @@ pub struct Machine {
 
 impl Machine {
     pub fn new(cpus: usize) -> Self {
+        let oracle = Arc::new(Oracle::new());
+        let mut mem = Memory::new(cpus);
+        mem.observe(oracle.clone());
         Self {
-            mem: Memory::new(cpus),
-            oracle: Oracle::new(),
+            mem,
+            oracle,
             smmus: Vec::new(),
             endpoints: Vec::new(),
             by_sid: HashMap::default(),
@@ -253,7 +257,7 @@ impl Machine {
             t.push(ste);
             t.len() as u64 - 1
         };
-        self.mem.store(cpu, self.smmu(smmu).ste_addr(sid), val);
+        self.mem.store_as(cpu, self.smmu(smmu).ste_addr(sid), val, Word::Ste);
     }
 
     /// Install (or clear, with `None`) the CD for `ssid` in `cd_table`.
@@ -266,7 +270,7 @@ impl Machine {
             t.push(cd);
             t.len() as u64
         });
-        self.mem.store(cpu, cd_table + 8 * u64::from(ssid), val);
+        self.mem.store_as(cpu, cd_table + 8 * u64::from(ssid), val, Word::Cd);
     }
 
     /// An STE or CD word about to be stored makes the table at `root`, and
@@ -337,14 +341,14 @@ impl Machine {
         if !enabled {
             e.atc().clear();
         }
-        self.oracle.record(Event::Ats { ep, enabled });
+        self.oracle.record(Actor::current(), Event::Ats { ep, enabled });
     }
 
     /// The instance goes away; any later command to it is a violation.
     pub fn remove_smmu(&self, id: SmmuId) {
         schedule_point();
         self.smmu(id).removed.store(true, Relaxed);
-        self.oracle.record(Event::SmmuRemoved { smmu: id });
+        self.oracle.record(Actor::current(), Event::SmmuRemoved { smmu: id });
     }
 
     /// Issue `cmds` on `smmu`'s queue and, if they include a CMD_SYNC, wait
@@ -365,7 +369,8 @@ impl Machine {
         if s.is_removed() {
             for &cmd in cmds {
                 let detail = format!("{:?} submitted to removed {smmu:?}", cmd.op);
-                self.oracle.violation(ViolationKind::CmdToRemovedSmmu, detail, Event::Submit { smmu, cmd });
+                let e = Event::Submit { smmu, cmd };
+                self.oracle.violation(ViolationKind::CmdToRemovedSmmu, detail, Actor::on(cpu), e);
             }
             return;
         }
@@ -377,10 +382,11 @@ impl Machine {
                 if let Some(why) = cmd.illegal(s.features.range_inv) {
                     // CERROR_ILL: the error handler skips the command.
                     let detail = format!("CERROR_ILL on {smmu:?}: {why}: {cmd:?}");
-                    self.oracle.violation(ViolationKind::IllegalCommand, detail, Event::Submit { smmu, cmd });
+                    let e = Event::Submit { smmu, cmd };
+                    self.oracle.violation(ViolationKind::IllegalCommand, detail, Actor::on(cpu), e);
                     continue;
                 }
-                self.oracle.record(Event::Submit { smmu, cmd });
+                self.oracle.record(Actor::on(cpu), Event::Submit { smmu, cmd });
                 if cmd.range.scale > 0 {
                     self.oracle.cover(Goal::RangeScale);
                 }
@@ -439,6 +445,7 @@ impl Machine {
                     self.oracle.violation(
                         ViolationKind::CmdSyncTimeout,
                         detail,
+                        Actor::Queue(s.id),
                         Event::SyncDone { smmu: s.id, ticket: t },
                     );
                 }
@@ -456,7 +463,7 @@ impl Machine {
 
     /// `ats_gen`: the target endpoint's ATS generation when `cmd` was queued.
     fn apply(&self, s: &Smmu, cmd: Cmd, ats_gen: u64) {
-        self.oracle.record(Event::Effect { smmu: s.id, cmd });
+        self.oracle.record(Actor::Queue(s.id), Event::Effect { smmu: s.id, cmd });
         match cmd.op {
             Opcode::CfgiSte | Opcode::CfgiCd => {
                 s.cfg().invalidate(&cmd);
@@ -473,8 +480,8 @@ impl Machine {
                                  may drop it",
                                 cmd.sid, cmd.ssid
                             );
-                            let e = Event::Effect { smmu: s.id, cmd };
-                            self.oracle.violation(ViolationKind::AtcInvAtsDisabled, detail, e);
+                            // The effect is in the trace already.
+                            self.oracle.report(ViolationKind::AtcInvAtsDisabled, detail);
                         }
                         AtcInvDisabled::Complete => {}
                         AtcInvDisabled::Timeout => s.cmdq().atc_timeout = true,
@@ -517,9 +524,15 @@ impl Machine {
         let seq = e.atc_seq.load(Relaxed);
         if let Translation::Ok { pa, domain, gen, .. } = self.translate(s, sid, ssid, page, true) {
             if e.ats_enabled() && e.atc_seq.load(Relaxed) == seq {
-                e.atc().insert((ssid, page), AtcEntry { pa: pa & !(PAGE - 1), domain, gen });
+                self.fill_atc(e, sid, ssid, page, AtcEntry { pa: pa & !(PAGE - 1), domain, gen });
             }
         }
+    }
+
+    fn fill_atc(&self, e: &Endpoint, sid: u32, ssid: u32, page: u64, entry: AtcEntry) {
+        let cached = Event::Cached { sid, ssid, iova: page, pa: entry.pa, into: Cache::Atc };
+        self.oracle.record(Actor::Endpoint(e.id), cached);
+        e.atc().insert((ssid, page), entry);
     }
 
     /// The SMMU walks `iova` again for `tag`, through a stream whose cached
@@ -568,7 +581,7 @@ impl Machine {
             if let Translation::Ok { pa, domain, gen, .. } = r {
                 // Only the endpoint's current ATS state may cache.
                 if e.ats_enabled() && e.atc_seq.load(Relaxed) == seq {
-                    e.atc().insert((ssid, page), AtcEntry { pa: pa & !(PAGE - 1), domain, gen });
+                    self.fill_atc(e, sid, ssid, page, AtcEntry { pa: pa & !(PAGE - 1), domain, gen });
                 }
             }
             r
@@ -680,6 +693,8 @@ impl Machine {
         }
         let gen = self.mapping_gen(pa);
         if s.inv_seq.load(Relaxed) == seq {
+            let cached = Event::Cached { sid, ssid, iova, pa, into: Cache::Iotlb };
+            self.oracle.record(Actor::Walker(s.id), cached);
             s.iotlb().insert(tag, iova, TlbEntry { pa, level, domain, gen });
         }
         Translation::Ok { pa: pa + iova % level.size(), domain: Some(domain), gen, source: Source::Walk }

@@ -17,10 +17,12 @@
 //! scheduling point; the interesting interleavings come from the explicit
 //! scheduling points at each access.
 
+use crate::oracle::{Actor, Event, Oracle, Word};
 use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::{plain, random_below, schedule_point};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 /// One access in this many drains a buffered store.
 const DRAIN_ODDS: u64 = 4;
@@ -37,6 +39,8 @@ struct Pending {
     val: u64,
     /// Stores may not drain ahead of a store with a lower fence number.
     fence: u32,
+    /// Followed in the trace: its store and when it drained.
+    what: Option<Word>,
 }
 
 #[derive(Default)]
@@ -62,6 +66,8 @@ pub struct Memory {
     buffers: Vec<plain::Mutex<StoreBuffer>>,
     /// Stores sitting in any buffer; lets the common empty case skip the scan.
     buffered: plain::AtomicUsize,
+    /// Where followed stores and their drains are recorded.
+    observer: Option<Arc<Oracle>>,
 }
 
 impl Memory {
@@ -70,6 +76,26 @@ impl Memory {
             visible: plain::Mutex::new(HashMap::default()),
             buffers: (0..cpus).map(|_| plain::Mutex::new(StoreBuffer::default())).collect(),
             buffered: plain::AtomicUsize::new(0),
+            observer: None,
+        }
+    }
+
+    /// Record followed stores, and when they drain, in `oracle`'s trace.
+    pub fn observe(&mut self, oracle: Arc<Oracle>) {
+        self.observer = Some(oracle);
+    }
+
+    fn note(&self, actor: Actor, e: Event) {
+        if let Some(o) = &self.observer {
+            o.record(actor, e);
+        }
+    }
+
+    fn note_drained(&self, cpu: CpuId, drained: &[Pending]) {
+        for p in drained {
+            if let Some(what) = p.what {
+                self.note(Actor::Drain(cpu.0), Event::Visible { what, addr: p.addr, val: p.val });
+            }
         }
     }
 
@@ -85,6 +111,16 @@ impl Memory {
     /// a world is built by its one thread, nothing can tell a buffered
     /// store from a drained one, so stores go straight to memory.
     pub fn store(&self, cpu: CpuId, addr: Addr, val: u64) {
+        self.push(cpu, addr, val, None);
+    }
+
+    /// A store the trace follows: the page-table, STE/CD and array-pointer
+    /// writes a failure's story is told with.
+    pub fn store_as(&self, cpu: CpuId, addr: Addr, val: u64, what: Word) {
+        self.push(cpu, addr, val, Some(what));
+    }
+
+    fn push(&self, cpu: CpuId, addr: Addr, val: u64, what: Option<Word>) {
         if smmu_sync::is_quiet() && self.buffer(cpu).entries.is_empty() {
             self.visible().insert(addr, val);
             return;
@@ -92,18 +128,21 @@ impl Memory {
         schedule_point();
         let mut b = self.buffer(cpu);
         let fence = b.fence;
-        b.entries.push_back(Pending { addr, val, fence });
+        b.entries.push_back(Pending { addr, val, fence, what });
         drop(b);
         self.buffered.fetch_add(1, Relaxed);
+        if let Some(what) = what {
+            self.note(Actor::on(cpu), Event::Store { what, addr, val });
+        }
         self.drain_some();
     }
 
     /// A release store (`smp_store_release`, `rcu_assign_pointer`): it
     /// reaches memory only after every earlier store of `cpu`; later stores
     /// may still overtake it.
-    pub fn store_release(&self, cpu: CpuId, addr: Addr, val: u64) {
+    pub fn store_release(&self, cpu: CpuId, addr: Addr, val: u64, what: Word) {
         self.dma_wmb(cpu);
-        self.store(cpu, addr, val);
+        self.store_as(cpu, addr, val, what);
     }
 
     /// Stores to consecutive words with no scheduling point between them:
@@ -119,7 +158,8 @@ impl Memory {
         schedule_point();
         let mut b = self.buffer(cpu);
         let fence = b.fence;
-        b.entries.extend(vals.iter().enumerate().map(|(k, &val)| Pending { addr: base + 8 * k as u64, val, fence }));
+        let at = |k: usize| base + 8 * k as u64;
+        b.entries.extend(vals.iter().enumerate().map(|(k, &val)| Pending { addr: at(k), val, fence, what: None }));
         drop(b);
         self.buffered.fetch_add(vals.len(), Relaxed);
         self.drain_some();
@@ -218,9 +258,11 @@ impl Memory {
         let drained: Vec<Pending> = self.buffer(cpu).entries.drain(..).collect();
         self.buffered.fetch_sub(drained.len(), Relaxed);
         let mut v = self.visible();
-        for p in drained {
+        for p in &drained {
             v.insert(p.addr, p.val);
         }
+        drop(v);
+        self.note_drained(cpu, &drained);
     }
 
     /// `dma_mb`: as `smp_mb`, towards the device as well; in this model
@@ -265,5 +307,6 @@ impl Memory {
         drop(b);
         self.buffered.fetch_sub(1, Relaxed);
         self.visible().insert(p.addr, p.val);
+        self.note_drained(CpuId(cpu), &[p]);
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::cmd::{Cmd, SmmuId};
 use crate::coverage::{Coverage, Goal};
+use crate::mem::{Addr, CpuId};
 use crate::pgtable::{BLOCK, PAGE};
 use crate::{DomainId, EndpointId};
 use rustc_hash::FxHashMap as HashMap;
@@ -41,6 +42,76 @@ pub enum Translation {
     /// `domain` and `gen`: whose page table, at which generation, produced
     /// the translation (none for bypass).
     Ok { pa: u64, domain: Option<DomainId>, gen: u64, source: Source },
+}
+
+/// Who did an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Actor {
+    /// The world's builder, before any thread runs.
+    Setup,
+    Cpu(usize),
+    /// CPU n's interrupt handler.
+    Irq(usize),
+    /// CPU n's store buffer reaching memory.
+    Drain(usize),
+    /// SMMU n's command consumer.
+    Queue(SmmuId),
+    /// SMMU n's table walker.
+    Walker(SmmuId),
+    Endpoint(EndpointId),
+}
+
+impl Actor {
+    /// The simulated CPU running now: its interrupt handler if in one.
+    pub fn current() -> Actor {
+        match smmu_sync::task_cpu() {
+            None => Actor::Setup,
+            Some(n) => Self::on(CpuId(n)),
+        }
+    }
+
+    /// `cpu`, or its interrupt handler if the current thread is in one;
+    /// the world's builder while no simulated CPU runs.
+    pub fn on(cpu: CpuId) -> Actor {
+        if smmu_sync::task_cpu().is_none() {
+            Actor::Setup
+        } else if smmu_sync::in_interrupt() {
+            Actor::Irq(cpu.0)
+        } else {
+            Actor::Cpu(cpu.0)
+        }
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Setup => write!(f, "setup"),
+            Actor::Cpu(n) => write!(f, "cpu {n}"),
+            Actor::Irq(n) => write!(f, "cpu {n} irq"),
+            Actor::Drain(n) => write!(f, "cpu {n} drain"),
+            Actor::Queue(s) => write!(f, "smmu {} queue", s.0),
+            Actor::Walker(s) => write!(f, "smmu {} walker", s.0),
+            Actor::Endpoint(e) => write!(f, "endpoint {}", e.0),
+        }
+    }
+}
+
+/// A word whose stores the trace follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Word {
+    Pte,
+    Ste,
+    Cd,
+    /// A domain's array pointer.
+    ArrayPtr,
+}
+
+/// Where the SMMU or an endpoint cached a translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cache {
+    Iotlb,
+    Atc,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,12 +166,81 @@ pub enum Event {
         ssid: u32,
         allowed: Allowed,
     },
-    /// A driver step worth seeing in a trace (array published, STE written…).
-    Mark {
-        what: &'static str,
-        a: u64,
-        b: u64,
+    /// A CPU stored a word the story needs; `Visible` says when it drained.
+    Store {
+        what: Word,
+        addr: Addr,
+        val: u64,
     },
+    Visible {
+        what: Word,
+        addr: Addr,
+        val: u64,
+    },
+    /// A CPU published a new array for a domain (`rcu_assign_pointer`).
+    Publish {
+        domain: DomainId,
+        version: u64,
+    },
+    /// A CPU loaded a domain's array pointer (`rcu_dereference`).
+    ArrayLoad {
+        domain: DomainId,
+        version: u64,
+    },
+    /// A translation was cached.
+    Cached {
+        sid: u32,
+        ssid: u32,
+        iova: u64,
+        pa: u64,
+        into: Cache,
+    },
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Event::Submit { smmu, cmd } => write!(f, "submit {cmd} to smmu {}", smmu.0),
+            Event::Effect { cmd, .. } => write!(f, "done {cmd}"),
+            Event::SyncDone { ticket, .. } => write!(f, "CMD_SYNC {ticket} complete"),
+            Event::Dma { sid, ssid, iova, result, .. } => {
+                let got = match result {
+                    Translation::Fault { walked: Some(d) } => format!("fault (walked domain {})", d.0),
+                    Translation::Fault { walked: None } => "fault".to_string(),
+                    Translation::Ok { pa, source, .. } => format!("pa {pa:#x} via {source:?}"),
+                };
+                write!(f, "DMA sid {sid} ssid {ssid} iova {iova:#x} -> {got}")
+            }
+            Event::Ats { enabled, .. } => write!(f, "ATS {}", if enabled { "enabled" } else { "disabled" }),
+            Event::SmmuRemoved { smmu } => write!(f, "smmu {} removed", smmu.0),
+            Event::MapReturned { domain, iova, pa } => {
+                write!(f, "map domain {} {iova:#x} -> {pa:#x} returned", domain.0)
+            }
+            Event::UnmapBegin { domain, iova } => write!(f, "unmap domain {} {iova:#x} begins", domain.0),
+            Event::UnmapReturned { domain, iova, pa } => {
+                write!(f, "unmap domain {} {iova:#x} (was {pa:#x}) returned", domain.0)
+            }
+            Event::AttachBegin { ep, ssid, to } => write!(f, "attach endpoint {} ssid {ssid} to {to:?} begins", ep.0),
+            Event::AttachReturned { ep, ssid, allowed } => {
+                write!(f, "attach endpoint {} ssid {ssid} returned: {allowed:?}", ep.0)
+            }
+            Event::Store { what, addr, val } => write!(f, "store {what:?} {addr:#x} = {val:#x} (buffered)"),
+            Event::Visible { what, addr, val } => write!(f, "{what:?} {addr:#x} = {val:#x} now visible"),
+            Event::Publish { domain, version } => write!(f, "publish domain {} array v{version}", domain.0),
+            Event::ArrayLoad { domain, version } => write!(f, "load domain {} array: v{version}", domain.0),
+            Event::Cached { sid, ssid, iova, pa, into } => {
+                write!(f, "cache {into:?} sid {sid} ssid {ssid} {iova:#x} -> {pa:#x}")
+            }
+        }
+    }
+}
+
+/// One event of the trace: its number, who did it, what it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Step {
+    pub seq: u64,
+    pub actor: Actor,
+    pub event: Event,
 }
 
 /// Every check the oracle makes, by name.
@@ -283,10 +423,13 @@ impl ViolationKind {
 pub struct Violation {
     pub kind: ViolationKind,
     pub detail: String,
+    /// The trace hash when it was found (what a stopped execution leaves).
+    pub hash: u64,
     /// Sequence number of the event that exposed it.
     pub seq: u64,
-    /// The last events before it, oldest first.
-    pub trace: Vec<(u64, Event)>,
+    /// The events before it, oldest first: the last few, or all of them
+    /// when the world keeps a full trace.
+    pub trace: Vec<Step>,
 }
 
 struct Unmapped {
@@ -324,7 +467,11 @@ struct State {
     /// A hash of the trace: unseeded, so the same schedule of the same
     /// build always gives the same value.
     hash: rustc_hash::FxHasher,
-    tail: VecDeque<(u64, Event)>,
+    tail: VecDeque<Step>,
+    /// Keep every event, not only the last `TRACE_TAIL`.
+    full: bool,
+    /// End the execution at the first violation (see `stop_at_violation`).
+    stop: bool,
     syncs: u64,
     unmapped: HashMap<u64, Unmapped>,
     attached: HashMap<(EndpointId, u32), Attachment>,
@@ -354,6 +501,8 @@ impl Oracle {
                 seq: 0,
                 hash: rustc_hash::FxHasher::default(),
                 tail: VecDeque::with_capacity(TRACE_TAIL),
+                full: false,
+                stop: false,
                 syncs: 0,
                 unmapped: HashMap::default(),
                 attached: HashMap::default(),
@@ -369,25 +518,42 @@ impl Oracle {
         self.state.lock()
     }
 
-    /// Append to the trace; returns the event's sequence number.
-    pub fn record(&self, e: Event) -> u64 {
-        Self::push(&mut self.state(), e)
+    /// Keep the whole trace (a replay being written down), not its tail.
+    pub fn keep_full_trace(&self) {
+        self.state().full = true;
     }
 
-    fn push(s: &mut State, e: Event) -> u64 {
+    /// End the execution at the first violation, with the violation as the
+    /// panic's payload: a shrinker's replays need nothing after it.
+    pub fn stop_at_violation(&self) {
+        self.state().stop = true;
+    }
+
+    /// Append to the trace; returns the event's sequence number.
+    pub fn record(&self, actor: Actor, e: Event) -> u64 {
+        Self::push(&mut self.state(), actor, e)
+    }
+
+    fn push(s: &mut State, actor: Actor, event: Event) -> u64 {
         s.seq += 1;
         s.seq.hash(&mut s.hash);
-        e.hash(&mut s.hash);
-        if s.tail.len() == TRACE_TAIL {
+        actor.hash(&mut s.hash);
+        event.hash(&mut s.hash);
+        if s.tail.len() == TRACE_TAIL && !s.full {
             s.tail.pop_front();
         }
-        s.tail.push_back((s.seq, e));
+        s.tail.push_back(Step { seq: s.seq, actor, event });
         s.seq
     }
 
     fn violate(s: &mut State, kind: ViolationKind, detail: String) {
         let trace = s.tail.iter().copied().collect();
-        s.violations.push(Violation { kind, detail, seq: s.seq, trace });
+        let v = Violation { kind, detail, seq: s.seq, trace, hash: s.hash.finish() };
+        if s.stop {
+            s.violations.push(v.clone());
+            smmu_sync::die_with(Box::new(v));
+        }
+        s.violations.push(v);
     }
 
     /// A check made by the driver side (array invariants, WARNs, bounds).
@@ -417,14 +583,14 @@ impl Oracle {
     pub(crate) fn sync_completed(&self, smmu: SmmuId, ticket: u64) {
         let mut s = self.state();
         s.syncs += 1;
-        Self::push(&mut s, Event::SyncDone { smmu, ticket });
+        Self::push(&mut s, Actor::Queue(smmu), Event::SyncDone { smmu, ticket });
     }
 
     /// map() of `size` bytes at `iova` in `domain` to `pa` has returned and
     /// its stores have been made visible (the caller's doorbell barrier).
     pub fn map_returned(&self, domain: DomainId, iova: u64, pa: u64, size: u64) {
         let mut s = self.state();
-        let seq = Self::push(&mut s, Event::MapReturned { domain, iova, pa });
+        let seq = Self::push(&mut s, Actor::current(), Event::MapReturned { domain, iova, pa });
         s.mapped.insert((domain, iova), (seq, size));
     }
 
@@ -432,7 +598,7 @@ impl Oracle {
     /// anywhere in the range is fine from now.
     pub fn unmap_begin(&self, domain: DomainId, iova: u64, size: u64) {
         let mut s = self.state();
-        Self::push(&mut s, Event::UnmapBegin { domain, iova });
+        Self::push(&mut s, Actor::current(), Event::UnmapBegin { domain, iova });
         let end = iova.saturating_add(size);
         s.mapped.retain(|(d, va), _| !(*d == domain && iova <= *va && *va < end));
     }
@@ -442,7 +608,7 @@ impl Oracle {
     /// translation to `pa` is stale.
     pub fn unmap_returned(&self, domain: DomainId, iova: u64, pa: u64, size: u64) {
         let mut s = self.state();
-        let seq = Self::push(&mut s, Event::UnmapReturned { domain, iova, pa });
+        let seq = Self::push(&mut s, Actor::current(), Event::UnmapReturned { domain, iova, pa });
         let syncs = s.syncs;
         s.unmapped.insert(pa, Unmapped { domain, iova, size, seq, syncs });
     }
@@ -451,7 +617,7 @@ impl Oracle {
     /// and the new target are both fine.
     pub fn attach_begin(&self, ep: EndpointId, ssid: u32, to: Allowed) {
         let mut s = self.state();
-        let seq = Self::push(&mut s, Event::AttachBegin { ep, ssid, to });
+        let seq = Self::push(&mut s, Actor::current(), Event::AttachBegin { ep, ssid, to });
         let a = s.attached.entry((ep, ssid)).or_insert(Attachment {
             current: Allowed::Blocked,
             since: 0,
@@ -465,7 +631,7 @@ impl Oracle {
     /// translate as `allowed` says.
     pub fn attach_returned(&self, ep: EndpointId, ssid: u32, allowed: Allowed) {
         let mut s = self.state();
-        let seq = Self::push(&mut s, Event::AttachReturned { ep, ssid, allowed });
+        let seq = Self::push(&mut s, Actor::current(), Event::AttachReturned { ep, ssid, allowed });
         let since = match s.attached.get(&(ep, ssid)).and_then(|a| a.pending) {
             Some((to, begun)) if to == allowed => begun,
             _ => seq,
@@ -476,7 +642,7 @@ impl Oracle {
     /// Judge a DMA that started at sequence number `start`.
     pub(crate) fn judge_dma(&self, start: u64, ep: EndpointId, sid: u32, ssid: u32, iova: u64, result: Translation) {
         let mut s = self.state();
-        Self::push(&mut s, Event::Dma { ep, sid, ssid, iova, result });
+        Self::push(&mut s, Actor::Endpoint(ep), Event::Dma { ep, sid, ssid, iova, result });
         match result {
             Translation::Ok { pa, domain, gen, source } => {
                 if let Some(detail) = Self::stale(&mut s, start, pa, gen, source) {
@@ -534,9 +700,9 @@ impl Oracle {
         Some(detail)
     }
 
-    pub(crate) fn violation(&self, kind: ViolationKind, detail: String, e: Event) {
+    pub(crate) fn violation(&self, kind: ViolationKind, detail: String, actor: Actor, e: Event) {
         let mut s = self.state();
-        Self::push(&mut s, e);
+        Self::push(&mut s, actor, e);
         Self::violate(&mut s, kind, detail);
     }
 
@@ -544,8 +710,8 @@ impl Oracle {
         self.state().violations.clone()
     }
 
-    /// The last events, oldest first.
-    pub fn trace_tail(&self) -> Vec<(u64, Event)> {
+    /// The kept events, oldest first.
+    pub fn trace_tail(&self) -> Vec<Step> {
         self.state().tail.iter().copied().collect()
     }
 

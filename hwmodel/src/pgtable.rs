@@ -5,6 +5,7 @@
 
 use crate::machine::Machine;
 use crate::mem::{Addr, CpuId, Memory};
+use crate::oracle::Word;
 use smmu_sync::plain;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -127,7 +128,7 @@ impl PageTable {
                 return Err(PtError::Exists);
             }
             m.note_mapping(pa, self.bump());
-            mem.store(cpu, l2_addr, (pa & ADDR_MASK) | VALID);
+            mem.store_as(cpu, l2_addr, (pa & ADDR_MASK) | VALID, Word::Pte);
             return Ok(());
         }
         let l2 = if l2 & VALID == 0 {
@@ -153,7 +154,7 @@ impl PageTable {
             return Err(PtError::Exists);
         }
         m.note_mapping(pa, self.bump());
-        mem.store(cpu, l3_addr, (pa & ADDR_MASK) | TABLE_OR_PAGE | VALID);
+        mem.store_as(cpu, l3_addr, (pa & ADDR_MASK) | TABLE_OR_PAGE | VALID, Word::Pte);
         Ok(())
     }
 
@@ -173,7 +174,7 @@ impl PageTable {
         }
         self.bump();
         if is_block {
-            mem.store(cpu, l2_addr, 0);
+            mem.store_as(cpu, l2_addr, 0, Word::Pte);
             return Ok(l2 & ADDR_MASK);
         }
         let l3_addr = (l2 & ADDR_MASK) + 8 * ((iova % BLOCK) / PAGE);
@@ -181,7 +182,7 @@ impl PageTable {
         if l3 & VALID == 0 {
             return Err(PtError::NotMapped);
         }
-        mem.store(cpu, l3_addr, 0);
+        mem.store_as(cpu, l3_addr, 0, Word::Pte);
         Ok(l3 & ADDR_MASK)
     }
 
@@ -204,7 +205,7 @@ impl PageTable {
             .map(|(k, l3)| (iova + k as u64 * PAGE, l3 & ADDR_MASK))
             .collect();
         self.bump();
-        mem.store(cpu, l2_addr, 0);
+        mem.store_as(cpu, l2_addr, 0, Word::Pte);
         Ok(pages)
     }
 

@@ -6,6 +6,7 @@ mod common;
 
 use common::count_schedules;
 use hwmodel::mem::{CpuId, Memory};
+use hwmodel::Word;
 use smmu_sync::spawn;
 use std::sync::Arc;
 
@@ -42,7 +43,7 @@ fn message_passing_cpus(mem: &Arc<Memory>, release: bool) -> bool {
         spawn(move || {
             mem.store(CpuId(0), X, 1);
             if release {
-                mem.store_release(CpuId(0), Y, 1);
+                mem.store_release(CpuId(0), Y, 1, Word::ArrayPtr);
             } else {
                 mem.store(CpuId(0), Y, 1);
             }

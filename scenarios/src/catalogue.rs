@@ -56,7 +56,7 @@ fn unmap_race<F>(
 where
     F: FnOnce(&Driver, &Cpu) + Send + 'static,
 {
-    let n = 2 * p.cpus;
+    let n = p.upto(2 * p.cpus);
     premap(&r, dom, n);
     let mut t: Vec<_> = (0..p.cpus).map(|c| unmap_share(&mut r, dom, c, p.cpus, n)).collect();
     if let Some(race) = race {
@@ -233,8 +233,9 @@ fn map_unmap_storm(p: &Params) -> Outcome {
     let mut t: Vec<_> = (0..p.cpus)
         .map(|c| {
             let dom = dom.clone();
+            let rounds = p.upto(2);
             r.cpu(move |drv, cpu| {
-                for k in 0..2 {
+                for k in 0..rounds {
                     let iova = page(2 * c + k);
                     let _ = drv.map(cpu, &dom, iova, PAGE);
                     let _ = drv.unmap(cpu, &dom, iova, PAGE);
@@ -290,7 +291,7 @@ fn ats_moves(p: &Params, targets: fn(&Arc<Domain>) -> [(Target, bool); 3]) -> Ou
     let r = Rig::new(p, &[ATS], &eps, 1);
     let dom = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
-    let (moves, m0) = (targets(&dom), r.masters[0].clone());
+    let (moves, m0, n_moves) = (targets(&dom), r.masters[0].clone(), p.upto(3));
     unmap_race(
         r,
         p,
@@ -298,7 +299,7 @@ fn ats_moves(p: &Params, targets: fn(&Arc<Domain>) -> [(Target, bool); 3]) -> Ou
         &[],
         &[(0, 0, 2)],
         Some(move |drv: &Driver, cpu: &Cpu| {
-            for (to, ats) in moves {
+            for (to, ats) in moves.into_iter().take(n_moves) {
                 let _ = drv.attach(cpu, &m0, 0, to, ats);
             }
         }),
@@ -325,8 +326,9 @@ fn replace(p: &Params) -> Outcome {
         .map(|c| unmap_share(&mut r, if c % 2 == 0 { &a } else { &b }, c / 2, p.cpus.div_ceil(2), 2))
         .collect();
     let (a2, b2, m0) = (a.clone(), b.clone(), r.masters[0].clone());
+    let n_moves = p.upto(3);
     t.push(r.cpu(move |drv, cpu| {
-        for (to, ats) in [(&b2, false), (&a2, true), (&b2, true)] {
+        for (to, ats) in [(&b2, false), (&a2, true), (&b2, true)].into_iter().take(n_moves) {
             let _ = drv.attach(cpu, &m0, 0, Target::Domain(to.clone()), ats);
         }
     }));
@@ -461,7 +463,7 @@ fn irq_unmap(p: &Params) -> Outcome {
     let dom = r.domain(DomainKind::S1);
     r.attach(0, 0, d(&dom), true);
     r.attach(1, 0, d(&dom), false);
-    let n = 2 * p.cpus;
+    let n = p.upto(2 * p.cpus);
     premap(&r, &dom, 2 * n);
     let irq = Irq { odds: 8 };
     let mut t: Vec<_> = (0..p.cpus)

@@ -36,6 +36,20 @@ pub struct Params {
     /// The kernel's rwlock semantics; `None`: the swarm draws one per
     /// schedule, `irq-unmap` runs the fair lock, the others the queued one.
     pub rwlock: Option<RwLockKind>,
+    /// How the run is written down: every event kept (a failure's story),
+    /// and the execution ended at its first violation (a shrinker's replay).
+    pub full_trace: bool,
+    pub stop_at_violation: bool,
+    /// A cap on the scenario's loops (pages, rounds, moves, operations): a
+    /// shrinker's smaller worlds. `None`: as written.
+    pub size: Option<usize>,
+}
+
+impl Params {
+    /// `n` items of a loop, or fewer under a `size` cap (at least one).
+    pub fn upto(&self, n: usize) -> usize {
+        self.size.map_or(n, |s| n.min(s.max(1)))
+    }
 }
 
 /// What one run of a scenario produced.

@@ -57,6 +57,8 @@ pub struct Rig {
     /// Injected-fault rate, armed when the first thread starts so that
     /// setup never fails.
     fault_ppm: u32,
+    /// The run's parameters, for the loops' size cap (`Params::upto`).
+    pub p: Params,
 }
 
 impl Rig {
@@ -70,6 +72,12 @@ impl Rig {
         m.set_atc_inv_disabled(p.atc_inv_disabled);
         let ids: Vec<_> = smmus.iter().map(|f| m.add_smmu(*f)).collect();
         let eps: Vec<_> = eps.iter().map(|e| m.add_endpoint(ids[e.smmu], e.sids, e.ats)).collect();
+        if p.full_trace {
+            m.oracle.keep_full_trace();
+        }
+        if p.stop_at_violation {
+            m.oracle.stop_at_violation();
+        }
         let env = Env::with_mutant(p.mutant).with_rwlock(p.rwlock.unwrap_or_default());
         let drv = Arc::new(Driver::new(m, env, p.engine));
         // A correct schedule of these worlds takes a few thousand steps.
@@ -77,7 +85,7 @@ impl Rig {
         smmu_sync::default_step_bound(STEP_BOUND_BASE + STEP_BOUND_PER_THING * size);
         let masters = eps.into_iter().map(|ep| Arc::new(drv.probe(ep))).collect();
         let cpu = drv.cpu(0);
-        Self { drv, masters, cpu, next_cpu: 1, fault_ppm: p.fault_ppm.unwrap_or(0) }
+        Self { drv, masters, cpu, next_cpu: 1, fault_ppm: p.fault_ppm.unwrap_or(0), p: *p }
     }
 
     /// A domain for setup, where no fault is injected yet.
@@ -110,6 +118,7 @@ impl Rig {
         self.next_cpu += 1;
         spawn(move || {
             smmu_sync::name_task(format!("cpu {id}"));
+            smmu_sync::set_task_cpu(id);
             let cpu = Rc::new(drv.cpu(id));
             let done = Rc::new(Completions::default());
             if let Some(irq) = irq {
@@ -134,7 +143,8 @@ impl Rig {
 
     /// Spawn a device thread issuing one DMA from master `m`'s endpoint
     /// per (stream ID, substream ID, IOVA).
-    pub fn dma_each(&self, m: usize, dmas: Vec<(u32, u32, u64)>) -> JoinHandle<()> {
+    pub fn dma_each(&self, m: usize, mut dmas: Vec<(u32, u32, u64)>) -> JoinHandle<()> {
+        dmas.truncate(self.p.upto(dmas.len()));
         self.drv.env.set_fault_ppm(self.fault_ppm);
         let (drv, ep) = (self.drv.clone(), self.masters[m].ep);
         spawn(move || {
@@ -148,6 +158,7 @@ impl Rig {
     /// Spawn a device thread issuing DMA from master `m` at `ssid` to each
     /// IOVA of `iovas`, `rounds` times over.
     pub fn dma(&self, m: usize, ssid: u32, iovas: Vec<u64>, rounds: usize) -> JoinHandle<()> {
+        let rounds = self.p.upto(rounds);
         self.drv.env.set_fault_ppm(self.fault_ppm);
         let (drv, master) = (self.drv.clone(), self.masters[m].clone());
         spawn(move || {

@@ -368,7 +368,7 @@ pub fn swarm(p: &Params) -> Outcome {
             allowed.retain(|k| mix.on(*k));
             let movable: Vec<usize> =
                 shared.iter().chain(&mine).copied().filter(|m| Some(*m) != private_master).collect();
-            let mut ops: Vec<Op> = (0..2 + below(3))
+            let mut ops: Vec<Op> = (0..p.upto(2 + below(3)))
                 .filter_map(|_| {
                     let kind = mix.choose(&allowed)?;
                     // Half the time the schedule's hot domain and master,

@@ -24,6 +24,8 @@ struct Place {
     arg: u64,
     /// Running its interrupt handler.
     irq: bool,
+    /// The simulated CPU this thread is, if it is one.
+    cpu: Option<usize>,
 }
 
 #[derive(Default)]
@@ -75,6 +77,12 @@ pub(crate) fn bounds() -> Bounds {
         let w = w.borrow();
         Bounds { limit: w.limit, deadline: w.deadline }
     })
+}
+
+/// Whether this execution has ended in a failure report and shuttle is
+/// tearing it down: its remaining scheduling decisions are not part of it.
+pub fn fired() -> bool {
+    WATCH.with(|w| w.borrow().fired)
 }
 
 /// Ticks so far in this execution.
@@ -134,6 +142,17 @@ pub fn name_task(name: impl Into<String>) {
     let k = task_index();
     let name = name.into();
     with_place(k, |p| p.name = name);
+}
+
+/// Say that the current thread is simulated CPU `n`.
+pub fn set_task_cpu(n: usize) {
+    with_place(task_index(), |p| p.cpu = Some(n));
+}
+
+/// The simulated CPU the current thread is, if it is one.
+pub fn task_cpu() -> Option<usize> {
+    let k = task_index();
+    WATCH.with(|w| w.borrow().places.get(k).and_then(|p| p.cpu))
 }
 
 /// Say what the current thread is doing, for a livelock report.
@@ -204,9 +223,15 @@ pub fn tick() {
 /// down waits at scheduling points for shuttle to unwind it, since a second
 /// panic would confuse the teardown.
 pub fn die(msg: String) -> ! {
+    die_with(Box::new(msg))
+}
+
+/// As `die`, with any payload (a panic message is a `String`): a model
+/// that ends an execution on purpose hands its verdict to the harness.
+pub fn die_with(payload: Box<dyn std::any::Any + Send>) -> ! {
     let first = WATCH.with(|w| !std::mem::replace(&mut w.borrow_mut().fired, true));
     if first || backend() != Backend::Shuttle {
-        panic!("{msg}");
+        std::panic::resume_unwind(payload);
     }
     loop {
         shuttle::thread::yield_now();

@@ -35,7 +35,7 @@ impl Driver {
 
     /// `rcu_dereference_protected(smmu_domain->invs, ...)`.
     fn v9_invs<'a>(&self, mv: &Move<'a>, d: &'a Domain) -> &'a Invs {
-        self.rcu_dereference(mv.cpu, &d.v9, d.words + V9_PTR, mv.guard)
+        self.rcu_dereference(mv.cpu, d.id, &d.v9, d.words + V9_PTR, mv.guard)
     }
 
     /// `rcu_assign_pointer(*invs_ptr, new_invs); smp_mb(); kfree_rcu(old)`:
@@ -43,7 +43,7 @@ impl Driver {
     fn v9_publish<'a>(&'a self, mv: &Move<'a>, d: &'a Domain, mut new_invs: Invs) {
         self.v9_check(d, &new_invs);
         new_invs.place(&self.machine, mv.cpu.id);
-        let old_invs = self.rcu_assign_pointer(mv.cpu, &d.v9, d.words + V9_PTR, new_invs, mv.guard);
+        let old_invs = self.rcu_assign_pointer(mv.cpu, d.id, &d.v9, d.words + V9_PTR, new_invs, mv.guard);
         if !self.env.mutant(Mutant::PublishWithoutBarrier) {
             self.machine.mem.smp_mb(mv.cpu.id);
         }

@@ -21,7 +21,7 @@ impl Driver {
         self.machine.mem.smp_mb(cpu.id);
         // rcu_read_lock(); invs = rcu_dereference(smmu_domain->invs);
         let guard = cpu.epoch.pin();
-        let invs = self.rcu_dereference(cpu, &d.v9, d.words + V9_PTR, &guard);
+        let invs = self.rcu_dereference(cpu, d.id, &d.v9, d.words + V9_PTR, &guard);
         self.v9_oops_on_err_ptr(d, invs, "arm_smmu_domain_inv_range");
         let v = View::new(&self.machine, cpu);
         // Avoid locking unless ATS is being used.
