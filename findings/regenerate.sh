@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
 # Find each v9 finding again from a fixed seed, one core, and check in its
-# shrunk replay file: for every finding in v9-known.json, swarm runs with
-# every *other* finding known, so the first failure is this one.
-#   findings/regenerate.sh            # writes findings/v9/*.json, prints a table
+# shrunk replay file and a regression test that replays it: for every
+# finding in v9-known.json, its scenario (swarm unless the entry names one)
+# runs with every *other* finding known, so the first failure is this one.
+#   findings/regenerate.sh   # writes findings/v9/*.json and
+#                            # harness/tests/regressions/v9_*.rs, prints a table
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --release --bin stress
 SEED=${SEED:-2026}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p findings/v9
+mkdir -p findings/v9 harness/tests/regressions
 python3 - "$SEED" "$work" <<'PY'
 import json, shutil, subprocess, sys
 seed, work = sys.argv[1], sys.argv[2]
 known = json.load(open('findings/v9-known.json'))
-print(f"{'finding':30} {'kind':22} {'mode':8} {'schedules':>9} {'seconds':>8}  replay file")
+print(f"{'finding':30} {'kind':22} {'scenario':9} {'mode':8} {'schedules':>9} {'seconds':>8}  replay file")
 for f in known['findings']:
-    others = dict(known, findings=[g for g in known['findings'] if g['id'] != f['id']])
+    # A finding that shows exactly as this one would hide it.
+    same = lambda g: (g['kind'], g.get('detail', '')) == (f['kind'], f.get('detail', ''))
+    others = dict(known, findings=[g for g in known['findings'] if not same(g)])
     kf = f'{work}/{f["id"]}.json'
     json.dump(others, open(kf, 'w'))
-    mode = 'timeout' if f['kind'] == 'cmd-sync-timeout' else 'error'
+    mode = f.get('atc_inv_disabled', 'timeout' if f['kind'] == 'cmd-sync-timeout' else 'error')
+    scenario = f.get('scenario', 'swarm')
     out = f'{work}/{f["id"]}'
-    p = subprocess.run(['target/release/stress', '--engine', 'v9', '--atc-inv-disabled', mode, '--scenario', 'swarm',
-                        '--seed', seed, '--jobs', '1', '--time-budget', '60', '--known', kf, '--out', out, '--json'],
+    p = subprocess.run(['target/release/stress', '--engine', 'v9', '--atc-inv-disabled', mode, '--scenario', scenario,
+                        '--seed', seed, '--jobs', '1', '--time-budget', '60', '--iterations', '100000000', '--known', kf, '--out', out, '--json'],
                        capture_output=True, text=True)
     run = json.loads(p.stdout)['runs'][0]
     fail = run['failure']
@@ -31,5 +36,17 @@ for f in known['findings']:
     src = fail['shrunk_file'] or fail['replay_file']
     dst = f'findings/v9/{f["id"]}.json'
     shutil.copy(src, dst)
-    print(f"{f['id']:30} {fail['kind']:22} {mode:8} {fail['schedule_index'] + 1:>9} {run['seconds']:>8.2f}  {dst}")
+    test = subprocess.run(['target/release/stress', '--emit-test', dst], capture_output=True, text=True, check=True)
+    open(f'harness/tests/regressions/v9_{f["id"].replace("-", "_")}.rs', 'w').write(test.stdout)
+    print(f"{f['id']:30} {fail['kind']:22} {scenario:9} {mode:8} {fail['schedule_index'] + 1:>9} {run['seconds']:>8.2f}  {dst}")
 PY
+
+# The proposal's answer to ats-join-stale-iotlb, kept honest: its mutant's
+# failure as a regression test.
+rm -rf "$work/fenced"
+target/release/stress --mutant no-tlb-flush-before-ats --seed 1 --jobs 1 --out "$work/fenced" >/dev/null 2>&1 || true
+shrunk=$(ls "$work"/fenced/*-shrunk.json)
+cp "$shrunk" "$work/replace-no-tlb-flush-before-ats.json"
+(cd "$work" && "$OLDPWD/target/release/stress" --emit-test replace-no-tlb-flush-before-ats.json) \
+    > harness/tests/regressions/fenced_no_tlb_flush_before_ats.rs
+echo "no-tlb-flush-before-ats (fenced mutant): harness/tests/regressions/fenced_no_tlb_flush_before_ats.rs"

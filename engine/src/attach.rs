@@ -134,6 +134,7 @@ impl Driver {
             older = older_copies();
             self.install_old(mv, ms);
         }
+        self.flush_before_ats(mv);
         self.stop_translation_requests(mv);
         self.write_ste_cd(mv, true, &mut || {
             if late {
@@ -147,6 +148,25 @@ impl Driver {
             self.install_old(mv, ms);
         }
         Ok(older)
+    }
+
+    /// Before the master may answer translation requests in the new domain:
+    /// flush the domain's ASID/VMID on the master's SMMU. The IOTLB is
+    /// shared by tag, so an unmap that loaded the array before this master
+    /// joined (and so sends it no ATC_INV) may still have a stale entry
+    /// there for the device's ATC to fill from. The pre-series kernel closed
+    /// this by reading `nr_ats_masters` after the TLBI's CMD_SYNC
+    /// (`arm_smmu_atc_inv_domain`); v9 reads its array once, before the
+    /// TLBIs, and loses that order. Here either the unmap's load saw the new
+    /// array (so it invalidates this ATC after its TLBI), or its PTE write
+    /// was visible before the publication and so before this flush (the
+    /// submit's barrier orders them), and no walk after it can cache the
+    /// old PTE.
+    fn flush_before_ats(&self, mv: &Move) {
+        let Some(d) = mv.target.domain() else { return };
+        if mv.ats && !self.env.mutant(Mutant::NoTlbFlushBeforeAts) {
+            self.flush_tag(mv.cpu, &d.tag_inv(mv.m.smmu, mv.m.features));
+        }
     }
 
     /// The array `d` publishes now, as this writer sees it

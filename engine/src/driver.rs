@@ -51,6 +51,7 @@ impl Engine {
             g,
             TrashWalked
                 | WalkerOnOldArray
+                | AtsJoinedMidWalk
                 | TwoPasidsOneSid
                 | ArraySpansSmmus
                 | BatchEndSmmu

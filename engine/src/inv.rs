@@ -240,6 +240,9 @@ impl Driver {
         }
         if !domain.invs.is_current(invs, &guard) {
             o.cover(Goal::WalkerOnOldArray);
+            if crate::invs::ats_joined(invs.entries(), domain.invs.peek(&guard).entries()) {
+                o.cover(Goal::AtsJoinedMidWalk);
+            }
         }
 
         // Dropping the ATS read lock touches the array one last time.

@@ -405,3 +405,10 @@ impl std::fmt::Debug for Invs {
             .finish()
     }
 }
+
+/// Whether `new` has an ATS entry `old` lacks: a master (or PASID) joined
+/// with ATS after a walker loaded `old`. For coverage only.
+pub(crate) fn ats_joined(old: &[Inv], new: &[Inv]) -> bool {
+    let key = |i: &Inv| (i.desc.smmu, i.desc.ty, i.desc.id, i.desc.ssid);
+    new.iter().filter(|i| i.desc.ty.is_ats()).any(|n| !old.iter().any(|o| key(o) == key(n)))
+}

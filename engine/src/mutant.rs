@@ -69,4 +69,6 @@ mutants! {
         "the array pointer is published with a plain store, so another CPU can see it before the entries",
     ReadLockInIrqWithoutIrqsave => "read-lock-in-irq-without-irqsave":
         "the walker takes the ATS read lock with read_lock, so an interrupt can re-enter it behind a waiting writer",
+    NoTlbFlushBeforeAts => "no-tlb-flush-before-ats":
+        "attach lets a master serve translation requests in a domain without first flushing the domain's tag on its SMMU",
 }

@@ -1,7 +1,7 @@
 //! What `stress` does with a parsed command line.
 
 use crate::cli::{
-    self, AtcMode, Cli, EngineKind, ModeKind, Parsed, RwLockChoice, SchedulerKind, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION,
+    self, Cli, EngineKind, ModeKind, Parsed, RwLockChoice, SchedulerKind, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION,
 };
 use crate::failure::{FailureFile, FORMAT};
 use crate::known::Known;
@@ -78,6 +78,18 @@ where
     if let Some(path) = &cli.replay {
         return replay_file(&cli, path);
     }
+    if let Some(path) = &cli.emit_test {
+        return match crate::regression::emit(path) {
+            Ok(text) => {
+                print!("{text}");
+                EXIT_OK
+            }
+            Err(msg) => {
+                eprintln!("stress: error: {msg}");
+                EXIT_USAGE
+            }
+        };
+    }
     let seed =
         cli.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
     eprintln!("stress: seed {seed}");
@@ -95,7 +107,7 @@ fn writable(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
-fn engine_of(k: EngineKind) -> Engine {
+pub(crate) fn engine_of(k: EngineKind) -> Engine {
     match k {
         EngineKind::Fenced => Engine::Fenced,
         EngineKind::V9 => Engine::V9,
@@ -496,79 +508,46 @@ fn replay_file(cli: &Cli, path: &Path) -> i32 {
         Ok(f) => f,
         Err(msg) => return bad(msg),
     };
-    let mutant = match f.mutant.as_deref().map(|m| Mutant::from_name(m).ok_or(m)) {
-        Some(Err(m)) => return bad(format!("replay file names unknown mutant {m:?}")),
-        Some(Ok(m)) => Some(m),
-        None => None,
+    let set = match f.setting() {
+        Ok(s) => s,
+        Err(msg) => return bad(msg),
     };
-    let Ok(engine_kind) = <EngineKind as clap::ValueEnum>::from_str(&f.engine, false) else {
-        return bad(format!("replay file names unknown engine {:?}", f.engine));
-    };
-    let Ok(atc) = <AtcMode as clap::ValueEnum>::from_str(&f.atc_inv_disabled, false) else {
-        return bad(format!("replay file names unknown --atc-inv-disabled mode {:?}", f.atc_inv_disabled));
-    };
-    if let Some(k) = cli.engine.filter(|k| *k != engine_kind) {
+    if let Some(k) = cli.engine.filter(|k| *k != set.engine) {
         return bad(format!("replay file was recorded with --engine {}, not {}", f.engine, report::name(k)));
     }
-    if let Some(m) = cli.atc_inv_disabled.filter(|m| *m != atc) {
+    if let Some(m) = cli.atc_inv_disabled.filter(|m| *m != set.atc) {
         return bad(format!(
             "replay file was recorded with --atc-inv-disabled {}, not {}",
             f.atc_inv_disabled,
             report::name(m)
         ));
     }
-    let rwlock = match f.rwlock.as_deref().map(|k| <RwLockChoice as clap::ValueEnum>::from_str(k, false)) {
-        Some(Err(_)) => return bad(format!("replay file names unknown --rwlock kind {:?}", f.rwlock)),
-        Some(Ok(k)) => Some(k),
-        None => None,
-    };
-    if cli.rwlock.is_some() && cli.rwlock != rwlock {
+    if cli.rwlock.is_some() && cli.rwlock != set.rwlock {
         let recorded = f.rwlock.as_deref().unwrap_or("(the scenario's choice)");
         return bad(format!("replay file was recorded with --rwlock {recorded}, not {}", report::name(cli.rwlock)));
     }
-    let engine = engine_of(engine_kind);
     if f.scheduler == "loom" {
         let loom_cli = Cli { scheduler: SchedulerKind::Loom, ..cli.clone() };
-        return loom_run(&loom_cli, f.seed, mutant);
+        return loom_run(&loom_cli, f.seed, set.mutant);
     }
-    let Some(sc) = scenarios::find(&f.scenario) else {
-        return bad(format!("replay file names unknown scenario {:?}", f.scenario));
+    if let Some(schedule) = &f.schedule {
+        eprintln!("stress: replaying {} ({} scheduling steps)", path.display(), schedule.steps);
+    }
+    let r = match f.replay(&set, KNOWN.get()) {
+        Ok(r) => r,
+        Err(msg) => return bad(msg),
     };
-    let Some(schedule) = &f.schedule else {
-        return bad(format!(
-            "{} failed on real threads ({} mode): rerun it with --mode threads --seed {}",
-            f.scenario, f.mode, f.seed
-        ));
-    };
-    let params = Params {
-        cpus: f.cpus,
-        engine,
-        mutant,
-        seed: f.seed,
-        fault_ppm: f.fault_ppm,
-        atc_inv_disabled: atc.model(),
-        rwlock: rwlock.map(RwLockChoice::model),
-        full_trace: true,
-        stop_at_violation: f.stops_at_violation,
-        size: f.size,
-    };
-    eprintln!("stress: replaying {} ({} scheduling steps)", path.display(), schedule.steps);
-    let r = run::replay(sc, params, schedule, f.max_steps, KNOWN.get());
-    match &r.found {
-        Some(g) if g.kind == f.kind && g.trace_hash == f.trace_hash => {
+    match f.verdict(&r) {
+        Ok(g) => {
             print_failure(g);
             print_timeline(g);
             eprintln!("  reproduced: same violation, same trace hash {:#x}", g.trace_hash);
-            let e = Explored { stats: r.clone(), chunk_seed: f.chunk_seed, index: f.schedule_index };
+            let e = Explored { stats: r.stats.clone(), chunk_seed: f.chunk_seed, index: f.schedule_index };
             let mut row = report::FailureRow::new(g, f.schedule_index, path.display().to_string());
             row.replay_matches = Some(true);
-            report::runs(cli, f.seed, &[RunRow::new(sc.name, f.seed, cli, params, &e.stats, Some(row))]);
+            report::runs(cli, f.seed, &[RunRow::new(r.sc.name, f.seed, cli, r.params, &e.stats, Some(row))]);
             EXIT_VIOLATION
         }
-        Some(g) => bad(format!(
-            "replay diverged: got {} with trace hash {:#x}, the file has {} with {:#x}",
-            g.kind, g.trace_hash, f.kind, f.trace_hash
-        )),
-        None => bad(format!("replay did not reproduce the {} in {}", f.kind, path.display())),
+        Err(msg) => bad(msg),
     }
 }

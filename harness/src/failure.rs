@@ -1,7 +1,11 @@
 //! Failure files: everything needed to re-run a failure exactly, written
 //! before the process exits.
 
-use crate::run::Recorded;
+use crate::cli::{AtcMode, EngineKind, RwLockChoice};
+use crate::known::Known;
+use crate::run::{self, Found, Recorded, RunStats};
+use engine::Mutant;
+use scenarios::{Params, Scenario};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -77,19 +81,106 @@ impl FailureFile {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("cannot read replay file {}: {e}", path.display()))?;
-        let f: FailureFile =
-            serde_json::from_str(&text).map_err(|e| format!("corrupt replay file {}: {e}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse and check the text of a replay file read from `origin`.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
+        let f: FailureFile = serde_json::from_str(text).map_err(|e| format!("corrupt replay file {origin}: {e}"))?;
         if f.format != FORMAT {
-            return Err(format!("replay file {} has format {}, this stress reads {FORMAT}", path.display(), f.format));
+            return Err(format!("replay file {origin} has format {}, this stress reads {FORMAT}", f.format));
         }
         if f.version != env!("CARGO_PKG_VERSION") {
             return Err(format!(
-                "replay file {} was written by stress {}, this is {}",
-                path.display(),
+                "replay file {origin} was written by stress {}, this is {}",
                 f.version,
                 env!("CARGO_PKG_VERSION")
             ));
         }
         Ok(f)
     }
+
+    /// The engine, endpoint mode, rwlock and mutant it was recorded with.
+    pub fn setting(&self) -> Result<Setting, String> {
+        let mutant = match self.mutant.as_deref() {
+            Some(m) => Some(Mutant::from_name(m).ok_or_else(|| format!("replay file names unknown mutant {m:?}"))?),
+            None => None,
+        };
+        let engine = <EngineKind as clap::ValueEnum>::from_str(&self.engine, false)
+            .map_err(|_| format!("replay file names unknown engine {:?}", self.engine))?;
+        let atc = <AtcMode as clap::ValueEnum>::from_str(&self.atc_inv_disabled, false)
+            .map_err(|_| format!("replay file names unknown --atc-inv-disabled mode {:?}", self.atc_inv_disabled))?;
+        let rwlock = match self.rwlock.as_deref() {
+            Some(k) => Some(
+                <RwLockChoice as clap::ValueEnum>::from_str(k, false)
+                    .map_err(|_| format!("replay file names unknown --rwlock kind {k:?}"))?,
+            ),
+            None => None,
+        };
+        Ok(Setting { engine, atc, rwlock, mutant })
+    }
+
+    /// The scenario and parameters a replay of it runs with: every event
+    /// kept, stopping where it stopped.
+    pub fn replay_params(&self, s: &Setting) -> Result<(&'static Scenario, Params), String> {
+        let sc = scenarios::find(&self.scenario)
+            .ok_or_else(|| format!("replay file names unknown scenario {:?}", self.scenario))?;
+        let params = Params {
+            cpus: self.cpus,
+            engine: crate::app::engine_of(s.engine),
+            mutant: s.mutant,
+            seed: self.seed,
+            fault_ppm: self.fault_ppm,
+            atc_inv_disabled: s.atc.model(),
+            rwlock: s.rwlock.map(RwLockChoice::model),
+            full_trace: true,
+            stop_at_violation: self.stops_at_violation,
+            size: self.size,
+        };
+        Ok((sc, params))
+    }
+}
+
+impl FailureFile {
+    /// Run the recorded schedule once under its own setting, with every
+    /// event kept. `known` findings are counted instead of reported.
+    pub fn replay(&self, set: &Setting, known: Option<&'static Known>) -> Result<Replayed, String> {
+        let (sc, params) = self.replay_params(set)?;
+        let Some(schedule) = &self.schedule else {
+            return Err(format!(
+                "{} failed on real threads ({} mode): rerun it with --mode threads --seed {}",
+                self.scenario, self.mode, self.seed
+            ));
+        };
+        let stats = run::replay(sc, params, schedule, self.max_steps, known);
+        Ok(Replayed { sc, params, stats })
+    }
+
+    /// The violation `r` ended in, if it is this file's: same kind, same
+    /// trace hash.
+    pub fn verdict<'r>(&self, r: &'r Replayed) -> Result<&'r Found, String> {
+        match &r.stats.found {
+            Some(g) if g.kind == self.kind && g.trace_hash == self.trace_hash => Ok(g),
+            Some(g) => Err(format!(
+                "replay diverged: got {} with trace hash {:#x}, the file has {} with {:#x}",
+                g.kind, g.trace_hash, self.kind, self.trace_hash
+            )),
+            None => Err(format!("replay did not reproduce the {} in {}", self.kind, self.scenario)),
+        }
+    }
+}
+
+/// One replay of a failure file.
+pub struct Replayed {
+    pub sc: &'static Scenario,
+    pub params: Params,
+    pub stats: RunStats,
+}
+
+/// What a failure file was recorded under.
+pub struct Setting {
+    pub engine: EngineKind,
+    pub atc: AtcMode,
+    pub rwlock: Option<RwLockChoice>,
+    pub mutant: Option<Mutant>,
 }

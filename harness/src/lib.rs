@@ -6,6 +6,7 @@ pub mod cli;
 pub mod failure;
 pub mod known;
 pub mod picture;
+pub mod regression;
 pub mod report;
 pub mod run;
 pub mod shrink;

@@ -269,3 +269,56 @@ fn known_findings_are_counted_and_explored_past() {
         assert_eq!(o.status.code(), Some(2), "{bad:?}");
     }
 }
+
+#[test]
+fn a_failure_is_shrunk_pictured_and_becomes_a_regression_test() {
+    let dir = out_dir("story");
+    let o = stress(&["--mutant", "no-smp-mb-inv-range", "--seed", "1", "--out", dir.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let f = &json(&o)["runs"][0]["failure"];
+    let load = |k: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(f[k].as_str().unwrap()).unwrap()).unwrap()
+    };
+    let (whole, shrunk) = (load("replay_file"), load("shrunk_file"));
+    assert!(shrunk["preemptions"].as_u64().unwrap() <= 3, "{}", shrunk["preemptions"]);
+    let steps = |v: &serde_json::Value| v["schedule"]["steps"].as_u64().unwrap();
+    assert!(steps(&shrunk) < steps(&whole), "{} -> {}", steps(&whole), steps(&shrunk));
+    assert_eq!(shrunk["kind"], whole["kind"]);
+    let shrunk_path = PathBuf::from(f["shrunk_file"].as_str().unwrap());
+    let svg = std::fs::read_to_string(shrunk_path.with_extension("svg")).expect("a picture beside the shrunk file");
+    assert!(svg.starts_with("<svg") && svg.contains("DMA"), "{}", &svg[..svg.len().min(200)]);
+
+    // The emitted test embeds the file and calls the checker.
+    let t = stress(&["--emit-test", shrunk_path.to_str().unwrap()]);
+    assert_eq!(t.status.code(), Some(0), "{}", String::from_utf8_lossy(&t.stderr));
+    let text = String::from_utf8_lossy(&t.stdout);
+    assert!(text.contains("#[test]") && text.contains("harness::regression::check("), "{text}");
+    let json_text = std::fs::read_to_string(&shrunk_path).unwrap();
+    harness::regression::check(&json_text);
+    // A different verdict fails the test.
+    let mut wrong = shrunk.clone();
+    wrong["trace_hash"] = (shrunk["trace_hash"].as_u64().unwrap() ^ 1).into();
+    let wrong = wrong.to_string();
+    assert!(std::panic::catch_unwind(|| harness::regression::check(&wrong)).is_err());
+}
+
+#[test]
+fn threads_mode_is_sound_and_impossible_combinations_exit_2_before_running() {
+    let dir = out_dir("threads");
+    let t = stress(&["--mode", "threads", "--seed", "3", "--iterations", "2000", "--out", dir.to_str().unwrap()]);
+    assert_eq!(t.status.code(), Some(0), "{}", String::from_utf8_lossy(&t.stderr));
+    for args in [
+        vec!["--mode", "threads", "--scheduler", "dfs"],
+        vec!["--mode", "threads", "--scheduler", "loom"],
+        vec!["--scheduler", "loom", "--engine", "legacy"],
+        vec!["--scheduler", "loom", "--mutant", "hw-queue-unpinned"],
+        vec!["--out", "/proc/nope"],
+        vec!["--emit-test", "/nonexistent/failure.json"],
+    ] {
+        let o = stress(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("stress: seed"), "{args:?} ran before refusing: {err}");
+        assert_eq!(err.trim_end().lines().filter(|l| l.starts_with("stress: error")).count(), 1, "{args:?}: {err}");
+    }
+}

@@ -54,6 +54,8 @@ goals! {
     StalePointerLoaded => "stale-pointer-loaded":
         "a CPU loaded an array pointer its domain had already replaced: the new one was still in a store buffer",
     IrqInvalidation => "irq-invalidation": "an invalidation ran in an interrupt handler",
+    AtsJoinedMidWalk => "ats-joined-mid-walk":
+        "a walker finished on an array older than one that added an ATS master it does not invalidate",
 }
 
 /// Counts per goal.

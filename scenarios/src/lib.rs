@@ -114,6 +114,7 @@ pub fn catcher(m: Mutant) -> &'static Scenario {
         Mutant::PublishWithoutBarrier => "replace",
         Mutant::PublishPlainStore => "irq-unmap",
         Mutant::ReadLockInIrqWithoutIrqsave => "irq-unmap",
+        Mutant::NoTlbFlushBeforeAts => "replace",
     };
     find(name).expect("catalogued scenario")
 }

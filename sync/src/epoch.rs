@@ -212,6 +212,12 @@ impl<T: Retire> Rcu<T> {
         self.current(g)
     }
 
+    /// The current object, for what only the oracle may see: not a
+    /// scheduling point, so looking does not change the schedule.
+    pub fn peek<'g>(&'g self, g: &'g Guard) -> &'g T {
+        self.current(g)
+    }
+
     /// Whether `obj` is still the current object; not a scheduling point.
     pub fn is_current(&self, obj: &T, g: &Guard) -> bool {
         match &self.slot {

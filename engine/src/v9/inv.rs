@@ -37,6 +37,9 @@ impl Driver {
         };
         if !d.v9.is_current(invs, &guard) {
             self.machine.oracle.cover(Goal::WalkerOnOldArray);
+            if crate::invs::ats_joined(invs.entries(), d.v9.peek(&guard).entries()) {
+                self.machine.oracle.cover(Goal::AtsJoinedMidWalk);
+            }
         }
         self.report_walk(d, walk, size, granule);
     }
