@@ -239,10 +239,7 @@ impl Driver {
             o.cover(Goal::TrashWalked);
         }
         if !domain.invs.is_current(invs, &guard) {
-            o.cover(Goal::WalkerOnOldArray);
-            if crate::invs::ats_joined(invs.entries(), domain.invs.peek(&guard).entries()) {
-                o.cover(Goal::AtsJoinedMidWalk);
-            }
+            self.cover_old_array(invs.entries(), domain.invs.peek(&guard).entries());
         }
 
         // Dropping the ATS read lock touches the array one last time.
@@ -347,5 +344,15 @@ impl Driver {
     /// `arm_smmu_domain_inv`: flush the whole domain.
     pub fn domain_inv(&self, cpu: &Cpu, domain: &Domain) {
         self.domain_inv_range(cpu, domain, 0, 0, 0, false);
+    }
+
+    /// A walk ended on `walked` after its domain had published `current`
+    /// (either engine's walker).
+    pub(crate) fn cover_old_array(&self, walked: &[crate::invs::Inv], current: &[crate::invs::Inv]) {
+        let o = &self.machine.oracle;
+        o.cover(Goal::WalkerOnOldArray);
+        if crate::invs::ats_joined(walked, current) {
+            o.cover(Goal::AtsJoinedMidWalk);
+        }
     }
 }

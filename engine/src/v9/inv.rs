@@ -36,10 +36,7 @@ impl Driver {
             self.v9_inv_range(cpu, invs, iova, size, granule, leaf)
         };
         if !d.v9.is_current(invs, &guard) {
-            self.machine.oracle.cover(Goal::WalkerOnOldArray);
-            if crate::invs::ats_joined(invs.entries(), d.v9.peek(&guard).entries()) {
-                self.machine.oracle.cover(Goal::AtsJoinedMidWalk);
-            }
+            self.cover_old_array(invs.entries(), d.v9.peek(&guard).entries());
         }
         self.report_walk(d, walk, size, granule);
     }
