@@ -11,7 +11,7 @@
 //! Everything that can fail happens before step 1. `Engine::Legacy` runs
 //! the pre-series sequence over a locked device list instead.
 
-use crate::domain::{Domain, MasterDomain, Stage, Target};
+use crate::domain::{Domain, GuestS1, MasterDomain, Stage, Target};
 use crate::driver::{Cpu, Driver, Engine};
 use crate::env::FaultSite;
 use crate::inv::{atc_inv_cmd, Batch};
@@ -428,8 +428,9 @@ fn cd_for(target: &Target) -> Option<Cd> {
             Stage::S1 { asid } | Stage::Sva { asid } => Some(Cd { asid, root: d.pt.root }),
             Stage::S2 { .. } => None,
         },
-        // The guest's stage 1 is modelled as identity over the parent.
-        Target::Nested { guest_asid, .. } => Some(Cd { asid: *guest_asid, root: 0 }),
+        Target::Nested { s1: GuestS1::Identity { asid }, .. } => Some(Cd { asid: *asid, root: 0 }),
+        // The guest writes its own CDs.
+        Target::Nested { s1: GuestS1::CdTable(_), .. } => None,
         Target::Blocked | Target::Identity => None,
     }
 }
@@ -441,9 +442,13 @@ fn ste_for(target: &Target, cd_table: Addr, eats: bool) -> Ste {
             Stage::S2 { vmid, .. } => Ste::S2 { vmid, root: d.pt.root, eats },
             Stage::S1 { .. } | Stage::Sva { .. } => Ste::S1 { cd_table, eats },
         },
-        Target::Nested { parent, .. } => {
+        Target::Nested { parent, s1 } => {
             let Stage::S2 { vmid, .. } = parent.stage else { unreachable!("checked in attach") };
-            Ste::Nested { cd_table, vmid, root: parent.pt.root, eats }
+            let (cd_table, guest_cd) = match s1 {
+                GuestS1::CdTable(ipa) => (*ipa, true),
+                GuestS1::Identity { .. } => (cd_table, false),
+            };
+            Ste::Nested { cd_table, vmid, root: parent.pt.root, eats, guest_cd }
         }
         Target::Blocked => Ste::Abort,
         Target::Identity => Ste::Bypass,

@@ -89,14 +89,26 @@ impl Domain {
     }
 }
 
+/// What a nested domain's vSTE says of the guest's stage 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestS1 {
+    /// The guest's CD table at this IPA (the vSTE's S1ContextPtr): the
+    /// guest writes its own CDs and page tables, and invalidates them
+    /// through its vSMMU.
+    CdTable(u64),
+    /// A guest with no driver of its own, whose stage 1 is identity under
+    /// this ASID: the host writes the one CD.
+    Identity { asid: u16 },
+}
+
 /// What an attach points a master (or one of its PASIDs) at.
 #[derive(Clone)]
 pub enum Target {
     Domain(std::sync::Arc<Domain>),
-    /// A guest stage 1 (with the guest's ASID) over a nesting-parent stage 2.
+    /// A guest stage 1 over a nesting-parent stage 2.
     Nested {
         parent: std::sync::Arc<Domain>,
-        guest_asid: u16,
+        s1: GuestS1,
     },
     Blocked,
     Identity,

@@ -11,6 +11,7 @@ pub enum Errno {
     EBUSY = 16,
     EEXIST = 17,
     EINVAL = 22,
+    ERANGE = 34,
     EOVERFLOW = 75,
     EOPNOTSUPP = 95,
     ETIMEDOUT = 110,

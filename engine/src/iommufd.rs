@@ -80,39 +80,70 @@ pub struct Vsmmu {
     pub vmid: u16,
     /// Virtual stream ID -> physical stream ID, for the guest's devices.
     pub vsids: BTreeMap<u32, u32>,
-    /// Array indices of commands reported to the guest as CERROR_ILL.
-    pub cerror_ill: Mutex<Vec<u64>>,
-    /// Commands this vSMMU has put on the queue, and told user space it
-    /// handled: the oracle holds the second to the first.
-    pub issued: Mutex<u64>,
+    /// SSIDSIZE the vSMMU advertises: SSIDs at or above `1 << ssid_bits`
+    /// are out of range.
+    pub ssid_bits: u32,
+    /// For the oracle only (no VMM or guest reads it): each guest entry, as
+    /// the guest wrote it, that this vSMMU put on the host queue, and how
+    /// many entries it told user space it handled.
+    pub issued: Mutex<Vec<[u64; 2]>>,
     pub reported: Mutex<u64>,
 }
 
+/// The guest's opcodes a vSMMU passes on: invalidations by ASID or VA
+/// under the guest's VMID, and those naming one of its devices.
+fn guest_opcode(op: Opcode) -> bool {
+    matches!(op, Opcode::TlbiNhVa | Opcode::TlbiNhAsid | Opcode::TlbiNhAll | Opcode::AtcInv | Opcode::CfgiCd)
+}
+
+/// Why a guest command with a legal opcode is still illegal, if it is.
+/// What to do with such a command is the question Robin Murphy raises in
+/// seed 002; this model takes Jason Gunthorpe's answer there: fail the
+/// ioctl (EIO, like an illegal opcode) and let the VMM raise CERROR_ILL.
+/// Passing it on would let the guest make the host's queue stall on
+/// CERROR_ILL, or have the host SMMU act on fields it never validated.
+fn illegal_field(c: &Cmd, raw: [u64; 2], range_inv: bool, ssid_bits: u32) -> Option<&'static str> {
+    if c.canonical().encode() != raw {
+        return Some("reserved bits or fields the opcode does not take are set");
+    }
+    if let Some(why) = c.illegal(range_inv) {
+        return Some(why);
+    }
+    let takes_ssid = c.op == Opcode::CfgiCd || (c.op == Opcode::AtcInv && c.ssv);
+    (takes_ssid && u64::from(c.ssid) >> ssid_bits != 0).then_some("SSID beyond the vSMMU's SSIDSIZE")
+}
+
 impl Vsmmu {
-    pub fn new(smmu: SmmuId, vmid: u16, vsids: BTreeMap<u32, u32>) -> Self {
-        Self { smmu, vmid, vsids, cerror_ill: Mutex::new(Vec::new()), issued: Mutex::new(0), reported: Mutex::new(0) }
+    pub fn new(smmu: SmmuId, vmid: u16, vsids: BTreeMap<u32, u32>, ssid_bits: u32) -> Self {
+        Self { smmu, vmid, vsids, ssid_bits, issued: Mutex::new(Vec::new()), reported: Mutex::new(0) }
     }
 
     /// `arm_vsmmu_convert_user_cmd`: only invalidations a guest may send,
     /// with the vSMMU's VMID and physical stream IDs substituted.
-    fn convert(&self, raw: [u64; 2]) -> Result<Cmd, Errno> {
-        let mut c = Cmd::decode(raw).ok_or(Errno::EIO)?;
+    fn convert(&self, drv: &Driver, raw: [u64; 2]) -> Result<Cmd, Errno> {
+        let mut c = Cmd::decode(raw).filter(|c| guest_opcode(c.op)).ok_or(Errno::EIO)?;
+        let range_inv = drv.machine.smmu(self.smmu).features.range_inv;
+        if !drv.env.mutant(Mutant::VsmmuIllegalFieldAccepted)
+            && illegal_field(&c, raw, range_inv, self.ssid_bits).is_some()
+        {
+            return Err(Errno::EIO);
+        }
         match c.op {
-            Opcode::TlbiNhVa | Opcode::TlbiNhAsid | Opcode::TlbiNhAll => c.vmid = self.vmid,
             Opcode::AtcInv | Opcode::CfgiCd => c.sid = *self.vsids.get(&c.sid).ok_or(Errno::EIO)?,
-            _ => return Err(Errno::EIO),
+            _ if drv.env.mutant(Mutant::VsmmuGuestVmidPassedThrough) => {}
+            _ => c.vmid = self.vmid,
         }
         Ok(c)
     }
 }
 
 impl Driver {
-    /// `arm_vsmmu_cache_invalidate`: one call handles at most one batch of
-    /// the array. The whole batch is converted before any of it is issued;
-    /// an illegal command fails the batch with nothing issued and is
-    /// reflected to the guest as CERROR_ILL at its index. `first` is the
-    /// index of `array`'s first entry in the guest's whole array.
-    pub fn vsmmu_cache_invalidate(&self, cpu: &Cpu, v: &Vsmmu, array: &mut UserArray, first: u64) -> Result<(), Errno> {
+    /// `arm_vsmmu_cache_invalidate` (seed 000): one call handles at most
+    /// one batch of the array. The whole batch is converted before any of
+    /// it is issued; an illegal command fails the batch with nothing
+    /// issued and `entry_num` 0, so user space learns only where the
+    /// failing batch starts.
+    pub fn vsmmu_cache_invalidate(&self, cpu: &Cpu, v: &Vsmmu, array: &mut UserArray) -> Result<(), Errno> {
         if array.ty != DATA_ARM_SMMUV3 {
             array.entry_num = 0;
             return Err(Errno::EINVAL);
@@ -122,20 +153,20 @@ impl Driver {
             return if self.env.mutant(Mutant::VsmmuZeroLengthEinval) { Err(Errno::EINVAL) } else { Ok(()) };
         }
         let n = (array.entry_num as usize).min(CMDQ_BATCH_ENTRIES - 1);
-        let mut raw = [[0u8; ENTRY_SIZE]; CMDQ_BATCH_ENTRIES - 1];
+        let mut raw = [[0u64; 2]; CMDQ_BATCH_ENTRIES - 1];
         let mut cmds = [Cmd::sync(); CMDQ_BATCH_ENTRIES];
-        for (i, entry) in raw.iter_mut().enumerate().take(n) {
-            if let Err(e) = copy_entry(entry, array, DATA_ARM_SMMUV3, i as u32) {
+        for (i, words) in raw.iter_mut().enumerate().take(n) {
+            let mut entry = [0u8; ENTRY_SIZE];
+            if let Err(e) = copy_entry(&mut entry, array, DATA_ARM_SMMUV3, i as u32) {
                 array.entry_num = 0;
                 return Err(e);
             }
+            *words = [0, 8].map(|o| u64::from_le_bytes(entry[o..o + 8].try_into().expect("8 bytes")));
         }
         for i in 0..n {
-            let words = [0, 8].map(|o| u64::from_le_bytes(raw[i][o..o + 8].try_into().expect("8 bytes")));
-            match v.convert(words) {
+            match v.convert(self, raw[i]) {
                 Ok(c) => cmds[i] = c,
                 Err(e) => {
-                    v.cerror_ill.lock().push(first + i as u64);
                     // The bug the conversion-first design fixed: report what
                     // was converted although none of it was issued.
                     array.entry_num = if self.env.mutant(Mutant::VsmmuReportUnissued) { i as u32 } else { 0 };
@@ -145,7 +176,7 @@ impl Driver {
             }
         }
         self.machine.submit(cpu.id, v.smmu, &cmds[..=n]);
-        *v.issued.lock() += n as u64;
+        v.issued.lock().extend_from_slice(&raw[..n]);
         array.entry_num = n as u32;
         self.note_reported(v, array.entry_num);
         Ok(())
@@ -156,8 +187,8 @@ impl Driver {
     fn note_reported(&self, v: &Vsmmu, n: u32) {
         let mut reported = v.reported.lock();
         *reported += u64::from(n);
-        let issued = *v.issued.lock();
-        if *reported > issued {
+        let issued = v.issued.lock().len();
+        if *reported > issued as u64 {
             let detail = format!("user space was told {} commands were handled; {issued} reached the queue", *reported);
             self.machine.oracle.report(ViolationKind::UnissuedReported, detail);
         }
@@ -168,10 +199,16 @@ impl Driver {
 pub const HW_QUEUE_TYPE_DEFAULT: u32 = 0;
 pub const HW_QUEUE_TYPE_TEGRA241_CMDQV: u32 = 1;
 
+/// The one vIOMMU object the model's IOAS serves.
+pub const VIOMMU_ID: u32 = 1;
+/// LVCMDQs per VINTF the tegra241-cmdqv op accepts.
+pub const MAX_QUEUES: u32 = 2;
+
 /// `struct iommu_hw_queue_alloc`'s inputs.
 #[derive(Clone, Copy, Debug)]
 pub struct HwQueueAlloc {
     pub flags: u32,
+    pub viommu_id: u32,
     pub ty: u32,
     pub index: u32,
     pub nesting_parent_iova: u64,
@@ -248,9 +285,12 @@ impl Ioas {
         Ok(())
     }
 
-    /// `iommufd_hw_queue_alloc_ioctl` for a queue the HW reads by physical
-    /// address: checks in the kernel's order, then an access pins the
-    /// pages, which must be physically contiguous.
+    /// `iommufd_hw_queue_alloc_ioctl` (seed 004) for a queue the HW reads
+    /// by physical address, in the seed's order: argument checks, the
+    /// vIOMMU and its op for the type, then `iommufd_hw_queue_alloc_phys`
+    /// (pin, then contiguity), and only then the driver's
+    /// `hw_queue_init_phys`, whose index rules fail after the pinning; any
+    /// failure releases what was pinned.
     pub fn hw_queue_alloc(&self, drv: &Driver, cmd: HwQueueAlloc) -> Result<HwQueue, Errno> {
         if cmd.flags != 0 || cmd.ty == HW_QUEUE_TYPE_DEFAULT {
             return Err(Errno::EOPNOTSUPP);
@@ -259,28 +299,32 @@ impl Ioas {
             return Err(Errno::EINVAL);
         }
         cmd.nesting_parent_iova.checked_add(cmd.length - 1).ok_or(Errno::EOVERFLOW)?;
+        if cmd.viommu_id != VIOMMU_ID {
+            return Err(Errno::ENOENT);
+        }
+        // get_hw_queue_size: the vIOMMU only knows the CMDQV type.
+        if cmd.ty != HW_QUEUE_TYPE_TEGRA241_CMDQV {
+            return Err(Errno::EOPNOTSUPP);
+        }
         let mut s = self.state.lock();
+        let (base_pa, pinned) = Self::alloc_phys(&mut s, drv, &cmd)?;
         let same_type = s.queues.iter().filter(|q| q.ty == cmd.ty).count() as u32;
-        if s.queues.iter().any(|q| q.ty == cmd.ty && q.index == cmd.index) {
-            return Err(Errno::EEXIST);
-        }
-        if cmd.index != same_type {
-            return Err(Errno::EIO);
-        }
-        let first = cmd.nesting_parent_iova & !(PAGE - 1);
-        let last = (cmd.nesting_parent_iova + cmd.length - 1) & !(PAGE - 1);
-        let mut base_pa = None;
-        for page in (first..=last).step_by(PAGE as usize) {
-            let pa = *s.pages.get(&page).ok_or(Errno::ENOENT)?;
-            let want = base_pa.map_or(pa, |b: u64| b + (page - first));
-            if pa != want {
-                return Err(Errno::EFAULT);
+        // tegra241-cmdqv's hw_queue_init_phys: a bounded, unused index,
+        // allocated in order.
+        let init = if cmd.index >= MAX_QUEUES {
+            Err(Errno::EINVAL)
+        } else if s.queues.iter().any(|q| q.ty == cmd.ty && q.index == cmd.index) {
+            Err(Errno::EEXIST)
+        } else if cmd.index != same_type {
+            Err(Errno::EIO)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = init {
+            if pinned {
+                s.pins.pop();
             }
-            base_pa.get_or_insert(pa);
-        }
-        let pinned = !drv.env.mutant(Mutant::HwQueueUnpinned);
-        if pinned {
-            s.pins.push((cmd.nesting_parent_iova, cmd.length));
+            return Err(e);
         }
         s.next_id += 1;
         let q = HwQueue {
@@ -289,11 +333,36 @@ impl Ioas {
             index: cmd.index,
             iova: cmd.nesting_parent_iova,
             length: cmd.length,
-            base_pa: base_pa.expect("at least one page") + (cmd.nesting_parent_iova - first),
+            base_pa,
             pinned,
         };
         s.queues.push(q);
         Ok(q)
+    }
+
+    /// `iommufd_hw_queue_alloc_phys` as seed 004 (v8) has it. Its offset is
+    /// `iova - PAGE_ALIGN(iova)`, and PAGE_ALIGN rounds up: for an
+    /// unaligned IOVA the u64 wraps and the overflow checks return ERANGE,
+    /// so only page-aligned queues can be allocated (its review points
+    /// this out). Pins, then checks the pages are contiguous; returns the
+    /// base PA and whether the pages stay pinned.
+    fn alloc_phys(s: &mut IoasState, drv: &Driver, cmd: &HwQueueAlloc) -> Result<(u64, bool), Errno> {
+        let iova = cmd.nesting_parent_iova;
+        let offset = iova.wrapping_sub(iova.next_multiple_of(PAGE));
+        let length = offset.checked_add(cmd.length).and_then(|l| l.checked_add(PAGE - 1)).ok_or(Errno::ERANGE)?;
+        let max_npages = length / PAGE;
+        // iommufd_access_pin_pages: every page must be mapped.
+        let pages: Vec<u64> = (0..max_npages)
+            .map(|k| s.pages.get(&(iova + k * PAGE)).copied().ok_or(Errno::ENOENT))
+            .collect::<Result<_, _>>()?;
+        if pages.windows(2).any(|w| w[1] != w[0] + PAGE) {
+            return Err(Errno::EFAULT);
+        }
+        let pinned = !drv.env.mutant(Mutant::HwQueueUnpinned);
+        if pinned {
+            s.pins.push((iova, cmd.length));
+        }
+        Ok((pages[0], pinned))
     }
 
     /// Destroy a queue: unpin and release its pages.

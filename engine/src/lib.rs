@@ -15,7 +15,7 @@ mod mutant;
 mod shared;
 pub mod v9;
 
-pub use domain::{Domain, Stage, Target};
+pub use domain::{Domain, GuestS1, Stage, Target};
 pub use driver::{Cpu, DomainKind, Driver, Engine};
 pub use env::{Env, FaultSite, Warning, PPM};
 pub use errno::Errno;

@@ -61,6 +61,12 @@ mutants! {
         "the vSMMU reports converted-but-unissued commands as handled when a later one is illegal",
     VsmmuZeroLengthEinval => "vsmmu-zero-length-einval":
         "the vSMMU rejects the zero-length array that only probes the data type",
+    VsmmuIllegalFieldAccepted => "vsmmu-illegal-field-accepted":
+        "the vSMMU passes a guest command with a legal opcode on whatever its other fields hold",
+    VsmmuGuestVmidPassedThrough => "vsmmu-guest-vmid-passed-through":
+        "the vSMMU leaves the guest's VMID field in its TLBIs instead of the nesting parent's VMID",
+    VmmCerrorAtBatchStart => "vmm-cerror-at-batch-start":
+        "the VMM raises CERROR_ILL where the failing batch starts (CONS + entry_num) without locating the illegal command",
     HwQueueUnpinned => "hw-queue-unpinned":
         "HW queue allocation skips the access that pins the guest queue memory",
     PublishWithoutBarrier => "publish-without-barrier":

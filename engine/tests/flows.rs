@@ -172,7 +172,7 @@ fn a_domain_on_two_smmus_invalidates_both() {
 fn nesting_parent_clears_nested_stage_1_unless_vmall() {
     let (w, ms) = world(1, Features { ats: true, ..Features::default() }, 1);
     let parent = w.drv.alloc_domain(DomainKind::S2 { nest_parent: true }).unwrap();
-    let nested = Target::Nested { parent: parent.clone(), guest_asid: 9 };
+    let nested = Target::Nested { parent: parent.clone(), s1: GuestS1::Identity { asid: 9 } };
     w.drv.attach(&w.cpu, &ms[0], 0, nested, true).unwrap();
     let v = asid(&parent);
     assert_eq!(

@@ -118,7 +118,8 @@ fn ats_goes_off_at_the_endpoint_before_the_old_domain_drops_the_master() {
 fn a_full_flush_of_a_nesting_parent_never_ends() {
     let (drv, cpu, m) = world();
     let parent = drv.alloc_domain(DomainKind::S2 { nest_parent: true }).unwrap();
-    drv.attach(&cpu, &m, 0, Target::Nested { parent: parent.clone(), guest_asid: 7 }, false).unwrap();
+    drv.attach(&cpu, &m, 0, Target::Nested { parent: parent.clone(), s1: GuestS1::Identity { asid: 7 } }, false)
+        .unwrap();
     let spin = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         smmu_sync::begin_execution(smmu_sync::Bounds { limit: Some(10_000), deadline: None });
         drv.domain_inv(&cpu, &parent);

@@ -64,13 +64,15 @@ impl std::fmt::Display for Cmd {
             r if r.tg == 0 => String::new(),
             r => format!(" num {} scale {} ttl {}", r.num, r.scale, r.ttl),
         };
+        // Stage-1 TLBIs name a VMID only for a guest's entries.
+        let vmid = if self.vmid != 0 { format!(" vmid {}", self.vmid) } else { String::new() };
         match self.op {
             Opcode::CfgiSte => write!(f, "CFGI_STE sid {}", self.sid),
             Opcode::CfgiCd => write!(f, "CFGI_CD sid {} ssid {}", self.sid, self.ssid),
             Opcode::TlbiNhAll => write!(f, "TLBI_NH_ALL vmid {}", self.vmid),
-            Opcode::TlbiNhAsid => write!(f, "TLBI_NH_ASID asid {}", self.asid),
+            Opcode::TlbiNhAsid => write!(f, "TLBI_NH_ASID{vmid} asid {}", self.asid),
             Opcode::TlbiEl2Asid => write!(f, "TLBI_EL2_ASID asid {}", self.asid),
-            Opcode::TlbiNhVa => write!(f, "TLBI_NH_VA asid {} {:#x}{leaf}{range}", self.asid, self.addr),
+            Opcode::TlbiNhVa => write!(f, "TLBI_NH_VA{vmid} asid {} {:#x}{leaf}{range}", self.asid, self.addr),
             Opcode::TlbiEl2Va => write!(f, "TLBI_EL2_VA asid {} {:#x}{leaf}{range}", self.asid, self.addr),
             Opcode::TlbiS12Vmall => write!(f, "TLBI_S12_VMALL vmid {}", self.vmid),
             Opcode::TlbiS2Ipa => write!(f, "TLBI_S2_IPA vmid {} {:#x}{leaf}{range}", self.vmid, self.addr),
@@ -114,6 +116,9 @@ impl Cmd {
         if r != Range::default() && !self.is_tlbi_by_addr() {
             return Some("range fields set on a command that takes no address");
         }
+        if r.tg == 0 && (r.num != 0 || r.scale != 0) {
+            return Some("range NUM or SCALE without a granule (TG 0)");
+        }
         if r.tg != 0 && !range_inv {
             return Some("range invalidation on an SMMU without RANGE_INV");
         }
@@ -127,6 +132,26 @@ impl Cmd {
             return Some("ATC_INV span outside 4 KiB..2^64");
         }
         None
+    }
+
+    /// The command with only the fields its opcode takes: encoding it gives
+    /// back the queue entry only if nothing else was set.
+    pub fn canonical(&self) -> Cmd {
+        let mut c = Cmd::new(self.op);
+        match self.op {
+            Opcode::CfgiSte => (c.sid, c.leaf) = (self.sid, self.leaf),
+            Opcode::CfgiCd => (c.sid, c.ssid, c.ssv, c.leaf) = (self.sid, self.ssid, self.ssv, self.leaf),
+            Opcode::TlbiNhAll | Opcode::TlbiS12Vmall => c.vmid = self.vmid,
+            Opcode::TlbiNhAsid | Opcode::TlbiEl2Asid => (c.asid, c.vmid) = (self.asid, self.vmid),
+            Opcode::TlbiNhVa | Opcode::TlbiEl2Va | Opcode::TlbiS2Ipa => {
+                (c.asid, c.vmid, c.addr, c.leaf, c.range) = (self.asid, self.vmid, self.addr, self.leaf, self.range)
+            }
+            Opcode::AtcInv => {
+                (c.sid, c.ssid, c.ssv, c.addr, c.atc_size) = (self.sid, self.ssid, self.ssv, self.addr, self.atc_size)
+            }
+            Opcode::CmdSync => {}
+        }
+        c
     }
 
     /// The IOVA span a TLBI-by-address covers, in bytes from `addr`. A

@@ -5,7 +5,7 @@ use crate::cmd::{Cmd, Opcode, SmmuId};
 use crate::coverage::Goal;
 use crate::mem::{Addr, CpuId, Memory};
 use crate::oracle::{Actor, Cache, Event, Oracle, Source, Translation, ViolationKind, Word};
-use crate::pgtable::{walk, walk_table, Level, PAGE};
+use crate::pgtable::{s2_translate, walk, walk_nested, walk_table, Level, PAGE};
 use crate::smmu::{Cd, Features, Queued, Smmu, Ste, TlbEntry, TlbKind, TlbTag, WalkEntry};
 use crate::{DomainId, EndpointId};
 use rustc_hash::FxHashMap as HashMap;
@@ -466,8 +466,7 @@ impl Machine {
         self.oracle.record(Actor::Queue(s.id), Event::Effect { smmu: s.id, cmd });
         match cmd.op {
             Opcode::CfgiSte | Opcode::CfgiCd => {
-                s.cfg().invalidate(&cmd);
-                s.inv_seq.fetch_add(1, Relaxed);
+                s.invalidating(|| s.cfg().invalidate(&cmd));
             }
             Opcode::AtcInv => {
                 let Some(&ep) = self.by_sid.get(&(s.id, cmd.sid)) else { return };
@@ -491,17 +490,21 @@ impl Machine {
                 let mask = !((1u128 << cmd.atc_size) - 1) as u64;
                 let base = cmd.addr & mask;
                 let hit = |&(ssid, page): &(u32, u64)| (!cmd.ssv || ssid == cmd.ssid) && page & mask == base;
-                let gone = e.atc().keys().copied().find(hit);
-                e.atc().retain(|k, _| !hit(k));
-                e.atc_seq.fetch_add(1, Relaxed);
+                let gone = {
+                    // Under the ATC's lock, so that no fill from before it lands after it.
+                    let mut atc = e.atc();
+                    let gone = atc.keys().copied().find(hit);
+                    atc.retain(|k, _| !hit(k));
+                    e.atc_seq.fetch_add(1, Relaxed);
+                    gone
+                };
                 if let Some((ssid, page)) = gone.filter(|_| self.refetch()) {
                     self.refetch_atc(s, e, cmd.sid, ssid, page);
                 }
             }
             Opcode::CmdSync => unreachable!("syncs are not applied"),
             _ => {
-                let gone = s.iotlb().invalidate(&cmd);
-                s.inv_seq.fetch_add(1, Relaxed);
+                let gone = s.invalidating(|| s.iotlb().invalidate(&cmd));
                 if let Some((tag, iova)) = gone.filter(|_| self.refetch()) {
                     self.refetch_iotlb(s, tag, iova);
                 }
@@ -523,16 +526,20 @@ impl Machine {
         self.oracle.cover(Goal::Refetch);
         let seq = e.atc_seq.load(Relaxed);
         if let Translation::Ok { pa, domain, gen, .. } = self.translate(s, sid, ssid, page, true) {
-            if e.ats_enabled() && e.atc_seq.load(Relaxed) == seq {
-                self.fill_atc(e, sid, ssid, page, AtcEntry { pa: pa & !(PAGE - 1), domain, gen });
-            }
+            self.fill_atc(e, (sid, ssid), page, AtcEntry { pa: pa & !(PAGE - 1), domain, gen }, seq);
         }
     }
 
-    fn fill_atc(&self, e: &Endpoint, sid: u32, ssid: u32, page: u64, entry: AtcEntry) {
+    /// Cache a translation the endpoint requested when its ATC was at
+    /// `seq`: only if ATS is still on and no invalidation came since.
+    fn fill_atc(&self, e: &Endpoint, (sid, ssid): (u32, u32), page: u64, entry: AtcEntry, seq: u64) {
+        let mut atc = e.atc();
+        if !e.ats_enabled() || e.atc_seq.load(Relaxed) != seq {
+            return;
+        }
         let cached = Event::Cached { sid, ssid, iova: page, pa: entry.pa, into: Cache::Atc };
         self.oracle.record(Actor::Endpoint(e.id), cached);
-        e.atc().insert((ssid, page), entry);
+        atc.insert((ssid, page), entry);
     }
 
     /// The SMMU walks `iova` again for `tag`, through a stream whose cached
@@ -579,10 +586,7 @@ impl Machine {
             let seq = e.atc_seq.load(Relaxed);
             let r = self.translate(s, sid, ssid, iova, true);
             if let Translation::Ok { pa, domain, gen, .. } = r {
-                // Only the endpoint's current ATS state may cache.
-                if e.ats_enabled() && e.atc_seq.load(Relaxed) == seq {
-                    self.fill_atc(e, sid, ssid, page, AtcEntry { pa: pa & !(PAGE - 1), domain, gen });
-                }
+                self.fill_atc(e, (sid, ssid), page, AtcEntry { pa: pa & !(PAGE - 1), domain, gen }, seq);
             }
             r
         };
@@ -621,9 +625,7 @@ impl Machine {
             Some(ste) => ste,
             None => {
                 let ste = self.decode_ste(self.mem.load_dev(s.ste_addr(sid)));
-                if s.inv_seq.load(Relaxed) == seq {
-                    s.cfg().stes.insert(sid, ste);
-                }
+                s.fill_since(seq, || s.cfg().stes.insert(sid, ste));
                 ste
             }
         };
@@ -636,9 +638,7 @@ impl Machine {
                 return cached;
             }
             let cd = self.decode_cd(self.mem.load_dev(cd_table + 8 * u64::from(ssid)))?;
-            if s.inv_seq.load(Relaxed) == seq {
-                s.cfg().cds.insert((sid, ssid), cd);
-            }
+            s.fill_since(seq, || s.cfg().cds.insert((sid, ssid), cd));
             Some(cd)
         };
         let (tag, root) = match ste {
@@ -656,9 +656,14 @@ impl Machine {
             }
             Ste::S2 { vmid, root, .. } if ssid == 0 => (TlbTag { kind: TlbKind::S2, vmid, asid: 0 }, root),
             Ste::S2 { .. } => return Translation::Fault { walked: None },
-            Ste::Nested { cd_table, vmid, root, .. } => {
-                let Some(cd) = cd(cd_table) else { return Translation::Fault { walked: None } };
-                (TlbTag { kind: TlbKind::Nested, vmid, asid: cd.asid }, root)
+            Ste::Nested { cd_table, vmid, root, guest_cd, .. } => {
+                let table = if guest_cd { s2_translate(&self.mem, root, cd_table) } else { Some(cd_table) };
+                let Some(cd) = table.and_then(cd) else { return Translation::Fault { walked: None } };
+                let tag = TlbTag { kind: TlbKind::Nested, vmid, asid: cd.asid };
+                if guest_cd {
+                    return self.translate_guest(s, (sid, ssid), tag, (root, cd.root), iova, seq);
+                }
+                (tag, root)
             }
         };
         let hit = s.iotlb().lookup(tag, iova);
@@ -679,9 +684,7 @@ impl Machine {
                 let domain = self.owner(root);
                 let walked = walk(&self.mem, root, iova);
                 if let (Some(table), Some(domain)) = (walked.table, domain) {
-                    if s.inv_seq.load(Relaxed) == seq {
-                        s.iotlb().insert_walk(tag, iova, WalkEntry { table, domain });
-                    }
+                    s.fill_since(seq, || s.iotlb().insert_walk(tag, iova, WalkEntry { table, domain }));
                 }
                 (walked.leaf, domain)
             }
@@ -692,11 +695,44 @@ impl Machine {
             self.oracle.cover(Goal::BlockTranslated);
         }
         let gen = self.mapping_gen(pa);
-        if s.inv_seq.load(Relaxed) == seq {
-            let cached = Event::Cached { sid, ssid, iova, pa, into: Cache::Iotlb };
-            self.oracle.record(Actor::Walker(s.id), cached);
+        s.fill_since(seq, || {
+            self.oracle.record(Actor::Walker(s.id), Event::Cached { sid, ssid, iova, pa, into: Cache::Iotlb });
             s.iotlb().insert(tag, iova, TlbEntry { pa, level, domain, gen });
-        }
+        });
         Translation::Ok { pa: pa + iova % level.size(), domain: Some(domain), gen, source: Source::Walk }
+    }
+
+    /// Through a guest's own stage 1 at IPA `s1_root` over the stage 2 at
+    /// `s2_root` (IPA `s1_root` 0 would be no table: the identity case is
+    /// the caller's): the IOTLB caches the combined page. A stage-1 fault is the
+    /// guest's business, not judged here (`walked: None`).
+    fn translate_guest(
+        &self,
+        s: &Smmu,
+        (sid, ssid): (u32, u32),
+        tag: TlbTag,
+        (s2_root, s1_root): (Addr, u64),
+        iova: u64,
+        seq: u64,
+    ) -> Translation {
+        let page = iova & !(PAGE - 1);
+        let Some(domain) = self.owner(s2_root) else { return Translation::Fault { walked: None } };
+        if let Some(t) = s.iotlb().lookup(tag, page) {
+            return Translation::Ok {
+                pa: t.pa + iova % PAGE,
+                domain: Some(t.domain),
+                gen: t.gen,
+                source: Source::Iotlb,
+            };
+        }
+        let Some(pa) = walk_nested(&self.mem, s2_root, s1_root, page) else {
+            return Translation::Fault { walked: None };
+        };
+        let gen = self.mapping_gen(pa);
+        s.fill_since(seq, || {
+            self.oracle.record(Actor::Walker(s.id), Event::Cached { sid, ssid, iova: page, pa, into: Cache::Iotlb });
+            s.iotlb().insert(tag, page, TlbEntry { pa, level: Level::Page, domain, gen });
+        });
+        Translation::Ok { pa: pa + iova % PAGE, domain: Some(domain), gen, source: Source::Walk }
     }
 }

@@ -261,6 +261,8 @@ pub enum ViolationKind {
     CommandBound,
     StaleTag,
     UnissuedReported,
+    GuestCommandLost,
+    CerrorAtLegalCommand,
     QueueUnmapped,
     UapiContract,
     Deadlock,
@@ -285,6 +287,8 @@ impl ViolationKind {
         Self::CommandBound,
         Self::StaleTag,
         Self::UnissuedReported,
+        Self::GuestCommandLost,
+        Self::CerrorAtLegalCommand,
         Self::QueueUnmapped,
         Self::UapiContract,
         Self::Deadlock,
@@ -309,6 +313,8 @@ impl ViolationKind {
             Self::CommandBound => "command-bound",
             Self::StaleTag => "stale-tag",
             Self::UnissuedReported => "unissued-reported",
+            Self::GuestCommandLost => "guest-command-lost",
+            Self::CerrorAtLegalCommand => "cerror-at-legal-command",
             Self::QueueUnmapped => "queue-unmapped",
             Self::UapiContract => "uapi-contract",
             Self::Deadlock => "deadlock",
@@ -395,6 +401,16 @@ impl ViolationKind {
                 "The vSMMU told user space (through entry_num) that more commands were handled than ever \
                  reached the command queue. The VMM advances its consumer index past invalidations that \
                  never happened, and the guest keeps using translations it believes are gone."
+            }
+            Self::GuestCommandLost => {
+                "A legal command the guest queued did not reach the host's command queue exactly once: the \
+                 VMM moved the guest's CONS past it, or had it skipped, without it being issued (or issued it \
+                 twice). The guest believes an invalidation happened that did not."
+            }
+            Self::CerrorAtLegalCommand => {
+                "The VMM raised CERROR_ILL at a command that is legal. The guest's error handler skips the \
+                 command at CONS, so a valid invalidation is dropped; a VMM that knows only the uAPI's errno \
+                 and entry_num must locate the illegal command before reflecting it."
             }
             Self::QueueUnmapped => {
                 "Guest memory backing a live hardware queue was unmapped from the IOAS while the hardware \

@@ -71,6 +71,51 @@ pub fn walk(mem: &Memory, root: Addr, iova: u64) -> Walked {
     Walked { leaf: walk_table(mem, table, iova), table: Some(table) }
 }
 
+/// The output address of a stage-2 walk of `ipa`, as the device reads it.
+pub fn s2_translate(mem: &Memory, s2_root: Addr, ipa: u64) -> Option<u64> {
+    walk(mem, s2_root, ipa).leaf.map(|(pa, level)| pa + ipa % level.size())
+}
+
+/// A guest's stage-1 walk of `iova` from its table at IPA `s1_root`: each
+/// table word the walk reads and the output are IPAs, translated by the
+/// stage 2 at `s2_root`. Returns the PA.
+pub fn walk_nested(mem: &Memory, s2_root: Addr, s1_root: u64, iova: u64) -> Option<u64> {
+    if iova >= IOVA_SPACE {
+        return None;
+    }
+    let l2 = mem.load_dev(s2_translate(mem, s2_root, s1_root + 8 * (iova / BLOCK))?);
+    if l2 & VALID == 0 {
+        return None;
+    }
+    let out = if l2 & TABLE_OR_PAGE == 0 {
+        (l2 & ADDR_MASK) + iova % BLOCK
+    } else {
+        let l3 = mem.load_dev(s2_translate(mem, s2_root, (l2 & ADDR_MASK) + 8 * ((iova % BLOCK) / PAGE))?);
+        if l3 & VALID == 0 {
+            return None;
+        }
+        (l3 & ADDR_MASK) + iova % PAGE
+    };
+    s2_translate(mem, s2_root, out)
+}
+
+/// A level-2 word pointing at the level-3 table at `table`.
+pub fn table_desc(table: u64) -> u64 {
+    (table & ADDR_MASK) | TABLE_OR_PAGE | VALID
+}
+
+/// A level-3 word mapping the page at `page`.
+pub fn page_desc(page: u64) -> u64 {
+    (page & ADDR_MASK) | TABLE_OR_PAGE | VALID
+}
+
+/// The level-2 and level-3 word addresses of `iova` in a table rooted at
+/// `root` whose level-3 table is `table` (in whatever address space the
+/// caller's tables live).
+pub fn desc_addrs(root: u64, table: u64, iova: u64) -> (u64, u64) {
+    (root + 8 * ((iova % IOVA_SPACE) / BLOCK), table + 8 * ((iova % BLOCK) / PAGE))
+}
+
 /// The leaf for `iova` in a level-3 table, as the device reads it.
 pub fn walk_table(mem: &Memory, table: Addr, iova: u64) -> Option<(u64, Level)> {
     let l3 = mem.load_dev(table + 8 * ((iova % BLOCK) / PAGE));
@@ -136,7 +181,7 @@ impl PageTable {
             // leaks one frame of the model's memory.
             let frame = m.alloc_frame();
             m.set_owner(frame, self.owner);
-            let new = frame | TABLE_OR_PAGE | VALID;
+            let new = table_desc(frame);
             mem.dma_wmb(cpu);
             match mem.cmpxchg(cpu, l2_addr, l2, new) {
                 cur if cur == l2 => new,
@@ -154,7 +199,7 @@ impl PageTable {
             return Err(PtError::Exists);
         }
         m.note_mapping(pa, self.bump());
-        mem.store_as(cpu, l3_addr, (pa & ADDR_MASK) | TABLE_OR_PAGE | VALID, Word::Pte);
+        mem.store_as(cpu, l3_addr, page_desc(pa), Word::Pte);
         Ok(())
     }
 

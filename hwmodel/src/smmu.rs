@@ -35,13 +35,17 @@ pub enum Ste {
         root: Addr,
         eats: bool,
     },
-    /// A guest's stage 1 over a host stage 2. The guest tables are modelled
-    /// as identity (IPA = VA) so the host stage 2 decides the output.
+    /// A guest's stage 1 over a host stage 2. With `guest_cd`, `cd_table`
+    /// is the guest's CD table at an IPA, and each CD's root the IPA of the
+    /// guest's stage-1 table, all walked through the stage 2 at `root`.
+    /// Without it the CD table is the host's and the guest's stage 1 is
+    /// identity (IPA = VA): a guest with no driver of its own.
     Nested {
         cd_table: Addr,
         vmid: u16,
         root: Addr,
         eats: bool,
+        guest_cd: bool,
     },
 }
 
@@ -251,6 +255,9 @@ pub struct Smmu {
     /// Bumped by every cache invalidation; a walk that started before a bump
     /// must not fill a cache with what it read.
     pub(crate) inv_seq: plain::AtomicU64,
+    /// Makes "invalidate, then bump" and "check, then fill" atomic to each
+    /// other, which real threads (`--mode threads`) need.
+    fill: plain::Mutex<()>,
 }
 
 impl Smmu {
@@ -264,6 +271,7 @@ impl Smmu {
             cmdq: Default::default(),
             removed: Default::default(),
             inv_seq: Default::default(),
+            fill: Default::default(),
         }
     }
 
@@ -277,6 +285,23 @@ impl Smmu {
 
     pub(crate) fn cmdq(&self) -> std::sync::MutexGuard<'_, CmdQueue> {
         self.cmdq.lock()
+    }
+
+    /// A cache invalidation, counted.
+    pub(crate) fn invalidating<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _fill = self.fill.lock();
+        let r = f();
+        self.inv_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        r
+    }
+
+    /// A cache fill by a walk that began at `seq`, done only if no
+    /// invalidation has been counted since.
+    pub(crate) fn fill_since<R>(&self, seq: u64, f: impl FnOnce() -> R) {
+        let _fill = self.fill.lock();
+        if self.inv_seq.load(std::sync::atomic::Ordering::Relaxed) == seq {
+            f();
+        }
     }
 
     pub fn is_removed(&self) -> bool {

@@ -181,7 +181,7 @@ fn nested_entries_survive_s2_ipa_and_die_by_nh_all() {
     let s2 = PageTable::new(&m, DomainId(2));
     let cd_table = m.alloc_frame();
     m.write_cd(CPU, cd_table, 0, Some(Cd { asid: 9, root: 0 }));
-    m.write_ste(CPU, smmu, SID, Ste::Nested { cd_table, vmid: 4, root: s2.root, eats: false });
+    m.write_ste(CPU, smmu, SID, Ste::Nested { cd_table, vmid: 4, root: s2.root, eats: false, guest_cd: false });
     s2.map(&m, CPU, IOVA, m.alloc_frame(), PAGE).unwrap();
     m.mem.smp_mb(CPU);
     ok(m.dma(ep, SID, 0, IOVA));
@@ -191,6 +191,46 @@ fn nested_entries_survive_s2_ipa_and_die_by_nh_all() {
     assert_eq!(ok(m.dma(ep, SID, 0, IOVA)).2, Source::Walk);
     m.submit(CPU, smmu, &[Cmd { vmid: 4, ..Cmd::new(Opcode::TlbiS12Vmall) }, Cmd::sync()]);
     assert_eq!(ok(m.dma(ep, SID, 0, IOVA)).2, Source::Walk);
+}
+
+#[test]
+fn a_guest_stage_1_is_walked_through_stage_2_and_invalidated_under_the_parents_vmid() {
+    use hwmodel::pgtable::{page_desc, table_desc};
+    let mut m = Machine::new(1);
+    m.set_refetch(false);
+    let smmu = m.add_smmu(Features::default());
+    let ep = m.add_endpoint(smmu, &[SID], false);
+    let s2 = PageTable::new(&m, DomainId(2));
+    // Guest RAM: its CD table, its two table levels and a data page, at IPAs.
+    let (cd_ipa, root_ipa, table_ipa, data_ipa) = (0x1000, 0x2000, 0x3000, 0x4000);
+    let pa: Vec<u64> = [cd_ipa, root_ipa, table_ipa, data_ipa]
+        .iter()
+        .map(|&ipa| {
+            let pa = m.alloc_frame();
+            s2.map(&m, CPU, ipa, pa, PAGE).unwrap();
+            pa
+        })
+        .collect();
+    m.mem.store(CPU, pa[1] + 8 * (IOVA / BLOCK), table_desc(table_ipa));
+    m.mem.store(CPU, pa[2] + 8 * (IOVA % BLOCK / PAGE), page_desc(data_ipa));
+    m.write_cd(CPU, pa[0], 0, Some(Cd { asid: 9, root: root_ipa }));
+    m.write_ste(CPU, smmu, SID, Ste::Nested { cd_table: cd_ipa, vmid: 4, root: s2.root, eats: false, guest_cd: true });
+    m.mem.smp_mb(CPU);
+    assert_eq!(ok(m.dma(ep, SID, 0, IOVA + 8)), (pa[3] + 8, Some(DomainId(2)), Source::Walk));
+    assert_eq!(ok(m.dma(ep, SID, 0, IOVA)).2, Source::Iotlb);
+    assert!(matches!(m.dma(ep, SID, 0, IOVA + PAGE), Translation::Fault { walked: None }), "a guest S1 fault");
+    for miss in
+        [Cmd { vmid: 0, ..tlbi(Opcode::TlbiNhVa, 9, IOVA) }, Cmd { vmid: 4, ..tlbi(Opcode::TlbiS2Ipa, 0, data_ipa) }]
+    {
+        m.submit(CPU, smmu, &[miss, Cmd::sync()]);
+        assert_eq!(ok(m.dma(ep, SID, 0, IOVA)).2, Source::Iotlb, "{miss} leaves the combined entry");
+    }
+    m.submit(CPU, smmu, &[Cmd { vmid: 4, ..tlbi(Opcode::TlbiNhVa, 9, IOVA) }, Cmd::sync()]);
+    assert_eq!(ok(m.dma(ep, SID, 0, IOVA)).2, Source::Walk, "the guest's ASID under the parent's VMID");
+    // The stage 2 decides too: without the data page's IPA the walk faults.
+    s2.unmap(&m, CPU, data_ipa, PAGE).unwrap();
+    m.submit(CPU, smmu, &[Cmd { vmid: 4, ..Cmd::new(Opcode::TlbiS12Vmall) }, Cmd::sync()]);
+    assert!(matches!(m.dma(ep, SID, 0, IOVA), Translation::Fault { walked: None }));
 }
 
 #[test]

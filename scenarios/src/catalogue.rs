@@ -6,7 +6,7 @@ use crate::guest::{Array, Guest};
 use crate::queue::{self, Queues};
 use crate::rig::{Ep, Irq, Rig};
 use crate::{Outcome, Params, Scenario};
-use engine::{Cpu, Domain, DomainKind, Driver, Target};
+use engine::{Cpu, Domain, DomainKind, Driver, GuestS1, Target};
 use hwmodel::{Features, PAGE};
 use std::sync::Arc;
 
@@ -184,7 +184,7 @@ pub static CATALOGUE: &[Scenario] = &[
     },
     Scenario {
         name: "vsmmu-invalidate",
-        about: "a guest's vSMMU sends batches of native invalidations (and a zero-length probe) while the host unmaps and re-attaches",
+        about: "a guest with its own stage 1 maps, DMAs, unmaps and invalidates through its vSMMU (batches longer than one cmdq batch) while the VMM re-attaches it and the host unmaps stage-2 pages it uses",
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
@@ -192,7 +192,7 @@ pub static CATALOGUE: &[Scenario] = &[
     },
     Scenario {
         name: "vsmmu-malformed",
-        about: "a guest sends a long command array with an illegal command in the middle while the host unmaps",
+        about: "a guest queues arrays each holding an illegal command (host-only opcode or a legal opcode with a bad field); the VMM, knowing only the uAPI, locates each and raises CERROR_ILL there",
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
@@ -341,7 +341,7 @@ fn nesting_s1_clear(p: &Params) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
     let r = Rig::new(p, &[PLAIN], &eps, 0);
     let parent = r.domain(DomainKind::S2 { nest_parent: true });
-    r.attach(0, 0, Target::Nested { parent: parent.clone(), guest_asid: 7 }, false);
+    r.attach(0, 0, Target::Nested { parent: parent.clone(), s1: GuestS1::Identity { asid: 7 } }, false);
     unmap_race(r, p, &parent, &[], &[(0, 0, 2)], NO_RACE)
 }
 
@@ -509,33 +509,38 @@ fn live_attach(p: &Params) -> Outcome {
     r.finish(t, &[&rid, &fresh])
 }
 
-/// A nested master on a nesting parent, its guest behind a vSMMU sending
-/// `arrays` from its own CPU, and `p.cpus` workers unmapping the parent.
-fn vsmmu_world(p: &Params, arrays: &[Array], rounds: usize, race: bool) -> Outcome {
+/// A nested master on a nesting parent, its guest behind a vSMMU running a
+/// round per array from its own CPU (with `race`, while the VMM re-attaches
+/// it), `p.cpus` workers unmapping parent pages the guest also maps, and
+/// the device DMAing to every guest IOVA.
+fn vsmmu_world(p: &Params, arrays: &[Array], race: bool) -> Outcome {
     let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
     let mut r = Rig::new(p, &[PLAIN], &eps, 2);
     let parent = r.domain(DomainKind::S2 { nest_parent: true });
-    let guest = Arc::new(Guest::attach(&r, 0, parent.clone()));
-    let (g, arrays) = (guest.clone(), arrays.to_vec());
-    let mut t = vec![r.cpu(move |drv, cpu| arrays.into_iter().for_each(|a| g.invalidate(drv, cpu, a)))];
-    if race {
-        // The VMM re-installs the guest's STE meanwhile.
-        t.push(r.cpu(move |drv, cpu| guest.reattach(drv, cpu)));
-    }
     let n = 2 * p.cpus;
     premap(&r, &parent, n);
+    let shared = pages(0..n);
+    let guest = Arc::new(Guest::attach(&r, 0, parent.clone(), &shared));
+    let (g, arrays) = (guest.clone(), arrays.to_vec());
+    let mut t = vec![r.cpu(move |drv, cpu| arrays.into_iter().for_each(|a| g.round(drv, cpu, a)))];
+    if race {
+        t.push(r.cpu(move |drv, cpu| guest.reattach(drv, cpu)));
+    }
     t.extend((0..p.cpus).map(|c| unmap_share(&mut r, &parent, c, p.cpus, n)));
-    t.push(r.dma(0, 0, pages(0..n), rounds));
+    t.push(r.dma(0, 0, Guest::iovas(&shared), 2));
     r.finish(t, &[&parent])
 }
 
-/// A valid array longer than one batch, then a zero-length probe.
+/// Valid arrays, one longer than a batch, and a round with only the unmap.
 fn vsmmu_invalidate(p: &Params) -> Outcome {
-    vsmmu_world(p, &[Array::draw(70, None), Array::draw(0, None)], 2, true)
+    vsmmu_world(p, &[Array::draw(70, None), Array::draw(0, None), Array::draw(5, None)], true)
 }
 
+/// Arrays with one illegal command each: past the first batch, early in
+/// its batch, first, last; their kinds vary with their place in the queue.
 fn vsmmu_malformed(p: &Params) -> Outcome {
-    vsmmu_world(p, &[Array::draw(100, Some(70))], 1, false)
+    let arrays = [(100, 70), (9, 4), (3, 0), (66, 65)].map(|(n, bad)| Array::draw(n, Some(bad)));
+    vsmmu_world(p, &arrays, false)
 }
 
 fn hw_queue_vs_unmap(p: &Params) -> Outcome {

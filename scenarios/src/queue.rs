@@ -2,7 +2,7 @@
 //! hardware reading it, and the VMM unmapping guest memory under it.
 
 use crate::rig::Rig;
-use engine::iommufd::{HwQueue, HwQueueAlloc, Ioas, HW_QUEUE_TYPE_TEGRA241_CMDQV};
+use engine::iommufd::{HwQueue, HwQueueAlloc, Ioas, HW_QUEUE_TYPE_TEGRA241_CMDQV, VIOMMU_ID};
 use engine::Driver;
 use hwmodel::PAGE;
 use smmu_sync::Mutex;
@@ -29,6 +29,7 @@ impl Queues {
     pub fn cycle(&self, drv: &Driver) {
         let cmd = HwQueueAlloc {
             flags: 0,
+            viommu_id: VIOMMU_ID,
             ty: HW_QUEUE_TYPE_TEGRA241_CMDQV,
             index: 0,
             nesting_parent_iova: IOVA,

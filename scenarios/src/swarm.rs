@@ -16,7 +16,7 @@ use crate::guest::{self, Guest};
 use crate::queue::{self, Queues};
 use crate::rig::{Completions, Ep, Irq, Rig};
 use crate::{Outcome, Params};
-use engine::{Cpu, Domain, DomainKind, Driver, Engine, Master, Stage, Target};
+use engine::{Cpu, Domain, DomainKind, Driver, Engine, GuestS1, Master, Stage, Target};
 use hwmodel::{Features, SmmuId, BLOCK, PAGE};
 use smmu_sync::{plain, random_below, JoinHandle, RwLockKind};
 use std::cell::Cell;
@@ -300,7 +300,7 @@ pub fn swarm(p: &Params) -> Outcome {
             (false, 2) if !parents.is_empty() => {
                 let p = pick(&parents);
                 uses[m].push((p, 0));
-                Target::Nested { parent: domains[p].clone(), guest_asid: 100 + m as u16 }
+                Target::Nested { parent: domains[p].clone(), s1: GuestS1::Identity { asid: 100 + m as u16 } }
             }
             _ => {
                 uses[m].push((d, 0));
@@ -320,7 +320,7 @@ pub fn swarm(p: &Params) -> Outcome {
     let guest = vmm.map(|m| {
         let p = pick(&parents);
         uses[m].push((p, 0));
-        Guest::attach(&r, m, domains[p].clone())
+        Guest::attach(&r, m, domains[p].clone(), &[])
     });
     let busy: Vec<usize> = {
         let mut b: Vec<usize> = uses.iter().flatten().map(|u| u.0).collect();
@@ -562,7 +562,9 @@ impl Worker<'_> {
             Op::AttachRid { m, to, ats } => {
                 let to = match to {
                     To::Domain(d) => Target::Domain(dom(d).clone()),
-                    To::Nested(d) => Target::Nested { parent: dom(d).clone(), guest_asid: 100 + m as u16 },
+                    To::Nested(d) => {
+                        Target::Nested { parent: dom(d).clone(), s1: GuestS1::Identity { asid: 100 + m as u16 } }
+                    }
                     To::Blocked => Target::Blocked,
                     To::Identity => Target::Identity,
                 };
@@ -619,7 +621,7 @@ impl Worker<'_> {
             }
             Op::Guest(a) => {
                 if let Some(g) = &sh.guest {
-                    g.invalidate(drv, cpu, a);
+                    g.round(drv, cpu, a);
                 }
             }
             Op::Queue => {
