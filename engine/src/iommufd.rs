@@ -129,7 +129,12 @@ impl Vsmmu {
             return Err(Errno::EIO);
         }
         match c.op {
-            Opcode::AtcInv | Opcode::CfgiCd => c.sid = *self.vsids.get(&c.sid).ok_or(Errno::EIO)?,
+            Opcode::AtcInv | Opcode::CfgiCd => {
+                let sid = *self.vsids.get(&c.sid).ok_or(Errno::EIO)?;
+                if !drv.env.mutant(Mutant::VsmmuVsidPassedThrough) {
+                    c.sid = sid;
+                }
+            }
             _ if drv.env.mutant(Mutant::VsmmuGuestVmidPassedThrough) => {}
             _ => c.vmid = self.vmid,
         }

@@ -65,6 +65,8 @@ mutants! {
         "the vSMMU passes a guest command with a legal opcode on whatever its other fields hold",
     VsmmuGuestVmidPassedThrough => "vsmmu-guest-vmid-passed-through":
         "the vSMMU leaves the guest's VMID field in its TLBIs instead of the nesting parent's VMID",
+    VsmmuVsidPassedThrough => "vsmmu-vsid-passed-through":
+        "the vSMMU leaves the guest's virtual SID in ATC_INV and CFGI_CD instead of the physical one",
     VmmCerrorAtBatchStart => "vmm-cerror-at-batch-start":
         "the VMM raises CERROR_ILL where the failing batch starts (CONS + entry_num) without locating the illegal command",
     HwQueueUnpinned => "hw-queue-unpinned":

@@ -514,8 +514,9 @@ fn live_attach(p: &Params) -> Outcome {
 /// it), `p.cpus` workers unmapping parent pages the guest also maps, and
 /// the device DMAing to every guest IOVA.
 fn vsmmu_world(p: &Params, arrays: &[Array], race: bool) -> Outcome {
-    let eps = [Ep { smmu: 0, sids: &[1], ats: false }];
-    let mut r = Rig::new(p, &[PLAIN], &eps, 2);
+    // Physical SID 5 behind the guest's vSID 1, with ATS.
+    let eps = [Ep { smmu: 0, sids: &[5], ats: true }];
+    let mut r = Rig::new(p, &[ATS], &eps, 2);
     let parent = r.domain(DomainKind::S2 { nest_parent: true });
     let n = 2 * p.cpus;
     premap(&r, &parent, n);

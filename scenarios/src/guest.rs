@@ -121,6 +121,9 @@ pub struct Guest {
     pub master: Arc<Master>,
     pub parent: Arc<Domain>,
     pub vsmmu: Vsmmu,
+    /// Whether the guest's device does ATS: its unmaps then also send
+    /// ATC_INV for its vSID, which the vSMMU must aim at the physical SID.
+    ats: bool,
     /// The host page behind each guest RAM page (the guest CPU's stores
     /// go there through its own stage 2).
     ram: Vec<u64>,
@@ -153,7 +156,8 @@ impl Guest {
             checked: (0, 0),
             next_data: 0,
         };
-        let g = Self { master, parent, vsmmu, ram, queue: Mutex::new(queue) };
+        let ats = drv.machine.endpoint(master.ep).ats_capable;
+        let g = Self { master, parent, vsmmu, ats, ram, queue: Mutex::new(queue) };
         let mem = &drv.machine.mem;
         mem.store_as(cpu.id, g.pa(S1_ROOT), table_desc(S1_TABLE), Word::Pte);
         for &ipa in shared.iter().filter(|&&ipa| ipa < BLOCK) {
@@ -161,7 +165,7 @@ impl Guest {
         }
         drv.machine.write_cd(cpu.id, g.pa(CD_TABLE), 0, Some(Cd { asid: GUEST_ASID, root: S1_ROOT }));
         mem.smp_mb(cpu.id);
-        r.attach(m, 0, g.target(), false);
+        r.attach(m, 0, g.target(), ats);
         let mut probe =
             UserArray { ty: DATA_ARM_SMMUV3, mem: &[], uptr: 0, entry_len: ENTRY_SIZE as u32, entry_num: 0 };
         if let Err(e) = cache_invalidate_user(&mut probe, |a| drv.vsmmu_cache_invalidate(cpu, &g.vsmmu, a)) {
@@ -190,12 +194,13 @@ impl Guest {
 
     /// The VMM re-installs the guest's STE: a nested re-attach.
     pub fn reattach(&self, drv: &Driver, cpu: &Cpu) {
-        let _ = drv.attach(cpu, &self.master, 0, self.target(), false);
+        let _ = drv.attach(cpu, &self.master, 0, self.target(), self.ats);
     }
 
     /// One round of the guest driver: map a fresh page and let the device
     /// use it; queue `a`; unmap the page and invalidate it (TLBI_NH_VA and
-    /// CMD_SYNC); ring the doorbell. Once its CMD_SYNC has completed the
+    /// CMD_SYNC, then ATC_INV and CMD_SYNC if the device does ATS); ring
+    /// the doorbell. Once its CMD_SYNC has completed the
     /// page is gone for good, and the device tries it once more.
     pub fn round(&self, drv: &Driver, cpu: &Cpu, a: Array) {
         let mut q = self.queue.lock();
@@ -223,6 +228,12 @@ impl Guest {
         if let Some((iova, _)) = page {
             self.store_pte(drv, cpu, iova, 0);
             q.push(words(Cmd { asid: GUEST_ASID, addr: iova, leaf: true, ..Cmd::new(Opcode::TlbiNhVa) }), None);
+            if self.ats {
+                // As Linux does: the TLBI completes before the ATC_INV, or
+                // the device could refill its ATC from the IOTLB between.
+                q.push(words(Cmd::sync()), None);
+                q.push(words(Cmd { sid: VSID, addr: iova, atc_size: 12, ..Cmd::new(Opcode::AtcInv) }), None);
+            }
         }
         q.push(words(Cmd::sync()), None);
         self.doorbell(drv, cpu, &mut q);

@@ -112,6 +112,7 @@ pub fn catcher(m: Mutant) -> &'static Scenario {
         Mutant::VsmmuZeroLengthEinval => "vsmmu-invalidate",
         Mutant::VsmmuIllegalFieldAccepted => "vsmmu-malformed",
         Mutant::VsmmuGuestVmidPassedThrough => "vsmmu-invalidate",
+        Mutant::VsmmuVsidPassedThrough => "vsmmu-invalidate",
         Mutant::VmmCerrorAtBatchStart => "vsmmu-malformed",
         Mutant::HwQueueUnpinned => "hw-queue-vs-unmap",
         Mutant::PublishWithoutBarrier => "replace",

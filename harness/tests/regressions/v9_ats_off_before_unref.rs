@@ -20,7 +20,7 @@ fn ats_off_before_unref() {
   "fault_ppm": null,
   "max_steps": null,
   "depth": 10,
-  "schedule_index": 2527,
+  "schedule_index": 2518,
   "kind": "atc-inv-ats-disabled",
   "explanation": "An ATC_INV was still in flight when ATS was disabled at its endpoint. A device may ignore an invalidation that races the disable, and the CMD_SYNC then times out. ATS was turned off while an invalidation built from the old array was outstanding: the unref did not fence readers with the array's write lock, or ATS was disabled too early.",
   "detail": "ATC_INV sid 3 ssid 0 was in flight when ATS was disabled on EndpointId(0): the device may drop it",

@@ -20,7 +20,7 @@ fn ats_off_before_unref_timeout() {
   "fault_ppm": null,
   "max_steps": null,
   "depth": 10,
-  "schedule_index": 2527,
+  "schedule_index": 2518,
   "kind": "cmd-sync-timeout",
   "explanation": "A CMD_SYNC completed with CERROR_ATC_INV_SYNC: an ATC_INV before it raced an ATS disable and the device never answered. On real hardware the invalidating CPU waits out the ATS completion timeout (a second or more, possibly with interrupts off) before the driver gives up with -ETIMEDOUT.",
   "detail": "CMD_SYNC 8 on SmmuId(0): CERROR_ATC_INV_SYNC, an ATC_INV before it was never answered; the invalidation waited out the completion timeout and the driver got -ETIMEDOUT",
