@@ -168,7 +168,7 @@ fn explore(
                     deadline,
                     max_steps: cli.max_steps,
                     known: KNOWN.get(),
-                    prefer: None,
+                    policy: (None, 0),
                 };
                 let r = match cli.mode {
                     ModeKind::Model => run::explore(sc, params, plan),

@@ -47,6 +47,10 @@ pub struct Recorded {
     /// thread whose steps the story is about, first).
     #[serde(default)]
     pub prefer: Option<usize>,
+    /// Tasks (a bit each) the default runs only when nothing else can (a
+    /// shrinker's choice: threads the story does not need before its end).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub starve: u64,
     pub switches: Vec<Switch>,
     pub data: Vec<u64>,
 }
@@ -58,12 +62,24 @@ impl Recorded {
     }
 }
 
-/// What a schedule does where it says nothing: the preferred task if it can
-/// run and is not spinning; a task that yields (it is spinning) hands over
-/// to the next runnable task in id order; otherwise the running task goes
-/// on; a task that cannot, to the lowest runnable one.
-fn default_task(runnable: &[&Task], current: Option<TaskId>, yielding: bool, prefer: Option<usize>) -> TaskId {
-    let ids: Vec<usize> = runnable.iter().map(|t| usize::from(t.id())).collect();
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// What a schedule does where it says nothing, among the runnable tasks not
+/// starved (all of them if every one is): the preferred task if it can run
+/// and is not spinning; a task that yields (it is spinning) hands over to
+/// the next runnable task in id order; otherwise the running task goes on;
+/// a task that cannot, to the lowest runnable one.
+fn default_task(
+    runnable: &[&Task],
+    current: Option<TaskId>,
+    yielding: bool,
+    (prefer, starve): (Option<usize>, u64),
+) -> TaskId {
+    let all: Vec<usize> = runnable.iter().map(|t| usize::from(t.id())).collect();
+    let fed: Vec<usize> = all.iter().copied().filter(|&t| t >= 64 || starve >> t & 1 == 0).collect();
+    let ids = if fed.is_empty() { all } else { fed };
     let cur = current.map(usize::from).filter(|c| ids.contains(c));
     if let Some(p) = prefer.filter(|p| ids.contains(p) && !(yielding && cur == Some(*p))) {
         return TaskId::from(p);
@@ -111,7 +127,7 @@ impl Scheduler for Follow {
         let can = |t: usize| runnable.iter().any(|r| usize::from(r.id()) == t);
         Some(match forced.filter(|&t| can(t)) {
             Some(t) => TaskId::from(t),
-            None => default_task(runnable, current, yielding, self.rec.prefer),
+            None => default_task(runnable, current, yielding, (self.rec.prefer, self.rec.starve)),
         })
     }
 
@@ -271,8 +287,9 @@ struct Shared {
 struct Recorder<S> {
     inner: S,
     shared: Arc<Mutex<Shared>>,
-    /// The default the schedule is written against (`Recorded::prefer`).
-    prefer: Option<usize>,
+    /// The default the schedule is written against (`Recorded::prefer`,
+    /// `Recorded::starve`).
+    policy: (Option<usize>, u64),
 }
 
 impl<S: Scheduler> Scheduler for Recorder<S> {
@@ -285,7 +302,7 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
         // last one's failure must not be taken for this one's.
         smmu_sync::begin_execution(Bounds::default());
         let mut sh = self.shared.lock();
-        sh.current = Recorded { prefer: self.prefer, ..Recorded::default() };
+        sh.current = Recorded { prefer: self.policy.0, starve: self.policy.1, ..Recorded::default() };
         sh.top_task = 0;
         Some(s)
     }
@@ -299,7 +316,7 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
         let mut sh = self.shared.lock();
         let at = sh.current.steps;
         sh.current.steps += 1;
-        if t != default_task(runnable, current, yielding, self.prefer) {
+        if t != default_task(runnable, current, yielding, self.policy) {
             let preempt = current.is_some_and(|c| runnable.iter().any(|r| r.id() == c));
             sh.current.switches.push(Switch { at, task: t.into(), preempt });
         }
@@ -350,8 +367,9 @@ pub struct Plan {
     pub max_steps: Option<u64>,
     /// Findings to count and explore past.
     pub known: Option<&'static Known>,
-    /// The default scheduling policy's preferred task (a replay's).
-    pub prefer: Option<usize>,
+    /// The default scheduling policy's preferred and starved tasks (a
+    /// replay's).
+    pub policy: (Option<usize>, u64),
 }
 
 /// The bounds one schedule starts under.
@@ -393,8 +411,8 @@ pub fn explore(sc: &'static Scenario, params: Params, plan: Plan) -> RunStats {
 }
 
 /// A plan that runs one given schedule.
-fn once(max_steps: Option<u64>, known: Option<&'static Known>, prefer: Option<usize>) -> Plan {
-    Plan { scheduler: SchedulerKind::Random, seed: 0, schedules: 1, depth: 0, deadline: None, max_steps, known, prefer }
+fn once(max_steps: Option<u64>, known: Option<&'static Known>, policy: (Option<usize>, u64)) -> Plan {
+    Plan { scheduler: SchedulerKind::Random, seed: 0, schedules: 1, depth: 0, deadline: None, max_steps, known, policy }
 }
 
 /// Run exactly `schedule` once; its failure is the first violation that is
@@ -406,7 +424,8 @@ pub fn replay(
     max_steps: Option<u64>,
     known: Option<&'static Known>,
 ) -> RunStats {
-    drive(sc, params, Follow::new(schedule.clone()), &once(max_steps, known, schedule.prefer)).0
+    let policy = (schedule.prefer, schedule.starve);
+    drive(sc, params, Follow::new(schedule.clone()), &once(max_steps, known, policy)).0
 }
 
 /// Run exactly `schedule` once, stopping at nothing but its end: what a
@@ -425,7 +444,7 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
     config.silence_warnings = true;
     config.max_steps = MaxSteps::FailAfter(MAX_STEPS);
     config.max_time = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    let runner = Runner::new(Recorder { inner, shared: shared.clone(), prefer: plan.prefer }, config);
+    let runner = Runner::new(Recorder { inner, shared: shared.clone(), policy: plan.policy }, config);
     let body = {
         let shared = shared.clone();
         move || {
@@ -472,6 +491,7 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
     if let Err(p) = r {
         let index = s.stats.schedules;
         s.stats.schedules += 1;
+        s.stats.max_threads = s.stats.max_threads.max(s.top_task + 1);
         let found = match p.downcast_ref::<hwmodel::Violation>() {
             Some(v) => Found::from_violation(index, s.current.clone(), v),
             None => Found::from_panic(index, s.current.clone(), panic_message(p.as_ref())),

@@ -1,5 +1,6 @@
-//! Shrinking a failing schedule: fewer CPUs; then, replaying each candidate
-//! to its first violation, delta debugging over the schedule's switches
+//! Shrinking a failing schedule: fewer CPUs; a preferred task and starved
+//! tasks for the default policy; then, replaying each candidate to its
+//! first violation, delta debugging over the schedule's switches
 //! (each dropped one lets the running task go on) and over its data choices
 //! (each zeroed one takes the model's smallest option: no drain, no fault,
 //! the smallest generated world, the first command to complete). A
@@ -52,7 +53,7 @@ impl Shrinker {
                 deadline: Some(self.deadline),
                 max_steps: self.max_steps,
                 known: None,
-                prefer: None,
+                policy: (None, 0),
             };
             run::explore(self.sc, p, plan)
         };
@@ -73,6 +74,28 @@ impl Shrinker {
             self.best = r;
         }
         keep
+    }
+
+    /// The default policy: the thread the story is about first (each task
+    /// in turn as the one the default runs whenever it can), and the threads
+    /// it does not need before the violation starved (each in turn run only
+    /// when nothing else can).
+    fn policy(&mut self, tasks: usize) {
+        for t in 1..tasks {
+            if self.out_of_time() {
+                return;
+            }
+            let candidate = Recorded { prefer: Some(t), ..self.schedule().clone() };
+            self.try_keep(candidate);
+        }
+        for t in 1..tasks {
+            if self.out_of_time() {
+                return;
+            }
+            let starve = self.schedule().starve | 1 << t;
+            let candidate = Recorded { starve, ..self.schedule().clone() };
+            self.try_keep(candidate);
+        }
     }
 
     /// Delta debugging over the items `pick` selects: try dropping chunks,
@@ -150,18 +173,10 @@ pub fn shrink(
             break;
         }
     }
-    // Then the thread the story is about first: each task in turn as the
-    // one the default runs whenever it can.
-    let tasks = s.best.max_threads;
-    for t in 1..tasks {
-        if s.out_of_time() {
-            break;
-        }
-        let candidate = Recorded { prefer: Some(t), ..s.schedule().clone() };
-        s.try_keep(candidate);
-    }
+    let tasks = s.best.max_threads.min(64);
     loop {
         let before = size(s.schedule());
+        s.policy(tasks);
         s.ddmin(|r| r.switches.len(), without_switches);
         s.ddmin(live_data, zero_data);
         if s.out_of_time() || size(s.schedule()) == before {
