@@ -96,21 +96,19 @@ fn guest_opcode(op: Opcode) -> bool {
     matches!(op, Opcode::TlbiNhVa | Opcode::TlbiNhAsid | Opcode::TlbiNhAll | Opcode::AtcInv | Opcode::CfgiCd)
 }
 
-/// Why a guest command with a legal opcode is still illegal, if it is.
-/// What to do with such a command is the question Robin Murphy raises in
-/// seed 002; this model takes Jason Gunthorpe's answer there: fail the
-/// ioctl (EIO, like an illegal opcode) and let the VMM raise CERROR_ILL.
-/// Passing it on would let the guest make the host's queue stall on
-/// CERROR_ILL, or have the host SMMU act on fields it never validated.
-fn illegal_field(c: &Cmd, raw: [u64; 2], range_inv: bool, ssid_bits: u32) -> Option<&'static str> {
-    if c.canonical().encode() != raw {
-        return Some("reserved bits or fields the opcode does not take are set");
-    }
-    if let Some(why) = c.illegal(range_inv) {
-        return Some(why);
-    }
+/// Whether a guest command with a legal opcode is still illegal: reserved
+/// bits or fields the opcode does not take are set, a range or ATC span
+/// does not encode, or an SSID lies beyond the vSMMU's SSIDSIZE. What to do
+/// with such a command is the question Robin Murphy raises in seed 002; this
+/// model takes Jason Gunthorpe's answer there: fail the ioctl (EIO, like an
+/// illegal opcode) and let the VMM raise CERROR_ILL. Passing it on would let
+/// the guest make the host's queue stall on CERROR_ILL, or have the host
+/// SMMU act on fields it never validated.
+fn illegal_field(c: &Cmd, raw: [u64; 2], range_inv: bool, ssid_bits: u32) -> bool {
     let takes_ssid = c.op == Opcode::CfgiCd || (c.op == Opcode::AtcInv && c.ssv);
-    (takes_ssid && u64::from(c.ssid) >> ssid_bits != 0).then_some("SSID beyond the vSMMU's SSIDSIZE")
+    c.canonical().encode() != raw
+        || c.illegal(range_inv).is_some()
+        || (takes_ssid && u64::from(c.ssid) >> ssid_bits != 0)
 }
 
 impl Vsmmu {
@@ -123,9 +121,7 @@ impl Vsmmu {
     fn convert(&self, drv: &Driver, raw: [u64; 2]) -> Result<Cmd, Errno> {
         let mut c = Cmd::decode(raw).filter(|c| guest_opcode(c.op)).ok_or(Errno::EIO)?;
         let range_inv = drv.machine.smmu(self.smmu).features.range_inv;
-        if !drv.env.mutant(Mutant::VsmmuIllegalFieldAccepted)
-            && illegal_field(&c, raw, range_inv, self.ssid_bits).is_some()
-        {
+        if !drv.env.mutant(Mutant::VsmmuIllegalFieldAccepted) && illegal_field(&c, raw, range_inv, self.ssid_bits) {
             return Err(Errno::EIO);
         }
         match c.op {
