@@ -641,7 +641,9 @@ impl Machine {
             s.fill_since(seq, || s.cfg().cds.insert((sid, ssid), cd));
             Some(cd)
         };
-        let (tag, root) = match ste {
+        // `guest_s1`: the IPA of a guest's own stage-1 table, walked through
+        // the stage 2 at `root`.
+        let (tag, root, guest_s1) = match ste {
             Ste::Abort => return Translation::Fault { walked: None },
             // Without a CD table a substream has nothing to select
             // (C_BAD_SUBSTREAMID).
@@ -652,18 +654,14 @@ impl Machine {
             Ste::S1 { cd_table, .. } => {
                 let Some(cd) = cd(cd_table) else { return Translation::Fault { walked: None } };
                 let kind = if s.features.e2h { TlbKind::S1El2 } else { TlbKind::S1Nh };
-                (TlbTag { kind, vmid: 0, asid: cd.asid }, cd.root)
+                (TlbTag { kind, vmid: 0, asid: cd.asid }, cd.root, None)
             }
-            Ste::S2 { vmid, root, .. } if ssid == 0 => (TlbTag { kind: TlbKind::S2, vmid, asid: 0 }, root),
+            Ste::S2 { vmid, root, .. } if ssid == 0 => (TlbTag { kind: TlbKind::S2, vmid, asid: 0 }, root, None),
             Ste::S2 { .. } => return Translation::Fault { walked: None },
             Ste::Nested { cd_table, vmid, root, guest_cd, .. } => {
                 let table = if guest_cd { s2_translate(&self.mem, root, cd_table) } else { Some(cd_table) };
                 let Some(cd) = table.and_then(cd) else { return Translation::Fault { walked: None } };
-                let tag = TlbTag { kind: TlbKind::Nested, vmid, asid: cd.asid };
-                if guest_cd {
-                    return self.translate_guest(s, (sid, ssid), tag, (root, cd.root), iova, seq);
-                }
-                (tag, root)
+                (TlbTag { kind: TlbKind::Nested, vmid, asid: cd.asid }, root, guest_cd.then_some(cd.root))
             }
         };
         let hit = s.iotlb().lookup(tag, iova);
@@ -673,20 +671,29 @@ impl Machine {
         }
         // A cached table pointer skips the level-2 read: if the table was
         // unlinked and the pointer not invalidated, the walk still finds
-        // the old entries.
-        let cached_walk = s.iotlb().walk_entry(tag, iova);
-        let (leaf, domain) = match cached_walk {
-            Some(w) => {
-                self.oracle.cover(Goal::WalkCacheHit);
-                (walk_table(&self.mem, w.table, iova), Some(w.domain))
-            }
+        // the old entries. A guest's stage 1 caches only the combined page;
+        // its faults are the guest's business, not judged (`walked: None`).
+        let (leaf, domain) = match guest_s1 {
+            Some(s1_root) => match walk_nested(&self.mem, root, s1_root, iova & !(PAGE - 1)) {
+                Some(pa) => (Some((pa, Level::Page)), self.owner(root)),
+                None => return Translation::Fault { walked: None },
+            },
             None => {
-                let domain = self.owner(root);
-                let walked = walk(&self.mem, root, iova);
-                if let (Some(table), Some(domain)) = (walked.table, domain) {
-                    s.fill_since(seq, || s.iotlb().insert_walk(tag, iova, WalkEntry { table, domain }));
+                let cached_walk = s.iotlb().walk_entry(tag, iova);
+                match cached_walk {
+                    Some(w) => {
+                        self.oracle.cover(Goal::WalkCacheHit);
+                        (walk_table(&self.mem, w.table, iova), Some(w.domain))
+                    }
+                    None => {
+                        let domain = self.owner(root);
+                        let walked = walk(&self.mem, root, iova);
+                        if let (Some(table), Some(domain)) = (walked.table, domain) {
+                            s.fill_since(seq, || s.iotlb().insert_walk(tag, iova, WalkEntry { table, domain }));
+                        }
+                        (walked.leaf, domain)
+                    }
                 }
-                (walked.leaf, domain)
             }
         };
         let Some((pa, level)) = leaf else { return Translation::Fault { walked: domain } };
@@ -700,39 +707,5 @@ impl Machine {
             s.iotlb().insert(tag, iova, TlbEntry { pa, level, domain, gen });
         });
         Translation::Ok { pa: pa + iova % level.size(), domain: Some(domain), gen, source: Source::Walk }
-    }
-
-    /// Through a guest's own stage 1 at IPA `s1_root` over the stage 2 at
-    /// `s2_root` (IPA `s1_root` 0 would be no table: the identity case is
-    /// the caller's): the IOTLB caches the combined page. A stage-1 fault is the
-    /// guest's business, not judged here (`walked: None`).
-    fn translate_guest(
-        &self,
-        s: &Smmu,
-        (sid, ssid): (u32, u32),
-        tag: TlbTag,
-        (s2_root, s1_root): (Addr, u64),
-        iova: u64,
-        seq: u64,
-    ) -> Translation {
-        let page = iova & !(PAGE - 1);
-        let Some(domain) = self.owner(s2_root) else { return Translation::Fault { walked: None } };
-        if let Some(t) = s.iotlb().lookup(tag, page) {
-            return Translation::Ok {
-                pa: t.pa + iova % PAGE,
-                domain: Some(t.domain),
-                gen: t.gen,
-                source: Source::Iotlb,
-            };
-        }
-        let Some(pa) = walk_nested(&self.mem, s2_root, s1_root, page) else {
-            return Translation::Fault { walked: None };
-        };
-        let gen = self.mapping_gen(pa);
-        s.fill_since(seq, || {
-            self.oracle.record(Actor::Walker(s.id), Event::Cached { sid, ssid, iova: page, pa, into: Cache::Iotlb });
-            s.iotlb().insert(tag, page, TlbEntry { pa, level: Level::Page, domain, gen });
-        });
-        Translation::Ok { pa: pa + iova % PAGE, domain: Some(domain), gen, source: Source::Walk }
     }
 }

@@ -109,13 +109,6 @@ pub fn page_desc(page: u64) -> u64 {
     (page & ADDR_MASK) | TABLE_OR_PAGE | VALID
 }
 
-/// The level-2 and level-3 word addresses of `iova` in a table rooted at
-/// `root` whose level-3 table is `table` (in whatever address space the
-/// caller's tables live).
-pub fn desc_addrs(root: u64, table: u64, iova: u64) -> (u64, u64) {
-    (root + 8 * ((iova % IOVA_SPACE) / BLOCK), table + 8 * ((iova % BLOCK) / PAGE))
-}
-
 /// The leaf for `iova` in a level-3 table, as the device reads it.
 pub fn walk_table(mem: &Memory, table: Addr, iova: u64) -> Option<(u64, Level)> {
     let l3 = mem.load_dev(table + 8 * ((iova % BLOCK) / PAGE));
