@@ -3,7 +3,7 @@
 use crate::{Outcome, Params};
 use engine::{Cpu, Domain, DomainKind, Driver, Env, Master, Target};
 use hwmodel::{Features, Machine, PAGE};
-use smmu_sync::{spawn, JoinHandle};
+use smmu_sync::{plain, spawn, JoinHandle};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -59,6 +59,17 @@ pub struct Rig {
     fault_ppm: u32,
     /// The run's parameters, for the loops' size cap (`Params::upto`).
     pub p: Params,
+    /// CPU threads spawned that have not yet returned.
+    working: Arc<plain::AtomicUsize>,
+}
+
+/// Counts a CPU thread out of `Rig::working` when it ends, panic or not.
+struct Working(Arc<plain::AtomicUsize>);
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Rig {
@@ -85,7 +96,7 @@ impl Rig {
         smmu_sync::default_step_bound(STEP_BOUND_BASE + STEP_BOUND_PER_THING * size);
         let masters = eps.into_iter().map(|ep| Arc::new(drv.probe(ep))).collect();
         let cpu = drv.cpu(0);
-        Self { drv, masters, cpu, next_cpu: 1, fault_ppm: p.fault_ppm.unwrap_or(0), p: *p }
+        Self { drv, masters, cpu, next_cpu: 1, fault_ppm: p.fault_ppm.unwrap_or(0), p: *p, working: Arc::default() }
     }
 
     /// A domain for setup, where no fault is injected yet.
@@ -116,7 +127,10 @@ impl Rig {
         self.drv.env.set_fault_ppm(self.fault_ppm);
         let (drv, id) = (self.drv.clone(), self.next_cpu);
         self.next_cpu += 1;
+        self.working.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let working = Working(self.working.clone());
         spawn(move || {
+            let _working = working;
             smmu_sync::name_task(format!("cpu {id}"));
             smmu_sync::set_task_cpu(id);
             let cpu = Rc::new(drv.cpu(id));
@@ -141,16 +155,34 @@ impl Rig {
         self
     }
 
-    /// Spawn a device thread issuing one DMA from master `m`'s endpoint
-    /// per (stream ID, substream ID, IOVA).
-    pub fn dma_each(&self, m: usize, mut dmas: Vec<(u32, u32, u64)>) -> JoinHandle<()> {
-        dmas.truncate(self.p.upto(dmas.len()));
+    /// Spawn a device thread issuing, from master `m`'s endpoint, one DMA
+    /// per (stream ID, substream ID, IOVA) of `buffers`, `rounds` times
+    /// over, and then round after round while any CPU still works, up to
+    /// `most` rounds: a device keeps using its buffers while its driver
+    /// maps, unmaps and moves it. Each further round first yields, as a
+    /// device between bursts lets the CPUs run.
+    pub fn dma_while_busy(
+        &self,
+        m: usize,
+        buffers: Vec<(u32, u32, u64)>,
+        rounds: usize,
+        most: usize,
+    ) -> JoinHandle<()> {
+        let (rounds, most) = (self.p.upto(rounds), self.p.upto(most));
         self.drv.env.set_fault_ppm(self.fault_ppm);
-        let (drv, ep) = (self.drv.clone(), self.masters[m].ep);
+        let (drv, ep, working) = (self.drv.clone(), self.masters[m].ep, self.working.clone());
         spawn(move || {
             smmu_sync::name_task(format!("endpoint {}", ep.0));
-            for (sid, ssid, iova) in dmas {
-                drv.machine.dma(ep, sid, ssid, iova);
+            for round in 0..most {
+                if round >= rounds {
+                    if working.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                        break;
+                    }
+                    smmu_sync::yield_now();
+                }
+                for &(sid, ssid, iova) in &buffers {
+                    drv.machine.dma(ep, sid, ssid, iova);
+                }
             }
         })
     }

@@ -61,6 +61,9 @@ fn pick<T: Clone>(xs: &[T]) -> T {
 /// Pages each worker maps at the start of its region.
 const PAGES: usize = 4;
 
+/// Most rounds of DMA a device makes over its buffers.
+const DEVICE_ROUNDS: usize = 12;
+
 /// Worker `w`'s region: a 2 MiB table of pages, a 2 MiB block, and a
 /// table of its interrupt handler's buffers (apart, so that freeing the
 /// first table never races the handler).
@@ -342,11 +345,15 @@ pub fn swarm(p: &Params) -> Outcome {
     }
     let queues = mix.on(Kind::HwQueue).then(|| Queues::new(&r));
 
-    // Where the workers meet.
-    let hot_domain = if busy.is_empty() { below(domains.len()) } else { pick(&busy) };
-    // Mostly an ATS master: ATS is where the series' ordering rules are.
+    // Where the workers meet: mostly an ATS master, as ATS is where the
+    // series' ordering rules are, and mostly a domain it translates through.
     let ats_capable: Vec<usize> = (0..eps.len()).filter(|&m| eps[m].ats && smmus[eps[m].smmu].ats).collect();
     let hot_master = if ats_capable.is_empty() || one_in(4) { below(eps.len()) } else { pick(&ats_capable) };
+    let hot_domain = match (uses[hot_master].is_empty() || one_in(2), busy.is_empty()) {
+        (false, _) => pick(&uses[hot_master]).0,
+        (true, false) => pick(&busy),
+        (true, true) => below(domains.len()),
+    };
 
     // Each worker's operations.
     let plans: Vec<Vec<Op>> = (0..workers)
@@ -398,7 +405,7 @@ pub fn swarm(p: &Params) -> Outcome {
                                 0 => To::Blocked,
                                 1 => To::Identity,
                                 2 if !parents.is_empty() => To::Nested(pick(&parents)),
-                                _ => To::Domain(below(paging)),
+                                _ => To::Domain(if d < paging { d } else { below(paging) }),
                             };
                             Op::AttachRid { m, to, ats: !one_in(3) }
                         }
@@ -497,9 +504,11 @@ pub fn swarm(p: &Params) -> Outcome {
     r.finish_with(threads, move |_| sh.live.lock().clone())
 }
 
-/// A device thread: a few buffers, DMAed to over several rounds. Mostly
-/// buffers being unmapped in a domain its master uses: a device must reach
-/// a buffer before, during and after its unmap for a stale entry to show.
+/// A device thread: a few buffers, DMAed to over a few rounds and then for
+/// as long as the CPUs work. Mostly buffers being unmapped in a domain its
+/// master uses: a device must reach a buffer before, during and after its
+/// unmap for a stale entry to show, and a device that stopped before its
+/// master was moved never shows what the move left behind.
 fn device(
     r: &Rig,
     m: usize,
@@ -534,8 +543,8 @@ fn device(
             (sid, ssid, iova)
         })
         .collect();
-    let rounds = 3 + below(3);
-    r.dma_each(m, (0..rounds).flat_map(|_| buffers.iter().copied()).collect())
+    let rounds = 1 + below(3);
+    r.dma_while_busy(m, buffers, rounds, DEVICE_ROUNDS)
 }
 
 /// A worker CPU: its driver context, its interrupt handler's queue, what

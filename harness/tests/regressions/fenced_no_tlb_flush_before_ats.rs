@@ -31,7 +31,7 @@ fn replace_no_tlb_flush_before_ats() {
   "size": 3,
   "schedule": {
     "steps": 214,
-    "prefer": null,
+    "prefer": 5,
     "switches": [
       {
         "at": 32,
@@ -67,11 +67,6 @@ fn replace_no_tlb_flush_before_ats() {
         "at": 116,
         "task": 0,
         "preempt": true
-      },
-      {
-        "at": 117,
-        "task": 5,
-        "preempt": false
       },
       {
         "at": 191,

@@ -31,13 +31,8 @@ fn ats_join_stale_iotlb() {
   "size": 3,
   "schedule": {
     "steps": 275,
-    "prefer": null,
+    "prefer": 2,
     "switches": [
-      {
-        "at": 57,
-        "task": 2,
-        "preempt": false
-      },
       {
         "at": 67,
         "task": 3,
