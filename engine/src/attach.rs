@@ -20,7 +20,7 @@ use crate::master::{Master, MasterState};
 use crate::shared::{View, INVS_PTR, NR_ATS_MASTERS};
 use crate::{Errno, Mutant};
 use hwmodel::{Addr, Cd, Cmd, Goal, Opcode, Ste, ViolationKind};
-use smmu_sync::{Guard, Ordering::Relaxed, Rcu, Retire, Retired};
+use smmu_sync::{Guard, Rcu, Retire, Retired};
 use std::cell::RefCell;
 
 /// One attach in progress: who moves where, with which ATS state.
@@ -63,8 +63,8 @@ impl Driver {
             let mv = Move { cpu, m, ssid, old: &old, target: &target, ats, old_ats, guard: &guard, replaced };
             let r = match self.engine {
                 Engine::Fenced => self.move_fenced(&mv, &mut ms),
-                Engine::V9 => self.move_v9(&mv, &mut ms).map(|()| false),
-                Engine::Legacy => self.move_legacy(&mv).map(|()| false),
+                Engine::V9 => self.move_v9(&mv, &mut ms),
+                Engine::Legacy => self.move_legacy(&mv),
             };
             // The ASID lock's and the group mutex's release. Only then are
             // the new pointers visible to every CPU, and only then may what
@@ -75,9 +75,9 @@ impl Driver {
         };
         // Unpinned: a grace period waits for every pinned CPU, this one too.
         // (v9 turned ATS off in attach_prepare.)
-        let r = r.map(|older| {
+        let r = r.map(|()| {
             if self.engine != Engine::V9 {
-                self.disable_ats(cpu, m, ats, old_ats, older);
+                self.disable_ats(cpu, m, ats, old_ats);
             }
             ats
         });
@@ -92,11 +92,8 @@ impl Driver {
         Ok(())
     }
 
-    /// The series' sequence (steps 1-5 above). Returns whether an array
-    /// older than the old domain's current one may still hold the master's
-    /// entries (and have walkers).
-    fn move_fenced<'a>(&'a self, mv: &Move<'a>, ms: &mut MasterState) -> Result<bool, Errno> {
-        let merged_at = ms.merged_at.get(&mv.ssid).copied();
+    /// The series' sequence (steps 1-5 above).
+    fn move_fenced<'a>(&'a self, mv: &Move<'a>, ms: &mut MasterState) -> Result<(), Errno> {
         let mut new_invs = match mv.target.domain() {
             Some(d) => {
                 let to_merge = ms.build_invs(mv.m, &self.env, mv.ats, mv.ssid, d).ok_or(Errno::EINVAL)?;
@@ -114,40 +111,33 @@ impl Driver {
             self.env.alloc(FaultSite::MasterDomain)?;
         }
 
-        let publish_new = |ms: &mut MasterState, new_invs: &mut Option<Invs>| {
+        let publish_new = |new_invs: &mut Option<Invs>| {
             if let (Some(d), Some(new)) = (mv.target.domain(), new_invs.take()) {
                 self.install(mv, d, new);
-                ms.merged_at.insert(mv.ssid, d.publications.load(Relaxed));
             }
         };
-        // Whether the old domain republished since the master's entries went
-        // in: then a copy older than the one `unref` fences holds them too.
-        let older_copies = || mv.old.domain().is_some_and(|d| Some(d.publications.load(Relaxed)) != merged_at);
-        let mut older = false;
         // The STE/CD write's dma_wmb orders the new pointer before the
         // STE/CD word: pairs with the smp_mb in domain_inv_range.
         let late = self.env.mutant(Mutant::PublishWithoutBarrier);
         if !self.env.mutant(Mutant::NewInvsAfterSte) && !late {
-            publish_new(ms, &mut new_invs);
+            publish_new(&mut new_invs);
         }
         if self.env.mutant(Mutant::OldInvsBeforeSte) {
-            older = older_copies();
             self.install_old(mv, ms);
         }
         self.flush_before_ats(mv);
         self.stop_translation_requests(mv);
         self.write_ste_cd(mv, true, &mut || {
             if late {
-                publish_new(ms, &mut new_invs);
+                publish_new(&mut new_invs);
             }
         });
-        publish_new(ms, &mut new_invs);
+        publish_new(&mut new_invs);
         self.commit_ats(mv);
         if !self.env.mutant(Mutant::OldInvsBeforeSte) {
-            older = older_copies();
             self.install_old(mv, ms);
         }
-        Ok(older)
+        Ok(())
     }
 
     /// Before the master may answer translation requests in the new domain:
@@ -224,12 +214,21 @@ impl Driver {
 
     /// Turn ATS off once no ATC invalidation built from the master's old
     /// entries can still be in flight. Walkers of the old domain's current
-    /// array were fenced by the unref's write lock; walkers of an older copy
-    /// (a re-attach's own merge, another master's attach) only by a grace
-    /// period.
-    fn disable_ats(&self, cpu: &Cpu, m: &Master, ats: bool, old_ats: bool, older_copies: bool) {
+    /// array were fenced by the unref's write lock; walkers of an array
+    /// replaced while it held a live ATS entry of the master (a re-attach's
+    /// own merge, another master's attach, a PASID's domain) only by a
+    /// grace period. Its stream IDs are forgotten before the grace period
+    /// starts, so an array replaced meanwhile marks them again.
+    fn disable_ats(&self, cpu: &Cpu, m: &Master, ats: bool, old_ats: bool) {
         if ats || !old_ats {
             return;
+        }
+        let mut older_copies = false;
+        {
+            let mut marked = self.ats_replaced.lock();
+            for sid in &m.streams {
+                older_copies |= marked.remove(&(m.smmu, *sid));
+            }
         }
         if older_copies {
             self.machine.oracle.cover(Goal::AtsOffOlderArray);
@@ -249,7 +248,7 @@ impl Driver {
         self.cover_array(new.entries());
         new.place(&self.machine, mv.cpu.id);
         let old = self.rcu_assign_pointer(mv.cpu, d.id, &d.invs, d.words + INVS_PTR, new, mv.guard);
-        d.publications.fetch_add(1, Relaxed);
+        self.mark_ats_replaced(old.get());
         let guard = mv.guard;
         mv.replaced.borrow_mut().push(Box::new(move || self.retire(&d.invs, old, guard)));
     }
@@ -262,9 +261,17 @@ impl Driver {
         let guard = cpu.epoch.pin();
         new.place(&self.machine, cpu.id);
         let old = self.rcu_assign_pointer(cpu, d.id, &d.invs, d.words + INVS_PTR, new, &guard);
-        d.publications.fetch_add(1, Relaxed);
+        self.mark_ats_replaced(old.get());
         self.machine.mem.release(cpu.id);
         self.retire(&d.invs, old, &guard);
+    }
+
+    /// Walkers may still hold `replaced`: each live ATS entry's stream
+    /// needs a grace period before its master turns ATS off. (Trash was
+    /// fenced by the `unref` that made it.)
+    fn mark_ats_replaced(&self, replaced: &Invs) {
+        let live_ats = replaced.iter().filter(|i| i.desc.ty.is_ats() && i.users() > 0);
+        self.ats_replaced.lock().extend(live_ats.map(|i| (i.desc.smmu, i.desc.id)));
     }
 
     /// `kfree_rcu` of an array `publish` replaced, and this writer's share

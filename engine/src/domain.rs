@@ -28,10 +28,6 @@ pub struct Domain {
     /// The domain's words in simulated memory: the array pointers other
     /// CPUs load, and the legacy design's `nr_ats_masters` (see `shared`).
     pub words: Addr,
-    /// Arrays published so far: a master whose entries were merged at
-    /// publication `n` knows older copies holding them exist once this has
-    /// moved past `n`.
-    pub(crate) publications: plain::AtomicU64,
     /// The same knowledge in the pre-series design (`Engine::Legacy`).
     pub(crate) legacy: LegacyDomain,
 }

@@ -95,6 +95,11 @@ pub struct Driver {
     /// Free ASIDs and VMIDs, reused most-recent first so reuse is common.
     free_tags: plain::Mutex<Vec<u16>>,
     next_tag: plain::AtomicU32,
+    /// Stream IDs (by SMMU) with a live ATS entry in an array replaced
+    /// since their master last turned ATS off after a grace period: a
+    /// walker may still hold that array and send them ATC_INVs that no
+    /// `unref` fences. Written by array writers, under the ASID lock.
+    pub(crate) ats_replaced: plain::Mutex<std::collections::BTreeSet<(SmmuId, u32)>>,
 }
 
 impl Driver {
@@ -109,6 +114,7 @@ impl Driver {
             next_domain: plain::AtomicU32::new(1),
             free_tags: plain::Mutex::new(Vec::new()),
             next_tag: plain::AtomicU32::new(1),
+            ats_replaced: plain::Mutex::default(),
         }
     }
 
@@ -136,7 +142,6 @@ impl Driver {
             DomainKind::Sva => Stage::Sva { asid: tag },
         };
         let pt = PageTable::new(&self.machine, id);
-        let publications = plain::AtomicU64::new(0);
         // Every word starts at 0: version 0 of each array pointer is the
         // empty array, and no master uses ATS.
         let words = self.machine.alloc_domain_words(id);
@@ -147,7 +152,6 @@ impl Driver {
             invs: Rcu::new(Invs::new()),
             v9: Rcu::new(crate::v9::Invs::default()),
             words,
-            publications,
             legacy: LegacyDomain::new(),
         }))
     }

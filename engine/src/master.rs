@@ -18,9 +18,6 @@ pub struct MasterState {
     pub ats_enabled: bool,
     /// What each SSID (0: the RID) is attached to.
     pub attached: BTreeMap<u32, Target>,
-    /// Per SSID: the target domain's publication count once this master's
-    /// entries were published in it.
-    pub(crate) merged_at: BTreeMap<u32, u64>,
 }
 
 pub struct Master {
@@ -61,7 +58,6 @@ impl Master {
                 build_invs: Vec::with_capacity(cap),
                 ats_enabled: false,
                 attached: BTreeMap::new(),
-                merged_at: BTreeMap::new(),
             }),
         }
     }

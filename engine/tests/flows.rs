@@ -131,6 +131,29 @@ fn reattach_to_the_same_domain_toggles_ats() {
     assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
 }
 
+/// ATS goes off after a grace period exactly when an array holding a live
+/// ATS entry of the master was replaced since its last one: a walker may
+/// still hold that copy. A same-domain re-attach replaces such a copy too
+/// (the first rule looked only at whether the domain republished since the
+/// SSID's last merge, and missed it).
+#[test]
+fn ats_off_waits_a_grace_period_only_after_a_copy_with_its_entries_was_replaced() {
+    let (w, ms) = world(1, Features { ats: true, ..Features::default() }, 1);
+    let graces = || w.drv.machine.oracle.coverage().count(Goal::AtsOffOlderArray);
+    let d = w.drv.alloc_domain(DomainKind::S1).unwrap();
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), true).unwrap();
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Blocked, false).unwrap();
+    assert_eq!(graces(), 0, "only the array unref fenced ever held the entries");
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), true).unwrap();
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), true).unwrap();
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Blocked, false).unwrap();
+    assert_eq!(graces(), 1, "the re-attach replaced a copy holding the entries");
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Domain(d.clone()), true).unwrap();
+    w.drv.attach(&w.cpu, &ms[0], 0, Target::Blocked, false).unwrap();
+    assert_eq!(graces(), 1, "the grace period cleared the marks; trash was fenced by its unref");
+    assert!(kinds(&w).is_empty(), "{:?}", w.drv.machine.oracle.violations());
+}
+
 #[test]
 fn last_user_detach_flushes_its_asid() {
     let (w, ms) = world(1, Features::default(), 1);
