@@ -27,18 +27,22 @@ pub const WATCHDOG: Duration = Duration::from_secs(20);
 /// One scheduling decision that was not the default one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Switch {
-    /// Its index among the schedule's decisions.
-    pub at: u64,
+    /// Where it happens: the task that had been running (`NO_TASK` before
+    /// the first) and how many decisions had followed its steps before.
+    /// Anchored to that task's own progress rather than to the schedule's
+    /// step count, a switch stays where it was when a shrinker drops an
+    /// earlier one.
+    pub after: (usize, u64),
     pub task: usize,
     /// Whether it took the CPU from a task that could have gone on.
     pub preempt: bool,
 }
 
 /// One schedule as data: each scheduling decision that differed from the
-/// default (see `default_task`), and every data choice in order. That is
-/// enough to replay it exactly, and it is what a shrinker edits: drop a
-/// switch and the default takes over there, zero a data choice and the
-/// model takes its smallest option (every draw of 0 is).
+/// default (see `default_task`), and every data choice with the task that
+/// drew it. That is enough to replay it exactly, and it is what a shrinker
+/// edits: drop a switch and the default takes over there, zero a data
+/// choice and the model takes its smallest option (every draw of 0 is).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recorded {
     /// Scheduling decisions in all: the schedule's length in steps.
@@ -53,6 +57,31 @@ pub struct Recorded {
     pub starve: u64,
     pub switches: Vec<Switch>,
     pub data: Vec<u64>,
+    /// The task that drew each of `data`: each task gets its own draws back
+    /// in order however the tasks interleave.
+    pub data_task: Vec<usize>,
+}
+
+/// The "running task" before the first decision.
+pub const NO_TASK: usize = usize::MAX;
+
+/// Decisions so far that followed each task's steps: where a switch is
+/// anchored (`Switch::after`).
+#[derive(Default)]
+struct Progress {
+    decisions: BTreeMap<usize, u64>,
+    /// The task chosen last: the one drawing data now.
+    running: usize,
+}
+
+impl Progress {
+    /// A decision after `current`'s step: its anchor.
+    fn decide(&mut self, current: Option<TaskId>) -> (usize, u64) {
+        let c = current.map_or(NO_TASK, usize::from);
+        let n = self.decisions.entry(c).or_default();
+        *n += 1;
+        (c, *n - 1)
+    }
 }
 
 impl Recorded {
@@ -93,19 +122,28 @@ fn default_task(
 }
 
 /// Replays a `Recorded`: its switches where the task can run, the default
-/// elsewhere; its data choices, then zeros.
+/// elsewhere; each task's data choices, then zeros.
 pub struct Follow {
-    rec: Recorded,
-    k: u64,
-    /// Next switch to look at, and next data choice.
-    sw: usize,
-    d: usize,
+    policy: (Option<usize>, u64),
+    switches: BTreeMap<(usize, u64), usize>,
+    data: BTreeMap<usize, std::collections::VecDeque<u64>>,
+    progress: Progress,
     started: bool,
 }
 
 impl Follow {
     pub fn new(rec: Recorded) -> Self {
-        Self { rec, k: 0, sw: 0, d: 0, started: false }
+        let mut data: BTreeMap<usize, std::collections::VecDeque<u64>> = BTreeMap::new();
+        for (v, t) in rec.data.iter().zip(&rec.data_task) {
+            data.entry(*t).or_default().push_back(*v);
+        }
+        Self {
+            policy: (rec.prefer, rec.starve),
+            switches: rec.switches.iter().map(|s| (s.after, s.task)).collect(),
+            data,
+            progress: Progress::default(),
+            started: false,
+        }
     }
 }
 
@@ -118,23 +156,18 @@ impl Scheduler for Follow {
     }
 
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
-        let k = self.k;
-        self.k += 1;
-        while self.rec.switches.get(self.sw).is_some_and(|s| s.at < k) {
-            self.sw += 1;
-        }
-        let forced = self.rec.switches.get(self.sw).filter(|s| s.at == k).map(|s| s.task);
+        let forced = self.switches.get(&self.progress.decide(current)).copied();
         let can = |t: usize| runnable.iter().any(|r| usize::from(r.id()) == t);
-        Some(match forced.filter(|&t| can(t)) {
+        let t = match forced.filter(|&t| can(t)) {
             Some(t) => TaskId::from(t),
-            None => default_task(runnable, current, yielding, (self.rec.prefer, self.rec.starve)),
-        })
+            None => default_task(runnable, current, yielding, self.policy),
+        };
+        self.progress.running = t.into();
+        Some(t)
     }
 
     fn next_u64(&mut self) -> u64 {
-        let v = self.rec.data.get(self.d).copied().unwrap_or(0);
-        self.d += 1;
-        v
+        self.data.get_mut(&self.progress.running).and_then(|q| q.pop_front()).unwrap_or(0)
     }
 }
 
@@ -287,6 +320,7 @@ struct Shared {
 struct Recorder<S> {
     inner: S,
     shared: Arc<Mutex<Shared>>,
+    progress: Progress,
     /// The default the schedule is written against (`Recorded::prefer`,
     /// `Recorded::starve`).
     policy: (Option<usize>, u64),
@@ -304,6 +338,7 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
         let mut sh = self.shared.lock();
         sh.current = Recorded { prefer: self.policy.0, starve: self.policy.1, ..Recorded::default() };
         sh.top_task = 0;
+        self.progress = Progress::default();
         Some(s)
     }
 
@@ -313,12 +348,13 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
             // Teardown after the failure: not part of the schedule.
             return Some(t);
         }
+        let after = self.progress.decide(current);
+        self.progress.running = t.into();
         let mut sh = self.shared.lock();
-        let at = sh.current.steps;
         sh.current.steps += 1;
         if t != default_task(runnable, current, yielding, self.policy) {
             let preempt = current.is_some_and(|c| runnable.iter().any(|r| r.id() == c));
-            sh.current.switches.push(Switch { at, task: t.into(), preempt });
+            sh.current.switches.push(Switch { after, task: t.into(), preempt });
         }
         let top = runnable.iter().map(|r| usize::from(r.id())).max().unwrap_or(0);
         sh.top_task = sh.top_task.max(top);
@@ -328,7 +364,9 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
     fn next_u64(&mut self) -> u64 {
         let v = self.inner.next_u64();
         if !smmu_sync::fired() {
-            self.shared.lock().current.data.push(v);
+            let mut sh = self.shared.lock();
+            sh.current.data.push(v);
+            sh.current.data_task.push(self.progress.running);
         }
         v
     }
@@ -444,7 +482,10 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
     config.silence_warnings = true;
     config.max_steps = MaxSteps::FailAfter(MAX_STEPS);
     config.max_time = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    let runner = Runner::new(Recorder { inner, shared: shared.clone(), policy: plan.policy }, config);
+    let runner = Runner::new(
+        Recorder { inner, shared: shared.clone(), progress: Progress::default(), policy: plan.policy },
+        config,
+    );
     let body = {
         let shared = shared.clone();
         move || {

@@ -75,8 +75,7 @@ impl Drop for Working {
 impl Rig {
     /// A machine with one SMMU per entry of `smmus`, `eps` endpoints probed
     /// as masters, and room for `p.cpus` workers plus `extra` more CPUs.
-    /// Until the first thread is spawned, setup reaches no scheduling points
-    /// of the model's (shuttle's locks still count a step each way).
+    /// Until the first thread is spawned, setup takes no scheduling steps.
     pub fn new(p: &Params, smmus: &[Features], eps: &[Ep], extra: usize) -> Self {
         smmu_sync::set_quiet(true);
         smmu_sync::name_task("main");

@@ -1,4 +1,4 @@
-use crate::backend::{backend, dispatch, Backend};
+use crate::backend::{backend, Backend};
 pub use std::sync::atomic::Ordering;
 
 /// A memory fence: a real one under std, a C11 fence loom reasons about, and
@@ -12,13 +12,30 @@ pub fn fence(order: Ordering) {
     }
 }
 
+/// Each operation of an atomic runs on its backend's type; under shuttle,
+/// a std atomic after a context switch, which is all shuttle's own
+/// atomics are to this model (it keeps its own memory model in `hwmodel`),
+/// without the switch while a single thread builds or checks a world.
+macro_rules! op {
+    ($self:ident, $inner:ident, $a:ident => $e:expr) => {
+        match &$self.0 {
+            $inner::Std($a) => $e,
+            $inner::Shuttle($a) => {
+                crate::thread::switch_point();
+                $e
+            }
+            $inner::Loom($a) => $e,
+        }
+    };
+}
+
 macro_rules! atomic {
     ($name:ident, $inner:ident, $t:ty) => {
         pub struct $name($inner);
 
         enum $inner {
             Std(std::sync::atomic::$name),
-            Shuttle(shuttle::sync::atomic::$name),
+            Shuttle(std::sync::atomic::$name),
             Loom(loom::sync::atomic::$name),
         }
 
@@ -26,25 +43,25 @@ macro_rules! atomic {
             pub fn new(v: $t) -> Self {
                 Self(match backend() {
                     Backend::Std => $inner::Std(std::sync::atomic::$name::new(v)),
-                    Backend::Shuttle => $inner::Shuttle(shuttle::sync::atomic::$name::new(v)),
+                    Backend::Shuttle => $inner::Shuttle(std::sync::atomic::$name::new(v)),
                     Backend::Loom => $inner::Loom(loom::sync::atomic::$name::new(v)),
                 })
             }
             #[inline]
             pub fn load(&self, o: Ordering) -> $t {
-                dispatch!(&self.0, $inner, a => a.load(o))
+                op!(self, $inner, a => a.load(o))
             }
             #[inline]
             pub fn store(&self, v: $t, o: Ordering) {
-                dispatch!(&self.0, $inner, a => a.store(v, o))
+                op!(self, $inner, a => a.store(v, o))
             }
             #[inline]
             pub fn swap(&self, v: $t, o: Ordering) -> $t {
-                dispatch!(&self.0, $inner, a => a.swap(v, o))
+                op!(self, $inner, a => a.swap(v, o))
             }
             #[inline]
             pub fn compare_exchange(&self, cur: $t, new: $t, ok: Ordering, err: Ordering) -> Result<$t, $t> {
-                dispatch!(&self.0, $inner, a => a.compare_exchange(cur, new, ok, err))
+                op!(self, $inner, a => a.compare_exchange(cur, new, ok, err))
             }
         }
 
@@ -60,11 +77,11 @@ macro_rules! atomic {
         impl $name {
             #[inline]
             pub fn fetch_add(&self, v: $t, o: Ordering) -> $t {
-                dispatch!(&self.0, $inner, a => a.fetch_add(v, o))
+                op!(self, $inner, a => a.fetch_add(v, o))
             }
             #[inline]
             pub fn fetch_sub(&self, v: $t, o: Ordering) -> $t {
-                dispatch!(&self.0, $inner, a => a.fetch_sub(v, o))
+                op!(self, $inner, a => a.fetch_sub(v, o))
             }
         }
     };

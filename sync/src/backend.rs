@@ -36,15 +36,3 @@ impl Drop for BackendGuard {
 pub fn enter(b: Backend) -> BackendGuard {
     BackendGuard(BACKEND.with(|c| c.replace(b)))
 }
-
-/// Expands to a `match` that forwards to whichever backend's value `$v` holds.
-macro_rules! dispatch {
-    ($v:expr, $inner:ident, $x:ident => $e:expr) => {
-        match $v {
-            $inner::Std($x) => $e,
-            $inner::Shuttle($x) => $e,
-            $inner::Loom($x) => $e,
-        }
-    };
-}
-pub(crate) use dispatch;

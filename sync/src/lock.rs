@@ -6,7 +6,7 @@
 //! wait-for graph that turns a spin nobody can end into a `deadlock`
 //! report instead of a hang.
 
-use crate::backend::{backend, dispatch, Backend};
+use crate::backend::{backend, Backend};
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 
@@ -14,44 +14,15 @@ fn unpoison<G>(r: Result<G, std::sync::PoisonError<G>>) -> G {
     r.unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A guard enum over the three backends' guard types, derefing to `T`.
-macro_rules! guard {
-    ($name:ident, $inner:ident, $std:ident, $shuttle:ident, $loom:ident) => {
-        pub struct $name<'a, T>($inner<'a, T>);
-
-        enum $inner<'a, T> {
-            Std(std::sync::$std<'a, T>),
-            Shuttle(shuttle::sync::$shuttle<'a, T>),
-            Loom(loom::sync::$loom<'a, T>),
-        }
-
-        impl<T> Deref for $name<'_, T> {
-            type Target = T;
-            fn deref(&self) -> &T {
-                dispatch!(&self.0, $inner, g => g)
-            }
-        }
-    };
-}
-
-macro_rules! guard_mut {
-    ($name:ident, $inner:ident) => {
-        impl<T> DerefMut for $name<'_, T> {
-            fn deref_mut(&mut self) -> &mut T {
-                dispatch!(&mut self.0, $inner, g => g)
-            }
-        }
-    };
-}
-
-guard!(MutexGuard, MutexGuardInner, MutexGuard, MutexGuard, MutexGuard);
-guard_mut!(MutexGuard, MutexGuardInner);
-
 pub struct Mutex<T>(MutexInner<T>);
 
 enum MutexInner<T> {
     Std(std::sync::Mutex<T>),
-    Shuttle(shuttle::sync::Mutex<T>),
+    /// Shuttle's lock orders the tasks; the data sits in a std mutex that
+    /// only its holder touches. While a single thread builds or checks a
+    /// world (`is_quiet`) shuttle's lock is skipped: it would count two
+    /// steps per use where nothing can interleave.
+    Shuttle(shuttle::sync::Mutex<()>, std::sync::Mutex<T>),
     Loom(loom::sync::Mutex<T>),
 }
 
@@ -59,7 +30,7 @@ impl<T> Mutex<T> {
     pub fn new(v: T) -> Self {
         Self(match backend() {
             Backend::Std => MutexInner::Std(std::sync::Mutex::new(v)),
-            Backend::Shuttle => MutexInner::Shuttle(shuttle::sync::Mutex::new(v)),
+            Backend::Shuttle => MutexInner::Shuttle(shuttle::sync::Mutex::new(()), std::sync::Mutex::new(v)),
             Backend::Loom => MutexInner::Loom(loom::sync::Mutex::new(v)),
         })
     }
@@ -67,9 +38,51 @@ impl<T> Mutex<T> {
     pub fn lock(&self) -> MutexGuard<'_, T> {
         MutexGuard(match &self.0 {
             MutexInner::Std(m) => MutexGuardInner::Std(unpoison(m.lock())),
-            MutexInner::Shuttle(m) => MutexGuardInner::Shuttle(unpoison(m.lock())),
+            MutexInner::Shuttle(order, data) => {
+                let order = (!crate::watch::is_quiet()).then(|| unpoison(order.lock()));
+                let data = match data.try_lock() {
+                    Ok(g) => g,
+                    Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => {
+                        panic!("a lock taken while the world was built is still held once its threads run")
+                    }
+                };
+                MutexGuardInner::Shuttle { data, _order: order }
+            }
             MutexInner::Loom(m) => MutexGuardInner::Loom(unpoison(m.lock())),
         })
+    }
+}
+
+pub struct MutexGuard<'a, T>(MutexGuardInner<'a, T>);
+
+enum MutexGuardInner<'a, T> {
+    Std(std::sync::MutexGuard<'a, T>),
+    /// The data's guard drops first: shuttle's release is a scheduling
+    /// point, and the next holder takes the data there.
+    Shuttle {
+        data: std::sync::MutexGuard<'a, T>,
+        _order: Option<shuttle::sync::MutexGuard<'a, ()>>,
+    },
+    Loom(loom::sync::MutexGuard<'a, T>),
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match &self.0 {
+            MutexGuardInner::Std(g) | MutexGuardInner::Shuttle { data: g, .. } => g,
+            MutexGuardInner::Loom(g) => g,
+        }
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        match &mut self.0 {
+            MutexGuardInner::Std(g) | MutexGuardInner::Shuttle { data: g, .. } => g,
+            MutexGuardInner::Loom(g) => g,
+        }
     }
 }
 

@@ -55,6 +55,15 @@ pub fn yield_now() {
     }
 }
 
+/// A plain context switch under shuttle, as its own atomics and locks make
+/// before each operation; nothing while a single thread builds or checks a
+/// world (`set_quiet`), nor under std or loom.
+pub(crate) fn switch_point() {
+    if backend() == Backend::Shuttle && !crate::watch::is_quiet() {
+        shuttle::thread::sleep(std::time::Duration::ZERO);
+    }
+}
+
 /// A place where the scheduler may switch to another thread, and where the
 /// thread may take an interrupt (see `irq`). Free under std; under shuttle a plain context switch (unlike
 /// `yield_now`, which PCT treats as a hint to deprioritise the caller).

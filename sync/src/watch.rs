@@ -34,8 +34,8 @@ struct Watch {
     limit: Option<u64>,
     deadline: Option<Instant>,
     /// Set while a single task builds or checks a world: no scheduling
-    /// points, so no PCT change points are spent there (shuttle's locks
-    /// still count steps).
+    /// points (the facade's atomics and locks skip shuttle's switch too),
+    /// so no steps are spent there.
     quiet: bool,
     /// The report has been made: shuttle is tearing the execution down.
     fired: bool,

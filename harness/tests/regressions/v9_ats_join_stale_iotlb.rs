@@ -5,7 +5,7 @@
 fn ats_join_stale_iotlb() {
     harness::regression::check(
         r#"{
-  "format": 3,
+  "format": 4,
   "version": "0.1.0",
   "scenario": "replace",
   "seed": 2026,
@@ -23,53 +23,54 @@ fn ats_join_stale_iotlb() {
   "schedule_index": 235323,
   "kind": "stale-translation",
   "explanation": "A DMA issued after unmap() returned produced the physical page that unmap removed. Some IOTLB or ATC entry survived the invalidation: an array entry was missed by the walker, a command was issued too early or to the wrong queue, or the page-table write was not yet visible when the SMMU walked. The device can now read or corrupt memory it no longer owns.",
-  "detail": "EndpointId(0) sid 2 ssid 0 iova 0x101000 -> pa 0x10000b000 via Atc (mapped at page-table generation 2); DomainId(1) unmapped iova 0x101000 at event 147 (1 CMD_SYNCs ago)",
-  "trace_hash": 3871932009034218117,
-  "preemptions": 8,
+  "detail": "EndpointId(0) sid 2 ssid 0 iova 0x101000 -> pa 0x10000b000 via Atc (mapped at page-table generation 2); DomainId(1) unmapped iova 0x101000 at event 139 (1 CMD_SYNCs ago)",
+  "trace_hash": 8584818464073603944,
+  "preemptions": 5,
   "shrunk": true,
   "stops_at_violation": true,
   "size": 3,
   "schedule": {
-    "steps": 275,
-    "prefer": 2,
+    "steps": 210,
+    "prefer": 5,
+    "starve": 4,
     "switches": [
       {
-        "at": 67,
+        "after": [
+          1,
+          5
+        ],
         "task": 3,
         "preempt": true
       },
       {
-        "at": 80,
-        "task": 4,
-        "preempt": true
-      },
-      {
-        "at": 83,
-        "task": 5,
-        "preempt": true
-      },
-      {
-        "at": 100,
-        "task": 3,
-        "preempt": true
-      },
-      {
-        "at": 157,
+        "after": [
+          4,
+          7
+        ],
         "task": 1,
         "preempt": true
       },
       {
-        "at": 237,
+        "after": [
+          3,
+          128
+        ],
         "task": 4,
         "preempt": true
       },
       {
-        "at": 243,
+        "after": [
+          4,
+          13
+        ],
         "task": 1,
         "preempt": true
       },
       {
-        "at": 272,
+        "after": [
+          3,
+          147
+        ],
         "task": 4,
         "preempt": true
       }
@@ -140,13 +141,75 @@ fn ats_join_stale_iotlb() {
       0,
       0,
       0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
       0
+    ],
+    "data_task": [
+      0,
+      0,
+      0,
+      5,
+      5,
+      5,
+      5,
+      5,
+      5,
+      1,
+      1,
+      1,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      4,
+      4,
+      1,
+      1,
+      1,
+      1,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      3,
+      4,
+      4,
+      4,
+      1,
+      3,
+      3,
+      3,
+      3,
+      4
     ]
   },
   "trace": []

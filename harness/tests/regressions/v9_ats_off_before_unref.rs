@@ -5,7 +5,7 @@
 fn ats_off_before_unref() {
     harness::regression::check(
         r#"{
-  "format": 3,
+  "format": 4,
   "version": "0.1.0",
   "scenario": "swarm",
   "seed": 2026,
@@ -24,63 +24,37 @@ fn ats_off_before_unref() {
   "kind": "atc-inv-ats-disabled",
   "explanation": "An ATC_INV was still in flight when ATS was disabled at its endpoint. A device may ignore an invalidation that races the disable, and the CMD_SYNC then times out. ATS was turned off while an invalidation built from the old array was outstanding: the unref did not fence readers with the array's write lock, or ATS was disabled too early.",
   "detail": "ATC_INV sid 7 ssid 0 was in flight when ATS was disabled on EndpointId(1): the device may drop it",
-  "trace_hash": 14289638517305087594,
-  "preemptions": 8,
+  "trace_hash": 4738794067423089586,
+  "preemptions": 2,
   "shrunk": true,
   "stops_at_violation": true,
   "size": null,
   "schedule": {
-    "steps": 257,
-    "prefer": 6,
-    "starve": 64,
+    "steps": 126,
+    "prefer": 7,
+    "starve": 248,
     "switches": [
       {
-        "at": 121,
-        "task": 4,
-        "preempt": true
-      },
-      {
-        "at": 122,
-        "task": 0,
-        "preempt": true
-      },
-      {
-        "at": 126,
+        "after": [
+          0,
+          8
+        ],
         "task": 8,
         "preempt": false
       },
       {
-        "at": 130,
+        "after": [
+          8,
+          3
+        ],
         "task": 2,
         "preempt": true
       },
       {
-        "at": 142,
-        "task": 5,
-        "preempt": true
-      },
-      {
-        "at": 150,
-        "task": 3,
-        "preempt": true
-      },
-      {
-        "at": 191,
-        "task": 6,
-        "preempt": false
-      },
-      {
-        "at": 196,
-        "task": 4,
-        "preempt": true
-      },
-      {
-        "at": 210,
-        "task": 8,
-        "preempt": true
-      },
-      {
-        "at": 242,
+        "after": [
+          2,
+          103
+        ],
         "task": 5,
         "preempt": true
       }
@@ -95,11 +69,11 @@ fn ats_off_before_unref() {
       0,
       0,
       0,
-      14835948975990818050,
+      0,
       9283754276591868733,
       2588659192364470576,
-      8339655862660579291,
-      8998617012685108370,
+      0,
+      0,
       1879697707601225260,
       0,
       0,
@@ -111,43 +85,10 @@ fn ats_off_before_unref() {
       0,
       0,
       0,
+      3678328348959227902,
+      6965014282984296937,
       0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      17769782154858093889,
-      3297639165755413557,
-      0,
-      0,
-      0,
-      3680640452216906390,
-      0,
-      0,
-      0,
-      0,
-      11606047492801197903,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      2100935571957544719,
-      11606589947703926914,
-      7924196838042740541,
-      0,
-      17932643823608935183,
-      12868816836368100119,
-      0,
-      0,
-      0,
-      0,
+      13008405393961598162,
       0,
       0,
       0,
@@ -155,6 +96,44 @@ fn ats_off_before_unref() {
       0,
       0,
       0
+    ],
+    "data_task": [
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      8,
+      8,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1
     ]
   },
   "trace": []

@@ -5,7 +5,7 @@
 fn ats_off_before_unref_timeout() {
     harness::regression::check(
         r#"{
-  "format": 3,
+  "format": 4,
   "version": "0.1.0",
   "scenario": "swarm",
   "seed": 2026,
@@ -23,64 +23,38 @@ fn ats_off_before_unref_timeout() {
   "schedule_index": 831,
   "kind": "cmd-sync-timeout",
   "explanation": "A CMD_SYNC completed with CERROR_ATC_INV_SYNC: an ATC_INV before it raced an ATS disable and the device never answered. On real hardware the invalidating CPU waits out the ATS completion timeout (a second or more, possibly with interrupts off) before the driver gives up with -ETIMEDOUT.",
-  "detail": "CMD_SYNC 13 on SmmuId(0): CERROR_ATC_INV_SYNC, an ATC_INV before it was never answered; the invalidation waited out the completion timeout and the driver got -ETIMEDOUT",
-  "trace_hash": 17750902925008163776,
-  "preemptions": 8,
+  "detail": "CMD_SYNC 12 on SmmuId(0): CERROR_ATC_INV_SYNC, an ATC_INV before it was never answered; the invalidation waited out the completion timeout and the driver got -ETIMEDOUT",
+  "trace_hash": 1767879574956914538,
+  "preemptions": 2,
   "shrunk": true,
   "stops_at_violation": true,
   "size": null,
   "schedule": {
-    "steps": 258,
-    "prefer": 6,
-    "starve": 64,
+    "steps": 127,
+    "prefer": 7,
+    "starve": 248,
     "switches": [
       {
-        "at": 121,
-        "task": 4,
-        "preempt": true
-      },
-      {
-        "at": 122,
-        "task": 0,
-        "preempt": true
-      },
-      {
-        "at": 126,
+        "after": [
+          0,
+          8
+        ],
         "task": 8,
         "preempt": false
       },
       {
-        "at": 130,
+        "after": [
+          8,
+          3
+        ],
         "task": 2,
         "preempt": true
       },
       {
-        "at": 142,
-        "task": 5,
-        "preempt": true
-      },
-      {
-        "at": 150,
-        "task": 3,
-        "preempt": true
-      },
-      {
-        "at": 191,
-        "task": 6,
-        "preempt": false
-      },
-      {
-        "at": 196,
-        "task": 4,
-        "preempt": true
-      },
-      {
-        "at": 210,
-        "task": 8,
-        "preempt": true
-      },
-      {
-        "at": 242,
+        "after": [
+          2,
+          103
+        ],
         "task": 5,
         "preempt": true
       }
@@ -98,8 +72,8 @@ fn ats_off_before_unref_timeout() {
       14835948975990818050,
       9283754276591868733,
       2588659192364470576,
-      8339655862660579291,
-      8998617012685108370,
+      0,
+      0,
       1879697707601225260,
       0,
       0,
@@ -111,50 +85,57 @@ fn ats_off_before_unref_timeout() {
       0,
       0,
       0,
+      3678328348959227902,
+      6965014282984296937,
+      4691921406611783869,
+      13008405393961598162,
       0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      17769782154858093889,
-      3297639165755413557,
-      0,
-      0,
-      0,
-      3680640452216906390,
-      0,
-      0,
-      0,
-      0,
-      11606047492801197903,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      2100935571957544719,
-      11606589947703926914,
-      7924196838042740541,
-      0,
-      17932643823608935183,
-      12868816836368100119,
-      0,
-      0,
-      0,
-      0,
-      0,
+      6129092346558857067,
       0,
       0,
       0,
       0,
       0,
       0
+    ],
+    "data_task": [
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      8,
+      8,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      2,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1
     ]
   },
   "trace": []

@@ -5,7 +5,7 @@
 fn purge_loses_has_ats() {
     harness::regression::check(
         r#"{
-  "format": 3,
+  "format": 4,
   "version": "0.1.0",
   "scenario": "swarm",
   "seed": 2026,
@@ -30,7 +30,7 @@ fn purge_loses_has_ats() {
   "stops_at_violation": true,
   "size": 1,
   "schedule": {
-    "steps": 338,
+    "steps": 111,
     "prefer": 1,
     "starve": 60,
     "switches": [],
@@ -56,6 +56,29 @@ fn purge_loses_has_ats() {
       0,
       0,
       0
+    ],
+    "data_task": [
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1
     ]
   },
   "trace": []

@@ -5,7 +5,7 @@
 fn s1_clear_continue_spins() {
     harness::regression::check(
         r#"{
-  "format": 3,
+  "format": 4,
   "version": "0.1.0",
   "scenario": "swarm",
   "seed": 2026,
@@ -16,32 +16,43 @@ fn s1_clear_continue_spins() {
   "rwlock": null,
   "mode": "model",
   "mutant": null,
-  "cpus": 2,
+  "cpus": 1,
   "fault_ppm": null,
   "max_steps": null,
   "depth": 10,
   "schedule_index": 10,
   "kind": "livelock",
   "explanation": "The schedule ran past its step bound or its wall-clock watchdog: some thread loops without making progress (a walker that never advances, a wait that is never satisfied). The report says where each thread was.",
-  "detail": "livelock: 100001 steps without finishing (bound 100000); where each thread is: main: map 0xc03000; cpu 2: domain_inv_range 0x2",
-  "trace_hash": 7935363377828124101,
+  "detail": "livelock: 120001 steps without finishing (bound 120000); where each thread is: main: map 0x800000; cpu 1: domain_inv_range 0x1",
+  "trace_hash": 336198313094528129,
   "preemptions": 0,
   "shrunk": true,
   "stops_at_violation": true,
   "size": 1,
   "schedule": {
-    "steps": 52,
-    "prefer": 2,
-    "starve": 10,
+    "steps": 8,
+    "prefer": 1,
+    "starve": 124,
     "switches": [],
     "data": [
-      3906463384639885814,
+      11364373932449945164,
+      3286974462548437291,
       0,
       0,
       0,
       0,
       0,
-      10616455758846437287
+      5533802208876908072
+    ],
+    "data_task": [
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0
     ]
   },
   "trace": []
