@@ -27,7 +27,7 @@ for f in known['findings']:
     scenario = f.get('scenario', 'swarm')
     out = f'{work}/{f["id"]}'
     p = subprocess.run(['target/release/stress', '--engine', 'v9', '--atc-inv-disabled', mode, '--scenario', scenario,
-                        '--seed', seed, '--jobs', '1', '--time-budget', '60', '--iterations', '100000000', '--known', kf, '--out', out, '--json'],
+                        '--seed', seed, '--jobs', '1', '--time-budget', '120', '--iterations', '100000000', '--known', kf, '--out', out, '--json'],
                        capture_output=True, text=True)
     run = json.loads(p.stdout)['runs'][0]
     fail = run['failure']

@@ -212,7 +212,7 @@ fn progress(cli: &Cli, total: u64) -> ProgressBar {
 
 /// Everything about a failure worth writing down, in file form.
 fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, shrunk: bool) -> FailureFile {
-    let (stops_at_violation, size) = (params.stop_at_violation, params.size);
+    let (stops_at_violation, size, skip_ops) = (params.stop_at_violation, params.size, params.skip_ops);
     FailureFile {
         format: FORMAT,
         version: env!("CARGO_PKG_VERSION").into(),
@@ -238,6 +238,7 @@ fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, sh
         shrunk,
         stops_at_violation,
         size,
+        skip_ops,
         schedule: (cli.mode == ModeKind::Model && cli.scheduler != SchedulerKind::Loom).then(|| f.schedule.clone()),
         trace: f.trace.clone(),
     }
@@ -429,6 +430,7 @@ fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
         full_trace: false,
         stop_at_violation: false,
         size: None,
+        skip_ops: 0,
     };
     let e = Explored { index: stats.schedules.saturating_sub(1), stats, chunk_seed: 0 };
     let failure = e.stats.found.is_some().then(|| record_failure(cli, LOOM_SCENARIO, None, params, &e, true));
@@ -453,6 +455,7 @@ fn params_for(cli: &Cli, sc: &Scenario, engine: Engine, mutant: Option<Mutant>, 
         full_trace: false,
         stop_at_violation: false,
         size: None,
+        skip_ops: 0,
     }
 }
 

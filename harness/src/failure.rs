@@ -48,6 +48,9 @@ pub struct FailureFile {
     pub stops_at_violation: bool,
     /// The cap a shrinker put on the scenario's loops, if any.
     pub size: Option<usize>,
+    /// The generated operations a shrinker removed (`Params::skip_ops`).
+    #[serde(default)]
+    pub skip_ops: u64,
     /// The schedule: data seed and every decision. Absent for failures on
     /// real threads, which cannot be replayed.
     pub schedule: Option<Recorded>,
@@ -136,6 +139,7 @@ impl FailureFile {
             full_trace: true,
             stop_at_violation: self.stops_at_violation,
             size: self.size,
+            skip_ops: self.skip_ops,
         };
         Ok((sc, params))
     }

@@ -43,9 +43,21 @@ pub struct Params {
     /// A cap on the scenario's loops (pages, rounds, moves, operations): a
     /// shrinker's smaller worlds. `None`: as written.
     pub size: Option<usize>,
+    /// Operations a shrinker removed from a generated world, a bit each
+    /// (`skips_op`); the world is drawn as before, they just do not run.
+    pub skip_ops: u64,
 }
 
+/// Bits of `Params::skip_ops` per worker.
+pub const OPS_PER_WORKER: usize = 8;
+
 impl Params {
+    /// Whether worker `w`'s operation `k` is one a shrinker removed.
+    pub fn skips_op(&self, w: usize, k: usize) -> bool {
+        let bit = w * OPS_PER_WORKER + k;
+        k < OPS_PER_WORKER && bit < 64 && self.skip_ops >> bit & 1 == 1
+    }
+
     /// `n` items of a loop, or fewer under a `size` cap (at least one).
     pub fn upto(&self, n: usize) -> usize {
         self.size.map_or(n, |s| n.min(s.max(1)))

@@ -469,10 +469,13 @@ pub fn swarm(p: &Params) -> Outcome {
         let removable = removable.map(|s| SmmuId(s as u32));
         let mut private = private.clone();
         let irq = mix.on(Kind::Irq).then(|| Irq { odds: [2, 8, 32][below(3)] });
+        let p = *p;
         threads.push(r.cpu_irq(irq, move |drv, cpu, done| {
-            let w = Worker { drv, cpu, done, sh: &sh, w };
-            for op in ops {
-                w.run(op, &mut private, private_master, removable);
+            let worker = Worker { drv, cpu, done, sh: &sh, w };
+            for (k, op) in ops.into_iter().enumerate() {
+                if !p.skips_op(w, k) {
+                    worker.run(op, &mut private, private_master, removable);
+                }
             }
         }));
     }

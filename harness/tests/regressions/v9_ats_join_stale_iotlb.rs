@@ -29,6 +29,7 @@ fn ats_join_stale_iotlb() {
   "shrunk": true,
   "stops_at_violation": true,
   "size": 3,
+  "skip_ops": 0,
   "schedule": {
     "steps": 210,
     "prefer": 5,

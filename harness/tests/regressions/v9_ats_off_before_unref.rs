@@ -29,6 +29,7 @@ fn ats_off_before_unref() {
   "shrunk": true,
   "stops_at_violation": true,
   "size": null,
+  "skip_ops": 0,
   "schedule": {
     "steps": 126,
     "prefer": 7,

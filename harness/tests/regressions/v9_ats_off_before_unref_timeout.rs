@@ -29,6 +29,7 @@ fn ats_off_before_unref_timeout() {
   "shrunk": true,
   "stops_at_violation": true,
   "size": null,
+  "skip_ops": 0,
   "schedule": {
     "steps": 127,
     "prefer": 7,

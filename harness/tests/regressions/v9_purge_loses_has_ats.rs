@@ -29,8 +29,9 @@ fn purge_loses_has_ats() {
   "shrunk": true,
   "stops_at_violation": true,
   "size": 1,
+  "skip_ops": 1,
   "schedule": {
-    "steps": 111,
+    "steps": 109,
     "prefer": 1,
     "starve": 60,
     "switches": [],

@@ -29,6 +29,7 @@ fn s1_clear_continue_spins() {
   "shrunk": true,
   "stops_at_violation": true,
   "size": 1,
+  "skip_ops": 0,
   "schedule": {
     "steps": 8,
     "prefer": 1,

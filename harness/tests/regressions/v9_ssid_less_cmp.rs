@@ -29,6 +29,7 @@ fn ssid_less_cmp() {
   "shrunk": true,
   "stops_at_violation": true,
   "size": null,
+  "skip_ops": 768,
   "schedule": {
     "steps": 87,
     "prefer": 5,
