@@ -69,7 +69,9 @@ pub const NO_TASK: usize = usize::MAX;
 /// anchored (`Switch::after`).
 #[derive(Default)]
 struct Progress {
-    decisions: BTreeMap<usize, u64>,
+    /// By task id; the decision before any task ran is the only one after
+    /// `NO_TASK`.
+    decisions: Vec<u64>,
     /// The task chosen last: the one drawing data now.
     running: usize,
 }
@@ -77,10 +79,12 @@ struct Progress {
 impl Progress {
     /// A decision after `current`'s step: its anchor.
     fn decide(&mut self, current: Option<TaskId>) -> (usize, u64) {
-        let c = current.map_or(NO_TASK, usize::from);
-        let n = self.decisions.entry(c).or_default();
-        *n += 1;
-        (c, *n - 1)
+        let Some(c) = current.map(usize::from) else { return (NO_TASK, 0) };
+        if self.decisions.len() <= c {
+            self.decisions.resize(c + 1, 0);
+        }
+        self.decisions[c] += 1;
+        (c, self.decisions[c] - 1)
     }
 }
 
