@@ -28,11 +28,12 @@ pub const WATCHDOG: Duration = Duration::from_secs(20);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Switch {
     /// Where it happens: the task that had been running (`NO_TASK` before
-    /// the first) and how many decisions had followed its steps before.
+    /// the first), the operation it was in (`smmu_sync::begin_segment`) and
+    /// how many decisions had followed its steps in that operation before.
     /// Anchored to that task's own progress rather than to the schedule's
     /// step count, a switch stays where it was when a shrinker drops an
-    /// earlier one.
-    pub after: (usize, u64),
+    /// earlier switch or leaves out an earlier operation.
+    pub after: (usize, u64, u64),
     pub task: usize,
     /// Whether it took the CPU from a task that could have gone on.
     pub preempt: bool,
@@ -57,34 +58,45 @@ pub struct Recorded {
     pub starve: u64,
     pub switches: Vec<Switch>,
     pub data: Vec<u64>,
-    /// The task that drew each of `data`: each task gets its own draws back
-    /// in order however the tasks interleave.
-    pub data_task: Vec<usize>,
+    /// The task, and its operation, that drew each of `data`: each gets its
+    /// own draws back in order however the tasks interleave and whichever
+    /// operations run.
+    pub data_from: Vec<(usize, u64)>,
 }
 
 /// The "running task" before the first decision.
 pub const NO_TASK: usize = usize::MAX;
 
-/// Decisions so far that followed each task's steps: where a switch is
-/// anchored (`Switch::after`).
+/// Decisions so far that followed each task's steps in its current
+/// operation: where a switch is anchored (`Switch::after`).
 #[derive(Default)]
 struct Progress {
-    /// By task id; the decision before any task ran is the only one after
-    /// `NO_TASK`.
-    decisions: Vec<u64>,
+    /// By task id: its operation and the decisions in it so far. The
+    /// decision before any task ran is the only one after `NO_TASK`.
+    decisions: Vec<(u64, u64)>,
     /// The task chosen last: the one drawing data now.
     running: usize,
 }
 
 impl Progress {
     /// A decision after `current`'s step: its anchor.
-    fn decide(&mut self, current: Option<TaskId>) -> (usize, u64) {
-        let Some(c) = current.map(usize::from) else { return (NO_TASK, 0) };
+    fn decide(&mut self, current: Option<TaskId>) -> (usize, u64, u64) {
+        let Some(c) = current.map(usize::from) else { return (NO_TASK, 0, 0) };
         if self.decisions.len() <= c {
-            self.decisions.resize(c + 1, 0);
+            self.decisions.resize(c + 1, (0, 0));
         }
-        self.decisions[c] += 1;
-        (c, self.decisions[c] - 1)
+        let segment = smmu_sync::segment_of(c);
+        let d = &mut self.decisions[c];
+        if d.0 != segment {
+            *d = (segment, 0);
+        }
+        d.1 += 1;
+        (c, segment, d.1 - 1)
+    }
+
+    /// Who draws a data choice now.
+    fn drawer(&self) -> (usize, u64) {
+        (self.running, smmu_sync::segment_of(self.running))
     }
 }
 
@@ -129,17 +141,17 @@ fn default_task(
 /// elsewhere; each task's data choices, then zeros.
 pub struct Follow {
     policy: (Option<usize>, u64),
-    switches: BTreeMap<(usize, u64), usize>,
-    data: BTreeMap<usize, std::collections::VecDeque<u64>>,
+    switches: BTreeMap<(usize, u64, u64), usize>,
+    data: BTreeMap<(usize, u64), std::collections::VecDeque<u64>>,
     progress: Progress,
     started: bool,
 }
 
 impl Follow {
     pub fn new(rec: Recorded) -> Self {
-        let mut data: BTreeMap<usize, std::collections::VecDeque<u64>> = BTreeMap::new();
-        for (v, t) in rec.data.iter().zip(&rec.data_task) {
-            data.entry(*t).or_default().push_back(*v);
+        let mut data: BTreeMap<(usize, u64), std::collections::VecDeque<u64>> = BTreeMap::new();
+        for (v, from) in rec.data.iter().zip(&rec.data_from) {
+            data.entry(*from).or_default().push_back(*v);
         }
         Self {
             policy: (rec.prefer, rec.starve),
@@ -171,7 +183,7 @@ impl Scheduler for Follow {
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.data.get_mut(&self.progress.running).and_then(|q| q.pop_front()).unwrap_or(0)
+        self.data.get_mut(&self.progress.drawer()).and_then(|q| q.pop_front()).unwrap_or(0)
     }
 }
 
@@ -370,7 +382,7 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
         if !smmu_sync::fired() {
             let mut sh = self.shared.lock();
             sh.current.data.push(v);
-            sh.current.data_task.push(self.progress.running);
+            sh.current.data_from.push(self.progress.drawer());
         }
         v
     }

@@ -282,7 +282,7 @@ fn a_failure_is_shrunk_pictured_and_becomes_a_regression_test() {
     let (whole, shrunk) = (load("replay_file"), load("shrunk_file"));
     assert!(shrunk["preemptions"].as_u64().unwrap() <= 3, "{}", shrunk["preemptions"]);
     let steps = |v: &serde_json::Value| v["schedule"]["steps"].as_u64().unwrap();
-    assert!(steps(&shrunk) < steps(&whole), "{} -> {}", steps(&whole), steps(&shrunk));
+    assert!(2 * steps(&shrunk) <= steps(&whole), "at most half: {} -> {}", steps(&whole), steps(&shrunk));
     assert_eq!(shrunk["kind"], whole["kind"]);
     let shrunk_path = PathBuf::from(f["shrunk_file"].as_str().unwrap());
     let svg = std::fs::read_to_string(shrunk_path.with_extension("svg")).expect("a picture beside the shrunk file");

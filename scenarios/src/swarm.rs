@@ -473,6 +473,7 @@ pub fn swarm(p: &Params) -> Outcome {
         threads.push(r.cpu_irq(irq, move |drv, cpu, done| {
             let worker = Worker { drv, cpu, done, sh: &sh, w };
             for (k, op) in ops.into_iter().enumerate() {
+                smmu_sync::begin_segment(k as u64 + 1);
                 if !p.skips_op(w, k) {
                     worker.run(op, &mut private, private_master, removable);
                 }

@@ -25,8 +25,8 @@ pub use irq::{clear_irq_handler, in_interrupt, local_irq_save, raise_irq, set_ir
 pub use lock::{Mutex, MutexGuard, RwLock, RwLockKind, RwLockReadGuard, RwLockWriteGuard};
 pub use thread::{random_below, schedule_point, spawn, steps, yield_now, JoinHandle};
 pub use watch::{
-    begin_execution, default_step_bound, die, die_with, fired, is_quiet, locate, name_task, set_quiet, set_task_cpu,
-    task_cpu, task_id, task_index, tick, ticks, Bounds,
+    begin_execution, begin_segment, default_step_bound, die, die_with, fired, is_quiet, locate, name_task, segment_of,
+    set_quiet, set_task_cpu, task_cpu, task_id, task_index, tick, ticks, Bounds,
 };
 
 /// Primitives that are never scheduling points, for state that only one

@@ -26,6 +26,8 @@ struct Place {
     irq: bool,
     /// The simulated CPU this thread is, if it is one.
     cpu: Option<usize>,
+    /// Which of its operations the thread is in (`begin_segment`).
+    segment: u64,
 }
 
 #[derive(Default)]
@@ -148,6 +150,19 @@ pub fn name_task(name: impl Into<String>) {
 /// Say that the current thread is simulated CPU `n`.
 pub fn set_task_cpu(n: usize) {
     with_place(task_index(), |p| p.cpu = Some(n));
+}
+
+/// The current thread starts its `k`th operation (counting up from 1; 0
+/// is everything before the first). A recorded schedule anchors the
+/// switches and data choices inside an operation to it, so a shrinker can
+/// leave out an earlier one without moving them.
+pub fn begin_segment(k: u64) {
+    with_place(task_index(), |p| p.segment = k);
+}
+
+/// The operation task `k` (a task index) is in.
+pub fn segment_of(k: usize) -> u64 {
+    WATCH.with(|w| w.borrow().places.get(k).map_or(0, |p| p.segment))
 }
 
 /// The simulated CPU the current thread is, if it is one.

@@ -5,7 +5,7 @@
 fn ats_off_before_unref() {
     harness::regression::check(
         r#"{
-  "format": 4,
+  "format": 5,
   "version": "0.1.0",
   "scenario": "swarm",
   "seed": 2026,
@@ -24,7 +24,7 @@ fn ats_off_before_unref() {
   "kind": "atc-inv-ats-disabled",
   "explanation": "An ATC_INV was still in flight when ATS was disabled at its endpoint. A device may ignore an invalidation that races the disable, and the CMD_SYNC then times out. ATS was turned off while an invalidation built from the old array was outstanding: the unref did not fence readers with the array's write lock, or ATS was disabled too early.",
   "detail": "ATC_INV sid 7 ssid 0 was in flight when ATS was disabled on EndpointId(1): the device may drop it",
-  "trace_hash": 4738794067423089586,
+  "trace_hash": 17577445160502328132,
   "preemptions": 2,
   "shrunk": true,
   "stops_at_violation": true,
@@ -38,6 +38,7 @@ fn ats_off_before_unref() {
       {
         "after": [
           0,
+          0,
           8
         ],
         "task": 8,
@@ -46,6 +47,7 @@ fn ats_off_before_unref() {
       {
         "after": [
           8,
+          0,
           3
         ],
         "task": 2,
@@ -54,7 +56,8 @@ fn ats_off_before_unref() {
       {
         "after": [
           2,
-          103
+          2,
+          17
         ],
         "task": 5,
         "preempt": true
@@ -70,7 +73,7 @@ fn ats_off_before_unref() {
       0,
       0,
       0,
-      0,
+      14835948975990818050,
       9283754276591868733,
       2588659192364470576,
       0,
@@ -86,11 +89,14 @@ fn ats_off_before_unref() {
       0,
       0,
       0,
-      3678328348959227902,
-      6965014282984296937,
       0,
+      0,
+      0,
+      6965014282984296937,
+      4691921406611783869,
       13008405393961598162,
       0,
+      6129092346558857067,
       0,
       0,
       0,
@@ -98,43 +104,163 @@ fn ats_off_before_unref() {
       0,
       0
     ],
-    "data_task": [
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      8,
-      8,
-      2,
-      2,
-      2,
-      2,
-      2,
-      2,
-      2,
-      2,
-      2,
-      2,
-      2,
-      2,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1,
-      1
+    "data_from": [
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        8,
+        0
+      ],
+      [
+        8,
+        0
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        2
+      ],
+      [
+        2,
+        2
+      ],
+      [
+        2,
+        2
+      ],
+      [
+        2,
+        2
+      ],
+      [
+        2,
+        2
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ]
     ]
   },
   "trace": []

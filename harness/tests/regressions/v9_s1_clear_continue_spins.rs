@@ -5,7 +5,7 @@
 fn s1_clear_continue_spins() {
     harness::regression::check(
         r#"{
-  "format": 4,
+  "format": 5,
   "version": "0.1.0",
   "scenario": "swarm",
   "seed": 2026,
@@ -45,15 +45,39 @@ fn s1_clear_continue_spins() {
       0,
       5533802208876908072
     ],
-    "data_task": [
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0
+    "data_from": [
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ]
     ]
   },
   "trace": []
