@@ -84,7 +84,7 @@ impl Shrinker {
     /// the operation was tried too: what PCT finds there is never shorter
     /// than a shrunk schedule.)
     fn fewer_ops(&mut self) {
-        for bit in 0..64 {
+        for bit in 0..(self.params.cpus * scenarios::OPS_PER_WORKER).min(64) {
             if self.out_of_time() {
                 return;
             }

@@ -190,17 +190,8 @@ impl Rig {
     /// Spawn a device thread issuing DMA from master `m` at `ssid` to each
     /// IOVA of `iovas`, `rounds` times over.
     pub fn dma(&self, m: usize, ssid: u32, iovas: Vec<u64>, rounds: usize) -> JoinHandle<()> {
-        let rounds = self.p.upto(rounds);
-        self.drv.env.set_fault_ppm(self.fault_ppm);
-        let (drv, master) = (self.drv.clone(), self.masters[m].clone());
-        spawn(move || {
-            smmu_sync::name_task(format!("endpoint {}", master.ep.0));
-            for _ in 0..rounds {
-                for &iova in &iovas {
-                    drv.machine.dma(master.ep, master.streams[0], ssid, iova);
-                }
-            }
-        })
+        let sid = self.masters[m].streams[0];
+        self.dma_while_busy(m, iovas.into_iter().map(|iova| (sid, ssid, iova)).collect(), rounds, rounds)
     }
 
     /// Join every thread, run the quiescent checks over `domains`, and report.
