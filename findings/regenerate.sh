@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Find each v9 finding again from a fixed seed, one core, and check in its
-# shrunk replay file and a regression test that replays it: for every
-# finding in v9-known.json, its scenario (swarm unless the entry names one)
+# Find each finding of an engine again from a fixed seed, one core, and
+# check in its shrunk replay file and a regression test that replays it:
+# for every finding in ENGINE-known.json (v9: seed 001 as written; legacy:
+# the kernel before it), its scenario (swarm unless the entry names one)
 # runs with every *other* finding known, so the first failure is this one.
-#   findings/regenerate.sh   # writes findings/v9/*.json and
-#                            # harness/tests/regressions/v9_*.rs, prints a table
+#   findings/regenerate.sh   # (ENGINES="v9 legacy") writes findings/{v9,legacy}/*.json and
+#                            # harness/tests/regressions/{v9,legacy}_*.rs,
+#                            # prints a table
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --release --bin stress
 SEED=${SEED:-2026}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p findings/v9 harness/tests/regressions
-python3 - "$SEED" "$work" <<'PY'
+for engine in ${ENGINES:-v9 legacy}; do
+mkdir -p findings/$engine harness/tests/regressions
+python3 - "$SEED" "$work" "$engine" <<'PY'
 import json, shutil, subprocess, sys
-seed, work = sys.argv[1], sys.argv[2]
-known = json.load(open('findings/v9-known.json'))
-print(f"{'finding':30} {'kind':22} {'scenario':9} {'mode':8} {'schedules':>9} {'seconds':>8}  replay file")
+seed, work, engine = sys.argv[1], sys.argv[2], sys.argv[3]
+known = json.load(open(f'findings/{engine}-known.json'))
+print(f"{'finding':30} {'kind':22} {'scenario':15} {'mode':8} {'schedules':>9} {'seconds':>8}  replay file")
 for f in known['findings']:
     # A finding that shows exactly as this one would hide it.
     same = lambda g: (g['kind'], g.get('detail', '')) == (f['kind'], f.get('detail', ''))
@@ -26,7 +29,7 @@ for f in known['findings']:
     mode = f.get('atc_inv_disabled', 'timeout' if f['kind'] == 'cmd-sync-timeout' else 'error')
     scenario = f.get('scenario', 'swarm')
     out = f'{work}/{f["id"]}'
-    p = subprocess.run(['target/release/stress', '--engine', 'v9', '--atc-inv-disabled', mode, '--scenario', scenario,
+    p = subprocess.run(['target/release/stress', '--engine', engine, '--atc-inv-disabled', mode, '--scenario', scenario,
                         '--seed', seed, '--jobs', '1', '--time-budget', '120', '--iterations', '100000000', '--known', kf, '--out', out, '--json'],
                        capture_output=True, text=True)
     run = json.loads(p.stdout)['runs'][0]
@@ -34,12 +37,13 @@ for f in known['findings']:
     if not fail or fail['kind'] != f['kind']:
         sys.exit(f"{f['id']}: not found in {run['schedules']} schedules ({run['seconds']:.1f} s): {fail}")
     src = fail['shrunk_file'] or fail['replay_file']
-    dst = f'findings/v9/{f["id"]}.json'
+    dst = f'findings/{engine}/{f["id"]}.json'
     shutil.copy(src, dst)
     test = subprocess.run(['target/release/stress', '--emit-test', dst], capture_output=True, text=True, check=True)
-    open(f'harness/tests/regressions/v9_{f["id"].replace("-", "_")}.rs', 'w').write(test.stdout)
-    print(f"{f['id']:30} {fail['kind']:22} {scenario:9} {mode:8} {fail['schedule_index'] + 1:>9} {run['seconds']:>8.2f}  {dst}")
+    open(f'harness/tests/regressions/{engine}_{f["id"].replace("-", "_")}.rs', 'w').write(test.stdout)
+    print(f"{f['id']:30} {fail['kind']:22} {scenario:15} {mode:8} {fail['schedule_index'] + 1:>9} {run['seconds']:>8.2f}  {dst}")
 PY
+done
 
 # The proposal's answer to ats-join-stale-iotlb, kept honest: its mutant's
 # failure as a regression test.

@@ -3,7 +3,8 @@
 
 use benches::IOVA;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use engine::{DomainKind, Driver, Engine, Env, InvDesc, InvType, Invs, Target};
+use engine::fenced::Invs;
+use engine::{DomainKind, Driver, Engine, Env, InvDesc, InvType, Target};
 use hwmodel::{Features, Machine, SmmuId, PAGE};
 
 fn descs(n: usize, offset: u32) -> Vec<InvDesc> {

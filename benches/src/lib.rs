@@ -1,7 +1,8 @@
 //! Fixtures shared by the benchmarks: the same invalidation work under each
 //! read-side design, over a machine whose command queue only counts.
 
-use engine::{Cpu, Domain, DomainKind, Driver, Engine, Env, InvDesc, InvType, Invs, Master, Target};
+use engine::fenced::{replace_invs, Invs};
+use engine::{inv_entries, Cpu, Domain, DomainKind, Driver, Engine, Env, InvDesc, InvType, Master, Target};
 use hwmodel::{Features, Machine, SmmuId, PAGE};
 use smmu_sync::Ordering;
 use std::sync::Arc;
@@ -94,7 +95,7 @@ pub fn fixture(live: usize, trash: bool, writer_reclaims: bool) -> Fixture {
     let env = Env::new();
     let array = Invs::new().merge(&all, &env).expect("no injected failure");
     array.unref(&junk, &env, None, |_| {});
-    epoch.replace_invs(&cpu, &dom, array);
+    replace_invs(&epoch, &cpu, &dom, array);
 
     let (legacy, master, legacy_mover) = driver(Engine::Legacy, live - 1, writer_reclaims);
     let legacy_dom = legacy.alloc_domain(DomainKind::S1).unwrap();
@@ -122,10 +123,10 @@ impl Fixture {
             Design::RwLock => {
                 smmu_sync::fence(Ordering::SeqCst);
                 let entries = self.rw.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-                self.epoch.inv_entries(cpu, entries.iter(), IOVA, PAGE, PAGE, true, || false);
+                inv_entries(&self.epoch, cpu, entries.iter(), IOVA, PAGE, PAGE, true, || false);
             }
             Design::Bare => {
-                self.epoch.inv_entries(cpu, self.bare.iter(), IOVA, PAGE, PAGE, true, || false);
+                inv_entries(&self.epoch, cpu, self.bare.iter(), IOVA, PAGE, PAGE, true, || false);
             }
         }
     }

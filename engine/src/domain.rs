@@ -1,8 +1,8 @@
 //! Domains (`struct arm_smmu_domain`) and what a master can be attached to.
 
-use crate::invs::{InvDesc, InvType, Invs};
-use hwmodel::{Addr, Allowed, DomainId, EndpointId, Features, PageTable, SmmuId};
-use smmu_sync::{plain, Mutex, Rcu};
+use crate::types::{InvDesc, InvType};
+use hwmodel::{Addr, Allowed, DomainId, Features, PageTable, SmmuId};
+use std::any::Any;
 
 /// What kind of translation a domain provides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,53 +16,27 @@ pub enum Stage {
     Sva { asid: u16 },
 }
 
-/// A paging or SVA domain: its page table and its invalidation array.
+/// A paging or SVA domain: its page table, its words in simulated memory,
+/// and what its design keeps to invalidate it.
 pub struct Domain {
     pub id: DomainId,
     pub stage: Stage,
     pub pt: PageTable,
-    /// Everything an invalidation of this domain must reach.
-    pub invs: Rcu<Invs>,
-    /// The same under `Engine::V9`: the seed's own array type.
-    pub v9: Rcu<crate::v9::Invs>,
-    /// The domain's words in simulated memory: the array pointers other
-    /// CPUs load, and the legacy design's `nr_ats_masters` (see `shared`).
+    /// The domain's frame in simulated memory: the pointer words other
+    /// CPUs load, each design at its own offset.
     pub words: Addr,
-    /// The same knowledge in the pre-series design (`Engine::Legacy`).
-    pub(crate) legacy: LegacyDomain,
-}
-
-/// One attachment in the legacy device list (`struct arm_smmu_master_domain`).
-pub(crate) struct MasterDomain {
-    pub ep: EndpointId,
-    pub ssid: u32,
-    pub sids: Vec<u32>,
-    pub ats: bool,
-}
-
-/// The pre-series per-domain state: one SMMU, a device list under a
-/// spinlock, and a count of ATS masters (`Domain::words`) that lets
-/// invalidations skip the list when it is zero.
-pub(crate) struct LegacyDomain {
-    /// Set by the first attach; the domain cannot span SMMUs.
-    pub smmu: plain::Mutex<Option<SmmuId>>,
-    /// `devices` under `devices_lock`. Only ever read and written under
-    /// the lock, whose release drains the holder's stores, so the list
-    /// lives in Rust memory: the store buffers could not reorder it.
-    pub devices: Mutex<Vec<MasterDomain>>,
-}
-
-impl LegacyDomain {
-    pub(crate) fn new() -> Self {
-        Self { smmu: plain::Mutex::new(None), devices: Mutex::new(Vec::new()) }
-    }
-
-    pub(crate) fn smmu(&self) -> Option<SmmuId> {
-        *self.smmu.lock()
-    }
+    /// The design's per-domain state: an invalidation array, or the
+    /// pre-series device list (`Design::domain_alloc`).
+    pub(crate) invs: Box<dyn Any + Send + Sync>,
 }
 
 impl Domain {
+    /// The design's state for this domain. Only the design that allocated
+    /// the domain asks, so the type always matches.
+    pub(crate) fn state<T: 'static>(&self) -> &T {
+        self.invs.downcast_ref().expect("a domain is only handed to the design that allocated it")
+    }
+
     pub fn nest_parent(&self) -> bool {
         matches!(self.stage, Stage::S2 { nest_parent: true, .. })
     }

@@ -1,76 +1,24 @@
-//! The driver instance: the machine it drives, the kernel environment, the
-//! epoch collector, the ASID lock, and the flows that are not attach.
+//! The driver's entry points (what the IOMMU core and io-pgtable call):
+//! probe, domain allocation and free, map and unmap, attach, invalidation,
+//! SMMU removal. Each runs the steps every design shares and hands the
+//! rest to its design.
 
-use crate::domain::{Domain, LegacyDomain, Stage};
+use crate::attach::{self, AttachState};
+use crate::design::Design;
+use crate::dispatch::Engine;
+use crate::domain::{Domain, Stage, Target};
 use crate::env::{Env, FaultSite};
-use crate::invs::{InvDesc, InvType, Invs};
+use crate::kernel::{Cpu, Kernel};
 use crate::master::Master;
-use crate::{Errno, Mutant};
+use crate::types::{InvDesc, InvType};
+use crate::Errno;
 use hwmodel::{
-    Coverage, CpuId, DomainId, EndpointId, Goal, Machine, PageTable, PtError, SmmuId, TlbKind, TlbTag, ViolationKind,
-    BLOCK, PAGE,
+    Coverage, DomainId, EndpointId, Goal, Machine, PageTable, PtError, SmmuId, TlbKind, TlbTag, BLOCK, PAGE,
 };
-use smmu_sync::{plain, Collector, Handle, Mutex, Rcu};
+use smmu_sync::plain;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-
-/// One simulated CPU: its store buffer and its epoch participant. Create it
-/// on the thread that will use it.
-pub struct Cpu {
-    pub id: CpuId,
-    pub epoch: Handle,
-}
-
-/// Which invalidation design drives the hardware.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    /// The project's proposal: the series' per-domain arrays with the fixes
-    /// its later versions made, and ATS turned off only once no ATC
-    /// invalidation built from the master's old entries can be in flight
-    /// (the unref's write lock, and a grace period when an older copy of
-    /// the array holds them).
-    Fenced,
-    /// Patches 1-7 of seed 001 as written, bugs included (`crate::v9`).
-    V9,
-    /// What the series replaced: one SMMU per domain and a locked device
-    /// list.
-    Legacy,
-}
-
-impl Engine {
-    /// Whether this design can reach `g` at all: the pre-series design has
-    /// no arrays, no fallible array copies, no vmaster and no SMMU removal.
-    pub fn can_reach(self, g: Goal) -> bool {
-        use Goal::*;
-        // v9's comparison merges two PASIDs of one stream ID into one entry,
-        // and its failed purge kills the thread before the run's end.
-        if self == Engine::V9 && matches!(g, TwoPasidsOneSid | FaultInvsPurge) {
-            return false;
-        }
-        let array_only = matches!(
-            g,
-            TrashWalked
-                | WalkerOnOldArray
-                | AtsJoinedMidWalk
-                | TwoPasidsOneSid
-                | ArraySpansSmmus
-                | BatchEndSmmu
-                | BatchEndAts
-                | FaultInvsMerge
-                | FaultInvsPurge
-                | AtsOffOlderArray
-                | SmmuRemovedAttached
-                | FaultVmaster
-                | StalePointerLoaded
-        );
-        self != Engine::Legacy || !array_only
-    }
-
-    /// Whether the design keeps per-domain invalidation arrays.
-    pub fn has_arrays(self) -> bool {
-        self != Engine::Legacy
-    }
-}
 
 /// What kind of domain to allocate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,45 +29,41 @@ pub enum DomainKind {
 }
 
 pub struct Driver {
-    pub machine: Machine,
-    pub env: Env,
-    pub engine: Engine,
-    /// Writers free replaced arrays themselves, so that readers, which
-    /// crossbeam makes collect garbage every 128th pin, never run
-    /// destructors.
-    pub writer_reclaims: bool,
-    collector: Collector,
-    /// `arm_smmu_asid_lock`: serializes every writer of every array.
-    pub(crate) asid_lock: Mutex<()>,
+    k: Kernel,
+    design: Box<dyn Design>,
     next_domain: plain::AtomicU32,
     /// Free ASIDs and VMIDs, reused most-recent first so reuse is common.
     free_tags: plain::Mutex<Vec<u16>>,
     next_tag: plain::AtomicU32,
-    /// Stream IDs (by SMMU) with a live ATS entry in an array replaced
-    /// since their master last turned ATS off after a grace period: a
-    /// walker may still hold that array and send them ATC_INVs that no
-    /// `unref` fences. Written by array writers, under the ASID lock.
-    pub(crate) ats_replaced: plain::Mutex<std::collections::BTreeSet<(SmmuId, u32)>>,
+}
+
+impl Deref for Driver {
+    type Target = Kernel;
+    fn deref(&self) -> &Kernel {
+        &self.k
+    }
+}
+
+impl DerefMut for Driver {
+    fn deref_mut(&mut self) -> &mut Kernel {
+        &mut self.k
+    }
 }
 
 impl Driver {
     pub fn new(machine: Machine, env: Env, engine: Engine) -> Self {
         Self {
-            machine,
-            env,
-            engine,
-            writer_reclaims: false,
-            collector: Collector::new(),
-            asid_lock: Mutex::new(()),
+            k: Kernel::new(machine, env),
+            design: engine.design(),
             next_domain: plain::AtomicU32::new(1),
             free_tags: plain::Mutex::new(Vec::new()),
             next_tag: plain::AtomicU32::new(1),
-            ats_replaced: plain::Mutex::default(),
         }
     }
 
-    pub fn cpu(&self, id: usize) -> Cpu {
-        Cpu { id: CpuId(id), epoch: self.collector.register() }
+    /// The design as its own type, for its tests and benchmarks.
+    pub fn design<T: Design>(&self) -> Option<&T> {
+        (&*self.design as &dyn std::any::Any).downcast_ref()
     }
 
     /// `arm_smmu_probe_device`: a master for endpoint `ep`, attached to
@@ -131,7 +75,7 @@ impl Driver {
     }
 
     /// `arm_smmu_domain_alloc` and the domain's finalise: a fresh domain
-    /// with an empty array and an ASID or VMID.
+    /// with an ASID or VMID and its design's empty invalidation state.
     pub fn alloc_domain(&self, kind: DomainKind) -> Result<Arc<Domain>, Errno> {
         self.env.alloc(FaultSite::DomainAlloc)?;
         let id = DomainId(self.next_domain.fetch_add(1, Relaxed));
@@ -142,18 +86,10 @@ impl Driver {
             DomainKind::Sva => Stage::Sva { asid: tag },
         };
         let pt = PageTable::new(&self.machine, id);
-        // Every word starts at 0: version 0 of each array pointer is the
+        // Every word starts at 0: version 0 of the array pointer is the
         // empty array, and no master uses ATS.
         let words = self.machine.alloc_domain_words(id);
-        Ok(Arc::new(Domain {
-            id,
-            stage,
-            pt,
-            invs: Rcu::new(Invs::new()),
-            v9: Rcu::new(crate::v9::Invs::default()),
-            words,
-            legacy: LegacyDomain::new(),
-        }))
+        Ok(Arc::new(Domain { id, stage, pt, words, invs: self.design.domain_alloc() }))
     }
 
     fn alloc_tag(&self) -> u16 {
@@ -173,13 +109,15 @@ impl Driver {
         c
     }
 
+    /// Whether this design can reach coverage goal `g`.
+    pub fn can_reach(&self, g: Goal) -> bool {
+        self.design.can_reach(g)
+    }
+
     /// Free a domain nothing is attached to; its ASID/VMID goes back to the
-    /// pool for the next domain. The epoch engine flushed the tag on its
-    /// last unref; the legacy one flushes it here, on its one SMMU.
+    /// pool for the next domain.
     pub fn free_domain(&self, cpu: &Cpu, d: Arc<Domain>) {
-        if let (Engine::Legacy, Some(smmu)) = (self.engine, d.legacy.smmu()) {
-            self.flush_tag(cpu, &d.tag_inv(smmu, self.machine.smmu(smmu).features));
-        }
+        self.design.domain_free(&self.k, cpu, &d);
         self.free_tags.lock().push(d.tag());
     }
 
@@ -239,9 +177,76 @@ impl Driver {
         Ok(pages.into_iter().map(|(_, pa)| pa).collect())
     }
 
+    /// `arm_smmu_domain_inv_range`: invalidate [iova, iova + size) of
+    /// `domain` wherever it may be cached; size 0 means everything.
+    pub fn domain_inv_range(&self, cpu: &Cpu, domain: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
+        smmu_sync::locate("domain_inv_range", u64::from(domain.id.0));
+        if smmu_sync::in_interrupt() {
+            self.machine.oracle.cover(Goal::IrqInvalidation);
+        }
+        if domain.nest_parent() && self.machine.smmus().any(|s| crate::size_too_big(s.features, size, granule)) {
+            self.machine.oracle.cover(Goal::NsizeNestParent);
+        }
+        self.design.domain_inv_range(&self.k, cpu, domain, iova, size, granule, leaf);
+    }
+
+    /// `arm_smmu_domain_inv`: flush the whole domain.
+    pub fn domain_inv(&self, cpu: &Cpu, domain: &Domain) {
+        self.domain_inv_range(cpu, domain, 0, 0, 0, false);
+    }
+
+    /// Attach `target` to `m` at `ssid` (0: the RID). `want_ats` asks for
+    /// ATS on a RID attach to a paging domain; PASID attaches keep the
+    /// master's ATS state. On error nothing has changed.
+    pub fn attach(&self, cpu: &Cpu, m: &Master, ssid: u32, target: Target, want_ats: bool) -> Result<(), Errno> {
+        smmu_sync::locate("attach", u64::from(ssid));
+        let mut ms = m.state.lock();
+        attach::check_attach(&ms, ssid, &target)?;
+        let _asid_lock = self.asid_lock.lock();
+        let old = ms.attached.get(&ssid).cloned().unwrap_or(Target::Blocked);
+        self.machine.oracle.attach_begin(m.ep, ssid, target.allowed());
+        let old_ats = ms.ats_enabled;
+        // PASIDs keep the master's ATS state, and so does the RID while
+        // PASIDs use its CD table (the kernel's cd_needs_ats).
+        let ats = if ssid == 0 && !attach::pasids_in_use(&ms) {
+            want_ats && m.ats_supported && target.domain().is_some()
+        } else {
+            old_ats
+        };
+        let r = {
+            let guard = cpu.epoch.pin();
+            let st = AttachState::new(&self.k, cpu, m, ssid, &old, &target, ats, old_ats, &guard);
+            let r = if ssid != 0 && target.domain().is_none() {
+                self.design.blocking_set_dev_pasid(&st, &mut ms)
+            } else {
+                self.design.attach_dev(&st, &mut ms)
+            };
+            // The ASID lock's and the group mutex's release. Only then are
+            // the new pointers visible to every CPU, and only then may what
+            // they replaced go: the kernel's grace period implies as much.
+            self.machine.mem.release(cpu.id);
+            st.retire_replaced();
+            r
+        };
+        // Unpinned: a grace period waits for every pinned CPU, this one too.
+        let r = r.map(|()| {
+            self.design.disable_ats(&self.k, cpu, m, ats, old_ats);
+            ats
+        });
+        self.report_warnings();
+        let now = if r.is_ok() { &target } else { &old };
+        self.machine.oracle.attach_returned(m.ep, ssid, now.allowed());
+        let ats = r?;
+        if ssid == 0 {
+            ms.ats_enabled = ats;
+        }
+        ms.attached.insert(ssid, target);
+        Ok(())
+    }
+
     /// Remove an SMMU instance: its masters go to blocked (dropping their
-    /// entries from every array), then a grace period passes so that no
-    /// walker still holding an older array can reach the instance.
+    /// entries from every domain), then the design waits until no walker
+    /// can reach the instance.
     pub fn remove_smmu(&self, cpu: &Cpu, smmu: SmmuId, masters: &[&Master]) -> Result<(), Errno> {
         smmu_sync::locate("remove_smmu", u64::from(smmu.0));
         for m in masters.iter().filter(|m| m.smmu == smmu) {
@@ -251,44 +256,18 @@ impl Driver {
                 if m.state.lock().attached.get(&ssid).is_some_and(|t| t.domain().is_some()) {
                     self.machine.oracle.cover(Goal::SmmuRemovedAttached);
                 }
-                self.attach(cpu, m, ssid, crate::Target::Blocked, false)?;
+                self.attach(cpu, m, ssid, Target::Blocked, false)?;
             }
         }
-        if !self.env.mutant(Mutant::RemoveSmmuWithoutGracePeriod) {
-            self.synchronize_rcu(cpu);
-        }
+        self.design.device_remove(&self.k, cpu);
         self.machine.remove_smmu(smmu);
         Ok(())
     }
 
-    /// Report the WARNs the driver hit since the last call.
-    pub(crate) fn report_warnings(&self) {
-        for w in self.env.take_warnings() {
-            self.machine.oracle.report(ViolationKind::DriverWarn, format!("WARN: {w:?}"));
-        }
-    }
-
     /// Fact 5 at a quiescent point: every ASID/VMID still cached in an IOTLB
-    /// must be in one of `domains`' arrays.
-    /// In the legacy design a domain's tag stays live on its SMMU until the
-    /// domain is freed.
+    /// must be one `domains` still invalidate.
     pub fn check_tags(&self, cpu: &Cpu, domains: &[&Domain]) {
-        let guard = cpu.epoch.pin();
-        let live: Vec<InvDesc> = match self.engine {
-            Engine::Fenced => domains.iter().flat_map(|d| d.invs.load(&guard).iter().map(|i| i.desc)).collect(),
-            Engine::V9 => domains
-                .iter()
-                .flat_map(|d| {
-                    let invs = d.v9.load(&guard);
-                    self.v9_oops_on_err_ptr(d, invs, "the next use of the array");
-                    invs.entries().iter().filter(|i| i.users() != 0).map(|i| i.desc)
-                })
-                .collect(),
-            Engine::Legacy => domains
-                .iter()
-                .filter_map(|d| d.legacy.smmu().map(|s| d.tag_inv(s, self.machine.smmu(s).features)))
-                .collect(),
-        };
+        let live: Vec<InvDesc> = self.design.domain_tags(&self.k, cpu, domains);
         self.machine.check_tags(|smmu, tag: &TlbTag| {
             live.iter().any(|inv| {
                 inv.smmu == smmu

@@ -7,7 +7,8 @@ use smmu_sync::plain::{AtomicU32, AtomicU64, Mutex};
 use smmu_sync::{random_below, RwLockKind};
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::{Errno, InvDesc, Mutant};
+use crate::types::InvDesc;
+use crate::{Errno, Mutant};
 use hwmodel::Goal;
 
 /// Failure rates are in parts per million.

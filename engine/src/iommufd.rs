@@ -1,7 +1,8 @@
 //! The iommufd vSMMU paths: a guest's array of native invalidation commands
 //! (the core loop and the driver op), and hardware queues in guest memory.
 
-use crate::driver::{Cpu, Driver};
+use crate::driver::Driver;
+use crate::kernel::Cpu;
 use crate::{Errno, Mutant};
 use hwmodel::{Cmd, Opcode, SmmuId, ViolationKind, PAGE};
 use smmu_sync::Mutex;

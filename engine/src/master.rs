@@ -3,7 +3,7 @@
 
 use crate::domain::{Domain, Target};
 use crate::env::{Env, Warning};
-use crate::invs::{InvDesc, InvType};
+use crate::types::{InvDesc, InvType};
 use crate::Mutant;
 use hwmodel::{Addr, EndpointId, Features, SmmuId};
 use smmu_sync::Mutex;

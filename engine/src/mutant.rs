@@ -3,7 +3,8 @@
 
 macro_rules! mutants {
     ($($variant:ident => $name:literal: $what:literal,)*) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "kebab-case")]
         pub enum Mutant {
             $($variant,)*
         }

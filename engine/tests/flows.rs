@@ -37,7 +37,7 @@ type Rows = Vec<(InvType, u32, u32, u32)>;
 
 fn rows(w: &World, d: &Domain) -> Rows {
     let g = w.cpu.epoch.pin();
-    d.invs.load(&g).entries().iter().map(|i| (i.ty, i.id, i.ssid, i.users())).collect()
+    fenced::invs(d).load(&g).entries().iter().map(|i| (i.ty, i.id, i.ssid, i.users())).collect()
 }
 
 fn kinds(w: &World) -> Vec<ViolationKind> {
@@ -177,7 +177,7 @@ fn a_domain_on_two_smmus_invalidates_both() {
     }
     let smmus: Vec<_> = {
         let g = w.cpu.epoch.pin();
-        d.invs.load(&g).entries().iter().map(|i| i.smmu).collect()
+        fenced::invs(&d).load(&g).entries().iter().map(|i| i.smmu).collect()
     };
     assert_eq!(smmus, w.smmus, "one S1_ASID entry per SMMU, in SMMU order");
     w.drv.map(&w.cpu, &d, IOVA, PAGE).unwrap();

@@ -1,7 +1,8 @@
 //! The kernel's kunit table for the invalidation array, steps 1-11, plus the
 //! bad inputs the array must report without corrupting its counters.
 
-use engine::{Env, FaultSite, InvDesc, InvType, Invs, Warning};
+use engine::fenced::Invs;
+use engine::{Env, FaultSite, InvDesc, InvType, Warning};
 use hwmodel::SmmuId;
 use InvType::*;
 

@@ -1,6 +1,7 @@
 //! Random merge/unref/purge sequences against a plain multiset model.
 
-use engine::{Env, InvDesc, InvType, Invs, Warning};
+use engine::fenced::Invs;
+use engine::{Env, InvDesc, InvType, Warning};
 use hwmodel::SmmuId;
 use proptest::prelude::*;
 use std::collections::BTreeMap;

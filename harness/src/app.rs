@@ -1,8 +1,7 @@
 //! What `stress` does with a parsed command line.
 
-use crate::cli::{
-    self, Cli, EngineKind, ModeKind, Parsed, RwLockChoice, SchedulerKind, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION,
-};
+use crate::cli::{self, Cli, Parsed, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION};
+use crate::config::{Config, ModeKind, SchedulerKind, CHUNK};
 use crate::failure::{FailureFile, FORMAT};
 use crate::known::Known;
 use crate::report::{self, MutantRow, RunRow};
@@ -19,14 +18,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Schedules explored under one seed; the unit of `--jobs` and `--shard`.
-pub const CHUNK: u64 = 500;
-/// PCT depths the chunks of a run cycle through when `--depth` is not
-/// given. A generated world runs ten threads or more, and an ordering bug
-/// between three of them needs several priority changes among the rest:
-/// depths 10 and 20 find the swarm's bugs several times faster than 3 to
-/// 7 do, while the hand-written scenarios still catch theirs at any depth.
-const DEPTHS: [usize; 5] = [10, 20, 3, 40, 5];
 /// `--known`, loaded once before any exploration.
 static KNOWN: std::sync::OnceLock<Known> = std::sync::OnceLock::new();
 const LOOM_SCENARIO: &str = "barrier-pairing";
@@ -58,13 +49,14 @@ where
     }
     run::install_panic_hook();
     if let Some(path) = &cli.known {
+        let engine = cli.engine.unwrap_or_default();
         match Known::load(path) {
-            Ok(k) if k.engine != report::name(cli.engine()) => {
+            Ok(k) if k.engine != engine.name() => {
                 eprintln!(
                     "stress: error: {} lists findings of --engine {}, this run is {}",
                     path.display(),
                     k.engine,
-                    report::name(cli.engine())
+                    engine.name()
                 );
                 return EXIT_USAGE;
             }
@@ -92,10 +84,11 @@ where
     }
     let seed =
         cli.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
-    eprintln!("stress: seed {seed}");
+    let config = cli.config(seed);
+    eprintln!("stress: {config}");
     match &cli.mutants {
-        Some(list) => mutation_score(&cli, seed, list),
-        None => stress(&cli, seed),
+        Some(list) => mutation_score(&cli, &config, list),
+        None => stress(&cli, &config),
     }
 }
 
@@ -107,24 +100,11 @@ fn writable(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
-pub(crate) fn engine_of(k: EngineKind) -> Engine {
-    match k {
-        EngineKind::Fenced => Engine::Fenced,
-        EngineKind::V9 => Engine::V9,
-        EngineKind::Legacy => Engine::Legacy,
-    }
-}
-
 /// The seed of chunk `chunk` of scenario `name`: independent streams, so a
 /// shard or a worker can start anywhere.
 fn chunk_seed(base: u64, name: &str, chunk: u64) -> u64 {
     let name_hash = crate::run::fnv(name.as_bytes());
     ChaCha8Rng::seed_from_u64(base ^ name_hash.rotate_left(17) ^ chunk.wrapping_mul(0x9e37_79b9_7f4a_7c15)).next_u64()
-}
-
-/// The PCT depth of chunk `chunk`.
-fn depth_of(cli: &Cli, chunk: u64) -> usize {
-    cli.depth.unwrap_or(DEPTHS[chunk as usize % DEPTHS.len()])
 }
 
 /// A run's result with where its failure was.
@@ -135,16 +115,12 @@ struct Explored {
     index: u64,
 }
 
-/// Explore `total` schedules of `sc` in chunks, over `cli.jobs` workers,
-/// keeping only this shard's chunks; stop everyone at the first failure.
-fn explore(
-    cli: &Cli,
-    sc: &'static Scenario,
-    params: Params,
-    total: u64,
-    deadline: Option<Instant>,
-    pb: &ProgressBar,
-) -> Explored {
+/// Explore `total` schedules of the scenario `cfg` names in chunks, over
+/// `cli.jobs` workers, keeping only this shard's chunks; stop everyone at
+/// the first failure.
+fn explore(cli: &Cli, cfg: &Config, total: u64, deadline: Option<Instant>, pb: &ProgressBar) -> Explored {
+    let sc = cfg.scenario().expect("a scenario the command line named");
+    let params = cfg.world;
     let chunks: Vec<u64> =
         (0..total.div_ceil(CHUNK)).filter(|i| cli.shard.is_none_or(|s| i % s.count == s.index)).collect();
     let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
@@ -161,16 +137,16 @@ fn explore(
                 let n = CHUNK.min(total - chunk * CHUNK);
                 let seed = chunk_seed(params.seed, sc.name, chunk);
                 let plan = Plan {
-                    scheduler: cli.scheduler,
+                    scheduler: cfg.scheduler,
                     seed,
                     schedules: n,
-                    depth: depth_of(cli, chunk),
+                    depth: cfg.depth_of(chunk),
                     deadline,
-                    max_steps: cli.max_steps,
+                    max_steps: cfg.max_steps,
                     known: KNOWN.get(),
                     policy: (None, 0),
                 };
-                let r = match cli.mode {
+                let r = match cfg.mode {
                     ModeKind::Model => run::explore(sc, params, plan),
                     ModeKind::Threads => run::threads(sc, params, n, &plan),
                 };
@@ -210,25 +186,17 @@ fn progress(cli: &Cli, total: u64) -> ProgressBar {
     pb
 }
 
-/// Everything about a failure worth writing down, in file form.
-fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, shrunk: bool) -> FailureFile {
-    let (stops_at_violation, size, skip_ops) = (params.stop_at_violation, params.size, params.skip_ops);
+/// Everything about a failure worth writing down, in file form: the
+/// configuration it ran under, with its chunk's PCT depth and `world` (a
+/// shrinker's narrower one, if shrunk).
+fn failure_file(cfg: &Config, world: Params, e: &Explored, f: &Found, shrunk: bool) -> FailureFile {
+    let config = Config { depth: Some(cfg.depth_of(e.index / CHUNK)), world, ..cfg.clone() };
+    let replayable = cfg.mode == ModeKind::Model && cfg.scheduler != SchedulerKind::Loom;
     FailureFile {
         format: FORMAT,
         version: env!("CARGO_PKG_VERSION").into(),
-        scenario: sc.into(),
-        seed: params.seed,
+        config,
         chunk_seed: e.chunk_seed,
-        scheduler: report::name(cli.scheduler),
-        engine: report::name(params.engine),
-        atc_inv_disabled: report::name(cli.atc_mode()),
-        rwlock: cli.rwlock.map(report::name),
-        mode: report::name(cli.mode),
-        mutant: params.mutant.map(|m| m.name().into()),
-        cpus: params.cpus,
-        fault_ppm: params.fault_ppm,
-        max_steps: cli.max_steps,
-        depth: depth_of(cli, e.index / CHUNK),
         schedule_index: e.index,
         kind: f.kind.clone(),
         explanation: f.explanation.clone(),
@@ -236,10 +204,8 @@ fn failure_file(cli: &Cli, sc: &str, params: Params, e: &Explored, f: &Found, sh
         trace_hash: f.trace_hash,
         preemptions: f.schedule.preemptions(),
         shrunk,
-        stops_at_violation,
-        size,
-        skip_ops,
-        schedule: (cli.mode == ModeKind::Model && cli.scheduler != SchedulerKind::Loom).then(|| f.schedule.clone()),
+        odds: f.odds,
+        schedule: replayable.then(|| f.schedule.clone()),
         trace: f.trace.clone(),
     }
 }
@@ -263,18 +229,12 @@ fn print_timeline(f: &Found) {
 /// Write the failure (first, before anything else can go wrong), replay it
 /// with every event kept to prove it reproduces and to tell the whole story,
 /// then shrink it and write the shrunk copy with its picture. `tell` prints
-/// all of that as it goes. `sc` is `None` for loom, whose failures replay by
+/// all of that as it goes. A loom failure (`replay_with` false) replays by
 /// re-running the model.
-fn record_failure(
-    cli: &Cli,
-    name: &str,
-    sc: Option<&'static Scenario>,
-    params: Params,
-    e: &Explored,
-    tell: bool,
-) -> report::FailureRow {
+fn record_failure(cli: &Cli, cfg: &Config, e: &Explored, tell: bool) -> report::FailureRow {
     let f = e.stats.found.as_ref().expect("a failure");
-    let file = failure_file(cli, name, params, e, f, false);
+    let params = cfg.world;
+    let file = failure_file(cfg, params, e, f, false);
     let written = file.write(&cli.out);
     let path = written.as_ref().map_or_else(|err| format!("(not written: {err})"), |p| p.display().to_string());
     if tell {
@@ -282,14 +242,14 @@ fn record_failure(
         eprintln!("  failure file: {path}");
     }
     let mut row = report::FailureRow::new(f, e.index, path);
-    let (Some(sc), Some(_), Ok(path)) = (sc, &file.schedule, written) else {
+    let (Ok(sc), Some(_), Ok(path)) = (cfg.scenario(), &file.schedule, written) else {
         if tell {
             print_timeline(f);
         }
         return row;
     };
     let full = Params { full_trace: true, ..params };
-    let again = run::replay(sc, full, &f.schedule, cli.max_steps, KNOWN.get());
+    let again = run::replay(sc, full, &f.schedule, cfg.max_steps, KNOWN.get());
     let g = again.found.as_ref().filter(|g| g.kind == f.kind && g.trace_hash == f.trace_hash);
     if tell {
         let same =
@@ -303,16 +263,16 @@ fn record_failure(
     }
     let budget = Duration::from_secs_f64(cli.shrink_budget);
     let started = Instant::now();
-    let (p2, shrunk) = shrink(sc, params, e.stats.clone(), budget, cli.max_steps);
+    let (p2, shrunk) = shrink(sc, params, e.stats.clone(), budget, cfg.max_steps);
     row.shrink_seconds = Some(started.elapsed().as_secs_f64());
     let g = shrunk.found.as_ref().expect("shrink keeps a failure");
-    let told = run::replay(sc, Params { full_trace: true, ..p2 }, &g.schedule, cli.max_steps, None);
+    let told = run::replay(sc, Params { full_trace: true, ..p2 }, &g.schedule, cfg.max_steps, None);
     let Some(g) = told.found.as_ref().filter(|t| t.kind == g.kind && t.trace_hash == g.trace_hash) else {
         eprintln!("  shrunk schedule DIVERGED on replay: the model is not deterministic; not written");
         return row;
     };
     let e2 = Explored { stats: shrunk.clone(), chunk_seed: e.chunk_seed, index: e.index };
-    let sfile = failure_file(cli, sc.name, p2, &e2, g, true);
+    let sfile = failure_file(cfg, p2, &e2, g, true);
     match sfile.write(&cli.out) {
         Ok(p) => {
             if tell {
@@ -348,46 +308,47 @@ fn record_failure(
 }
 
 /// Scenarios the command line selects, plus a note for each one skipped.
-fn selected(cli: &Cli, mutant: Option<Mutant>, engine: Engine) -> Vec<&'static Scenario> {
+fn selected(cli: &Cli, cfg: &Config) -> Vec<&'static Scenario> {
     let all: Vec<&'static Scenario> = if !cli.scenario.is_empty() {
         cli.scenario.iter().filter_map(|n| scenarios::find(n)).collect()
-    } else if let Some(m) = mutant {
+    } else if let Some(m) = cfg.world.mutant {
         vec![scenarios::catcher(m)]
     } else {
         CATALOGUE.iter().collect()
     };
     all.into_iter()
         .filter(|s| {
-            let ok = s.supports(engine);
+            let ok = s.supports(cfg.world.engine);
             if !ok {
-                eprintln!("stress: skipping {}: the legacy design cannot put one domain on several SMMUs", s.name);
+                eprintln!(
+                    "stress: skipping {}: the {} design cannot put one domain on several SMMUs",
+                    s.name,
+                    cfg.world.engine.name()
+                );
             }
             ok
         })
         .collect()
 }
 
-fn stress(cli: &Cli, seed: u64) -> i32 {
-    let mutant = cli.mutant.as_deref().and_then(Mutant::from_name);
-    let engine = engine_of(cli.engine());
-    if cli.scheduler == SchedulerKind::Loom || cli.scenario.iter().any(|s| s == LOOM_SCENARIO) {
-        return loom_run(cli, seed, mutant);
+fn stress(cli: &Cli, config: &Config) -> i32 {
+    if config.scheduler == SchedulerKind::Loom || cli.scenario.iter().any(|s| s == LOOM_SCENARIO) {
+        return loom_run(cli, config);
     }
-    let scenarios = selected(cli, mutant, engine);
+    let scenarios = selected(cli, config);
     let total_of = |sc: &Scenario| cli.iterations.unwrap_or(sc.schedules);
     let pb = progress(cli, scenarios.iter().map(|sc| total_of(sc)).sum());
     let deadline = cli.time_budget.map(|s| Instant::now() + Duration::from_secs_f64(s));
     let mut rows = Vec::new();
     for sc in &scenarios {
         pb.set_message(sc.name);
-        let params = params_for(cli, sc, engine, mutant, seed);
-        let e = explore(cli, sc, params, total_of(sc), deadline, &pb);
-        let failure =
-            e.stats.found.is_some().then(|| pb.suspend(|| record_failure(cli, sc.name, Some(sc), params, &e, true)));
-        rows.push(RunRow::new(sc.name, seed, cli, params, &e.stats, failure));
+        let cfg = config.for_scenario(sc);
+        let e = explore(cli, &cfg, total_of(sc), deadline, &pb);
+        let failure = e.stats.found.is_some().then(|| pb.suspend(|| record_failure(cli, &cfg, &e, true)));
+        rows.push(RunRow::new(&cfg, &e.stats, failure));
     }
     pb.finish_and_clear();
-    report::runs(cli, seed, &rows);
+    report::runs(cli.json, config.world.seed, &rows);
     if rows.iter().any(|r| r.failure.is_some()) {
         EXIT_VIOLATION
     } else {
@@ -395,7 +356,9 @@ fn stress(cli: &Cli, seed: u64) -> i32 {
     }
 }
 
-fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
+/// The loom model of the barrier pairing: every C11 execution of it.
+fn loom_run(cli: &Cli, config: &Config) -> i32 {
+    let mutant = config.world.mutant;
     let smp_mb = mutant != Some(Mutant::NoSmpMbInvRange);
     // The default engine's attach side: dma_wmb before the STE/CD.
     let attach = if mutant == Some(Mutant::PublishWithoutBarrier) {
@@ -419,22 +382,15 @@ fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
         found: r.err().map(|p| Found::from_panic(0, run::Recorded::default(), run::panic_message(p.as_ref()))),
         ..RunStats::default()
     };
-    let params = Params {
-        cpus: 3,
-        engine: Engine::Fenced,
-        mutant,
-        seed,
-        fault_ppm: None,
-        atc_inv_disabled: cli.atc_mode().model(),
-        rwlock: None,
-        full_trace: false,
-        stop_at_violation: false,
-        size: None,
-        skip_ops: 0,
+    let cfg = Config {
+        scenario: LOOM_SCENARIO.into(),
+        scheduler: SchedulerKind::Loom,
+        world: Params { cpus: 3, ..config.world },
+        ..config.clone()
     };
     let e = Explored { index: stats.schedules.saturating_sub(1), stats, chunk_seed: 0 };
-    let failure = e.stats.found.is_some().then(|| record_failure(cli, LOOM_SCENARIO, None, params, &e, true));
-    report::runs(cli, seed, &[RunRow::new(LOOM_SCENARIO, seed, cli, params, &e.stats, failure)]);
+    let failure = e.stats.found.is_some().then(|| record_failure(cli, &cfg, &e, true));
+    report::runs(cli.json, cfg.world.seed, &[RunRow::new(&cfg, &e.stats, failure)]);
     if e.stats.found.is_some() {
         EXIT_VIOLATION
     } else {
@@ -442,24 +398,7 @@ fn loom_run(cli: &Cli, seed: u64, mutant: Option<Mutant>) -> i32 {
     }
 }
 
-/// What one scenario runs with under this command line.
-fn params_for(cli: &Cli, sc: &Scenario, engine: Engine, mutant: Option<Mutant>, seed: u64) -> Params {
-    Params {
-        cpus: cli.cpus.map_or(sc.cpus, |c| c as usize),
-        engine,
-        mutant,
-        seed,
-        fault_ppm: cli.fault_ppm(),
-        atc_inv_disabled: cli.atc_mode().model(),
-        rwlock: cli.rwlock.map(RwLockChoice::model),
-        full_trace: false,
-        stop_at_violation: false,
-        size: None,
-        skip_ops: 0,
-    }
-}
-
-fn mutation_score(cli: &Cli, seed: u64, list: &str) -> i32 {
+fn mutation_score(cli: &Cli, config: &Config, list: &str) -> i32 {
     let mutants = cli::mutant_list(list);
     // Without --iterations a mutant gets a fifth of its scenario's default
     // length: 20 000 schedules of a hand-written one, 200 000 of swarm.
@@ -478,11 +417,12 @@ fn mutation_score(cli: &Cli, seed: u64, list: &str) -> i32 {
     let mut rows = Vec::new();
     for (m, sc) in runs {
         pb.set_message(m.name());
-        let params = params_for(cli, sc, Engine::Fenced, Some(m), seed);
+        let world = Params { engine: Engine::Fenced, mutant: Some(m), ..config.world };
+        let cfg = Config { world, ..config.clone() }.for_scenario(sc);
         let deadline = cli.time_budget.map(|s| Instant::now() + Duration::from_secs_f64(s));
-        let e = explore(cli, sc, params, budget(sc), deadline, &pb);
+        let e = explore(cli, &cfg, budget(sc), deadline, &pb);
         let caught = e.stats.found.is_some();
-        let failure = caught.then(|| record_failure(cli, sc.name, Some(sc), params, &e, false));
+        let failure = caught.then(|| record_failure(cli, &cfg, &e, false));
         rows.push(MutantRow {
             name: m.name(),
             scenario: sc.name,
@@ -494,7 +434,7 @@ fn mutation_score(cli: &Cli, seed: u64, list: &str) -> i32 {
         });
     }
     pb.finish_and_clear();
-    report::mutants(cli, &rows);
+    report::mutants(cli.json, &rows);
     if rows.iter().all(|r| r.caught) {
         EXIT_OK
     } else {
@@ -511,32 +451,29 @@ fn replay_file(cli: &Cli, path: &Path) -> i32 {
         Ok(f) => f,
         Err(msg) => return bad(msg),
     };
-    let set = match f.setting() {
-        Ok(s) => s,
-        Err(msg) => return bad(msg),
-    };
-    if let Some(k) = cli.engine.filter(|k| *k != set.engine) {
-        return bad(format!("replay file was recorded with --engine {}, not {}", f.engine, report::name(k)));
+    let w = &f.config.world;
+    if let Some(e) = cli.engine.filter(|e| *e != w.engine) {
+        return bad(format!("replay file was recorded with --engine {}, not {}", w.engine.name(), e.name()));
     }
-    if let Some(m) = cli.atc_inv_disabled.filter(|m| *m != set.atc) {
+    if let Some(m) = cli.atc_inv_disabled.filter(|m| *m != w.atc_inv_disabled) {
         return bad(format!(
             "replay file was recorded with --atc-inv-disabled {}, not {}",
-            f.atc_inv_disabled,
-            report::name(m)
+            w.atc_inv_disabled.name(),
+            m.name()
         ));
     }
-    if cli.rwlock.is_some() && cli.rwlock != set.rwlock {
-        let recorded = f.rwlock.as_deref().unwrap_or("(the scenario's choice)");
-        return bad(format!("replay file was recorded with --rwlock {recorded}, not {}", report::name(cli.rwlock)));
+    if let Some(k) = cli.rwlock.filter(|k| Some(*k) != w.rwlock) {
+        let recorded = w.rwlock.map_or("(the scenario's choice)", |k| k.name());
+        return bad(format!("replay file was recorded with --rwlock {recorded}, not {}", k.name()));
     }
-    if f.scheduler == "loom" {
-        let loom_cli = Cli { scheduler: SchedulerKind::Loom, ..cli.clone() };
-        return loom_run(&loom_cli, f.seed, set.mutant);
+    eprintln!("stress: {}", f.config);
+    if f.config.scheduler == SchedulerKind::Loom {
+        return loom_run(cli, &f.config);
     }
     if let Some(schedule) = &f.schedule {
         eprintln!("stress: replaying {} ({} scheduling steps)", path.display(), schedule.steps);
     }
-    let r = match f.replay(&set, KNOWN.get()) {
+    let r = match f.replay(KNOWN.get()) {
         Ok(r) => r,
         Err(msg) => return bad(msg),
     };
@@ -548,7 +485,7 @@ fn replay_file(cli: &Cli, path: &Path) -> i32 {
             let e = Explored { stats: r.stats.clone(), chunk_seed: f.chunk_seed, index: f.schedule_index };
             let mut row = report::FailureRow::new(g, f.schedule_index, path.display().to_string());
             row.replay_matches = Some(true);
-            report::runs(cli, f.seed, &[RunRow::new(r.sc.name, f.seed, cli, r.params, &e.stats, Some(row))]);
+            report::runs(cli.json, w.seed, &[RunRow::new(&f.config, &e.stats, Some(row))]);
             EXIT_VIOLATION
         }
         Err(msg) => bad(msg),

@@ -1,69 +1,41 @@
 //! The `stress` command line, as specified in DESIGN.md. Every bad input is
 //! turned into one line of text and exit code 2.
 
-use clap::{Parser, ValueEnum};
-use engine::Mutant;
+use crate::config::{Config, ModeKind, SchedulerKind};
+use clap::Parser;
+use engine::{Engine, Mutant};
+use hwmodel::AtcInvDisabled;
+use scenarios::Params;
+use smmu_sync::RwLockKind;
 use std::path::PathBuf;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_VIOLATION: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SchedulerKind {
-    Pct,
-    Random,
-    Dfs,
-    Loom,
+/// A value parser for a model enum named by `name`, listing `names`.
+fn named<T: Clone + Send + Sync + 'static>(
+    names: impl IntoIterator<Item = &'static str>,
+    from: fn(&str) -> Option<T>,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names).map(move |s: String| from(&s).expect("a listed name"))
 }
 
-/// `fenced`: the project's proposal (the series with its later fixes and
-/// ATS turned off only after the old entries are fenced); `v9`: seed 001's
-/// patches as written; `legacy`: the pre-series design.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum EngineKind {
-    Fenced,
-    V9,
-    Legacy,
+fn engine_parser() -> impl clap::builder::TypedValueParser<Value = Engine> {
+    named(Engine::ALL.map(Engine::name), Engine::from_name)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum AtcMode {
-    Error,
-    Complete,
-    Timeout,
+fn atc_parser() -> impl clap::builder::TypedValueParser<Value = AtcInvDisabled> {
+    named(AtcInvDisabled::ALL.map(AtcInvDisabled::name), AtcInvDisabled::from_name)
 }
 
-impl AtcMode {
-    pub fn model(self) -> hwmodel::AtcInvDisabled {
-        match self {
-            AtcMode::Error => hwmodel::AtcInvDisabled::Error,
-            AtcMode::Complete => hwmodel::AtcInvDisabled::Complete,
-            AtcMode::Timeout => hwmodel::AtcInvDisabled::Timeout,
-        }
-    }
+fn rwlock_parser() -> impl clap::builder::TypedValueParser<Value = RwLockKind> {
+    named(RwLockKind::ALL.map(RwLockKind::name), RwLockKind::from_name)
 }
 
-/// The kernel rwlock's rule for a reader behind a waiting writer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum RwLockChoice {
-    Queued,
-    Fair,
-}
-
-impl RwLockChoice {
-    pub fn model(self) -> smmu_sync::RwLockKind {
-        match self {
-            RwLockChoice::Queued => smmu_sync::RwLockKind::Queued,
-            RwLockChoice::Fair => smmu_sync::RwLockKind::Fair,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ModeKind {
-    Model,
-    Threads,
+fn parse_mutant(s: &str) -> Result<Mutant, String> {
+    Mutant::from_name(s).ok_or_else(|| format!("unknown mutant {s:?} (see --list)"))
 }
 
 /// One shard of the seed space: this run takes every seed index `i` with
@@ -106,25 +78,25 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub cpus: Option<u32>,
     /// fenced (default): the project's proposal | v9: seed 001 as written |
-    /// legacy: the pre-series design
-    #[arg(long, value_enum, value_name = "KIND")]
-    pub engine: Option<EngineKind>,
+    /// legacy: the kernel before the series
+    #[arg(long, value_name = "KIND", value_parser = engine_parser())]
+    pub engine: Option<Engine>,
     /// What an endpoint does with an ATC_INV that raced its ATS disable:
     /// error (default: a violation) | complete (harmless) | timeout (the
     /// CMD_SYNC reports CERROR_ATC_INV_SYNC)
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub atc_inv_disabled: Option<AtcMode>,
+    #[arg(long, value_name = "MODE", value_parser = atc_parser())]
+    pub atc_inv_disabled: Option<AtcInvDisabled>,
     /// The kernel rwlock: queued (qrwlock: a reader in interrupt context
     /// passes a waiting writer) | fair (every reader waits behind one).
     /// Default: the swarm draws one per schedule, irq-unmap runs fair, the
     /// other scenarios queued
-    #[arg(long, value_enum, value_name = "KIND")]
-    pub rwlock: Option<RwLockChoice>,
+    #[arg(long, value_name = "KIND", value_parser = rwlock_parser())]
+    pub rwlock: Option<RwLockKind>,
     #[arg(long, value_enum, default_value_t = ModeKind::Model)]
     pub mode: ModeKind,
     /// Inject one catalogued bug
-    #[arg(long, value_name = "NAME", conflicts_with = "mutants")]
-    pub mutant: Option<String>,
+    #[arg(long, value_name = "NAME", conflicts_with = "mutants", value_parser = parse_mutant)]
+    pub mutant: Option<Mutant>,
     /// Mutation score table over all|A,B,...; exit 0 only if every one is caught
     #[arg(long, value_name = "LIST")]
     pub mutants: Option<String>,
@@ -199,9 +171,6 @@ fn validate(cli: &Cli) -> Result<(), String> {
     if let Some(name) = cli.scenario.iter().find(|n| scenarios::find(n).is_none() && *n != "barrier-pairing") {
         return Err(format!("unknown scenario {name:?} (see --list)"));
     }
-    if let Some(m) = cli.mutant.as_deref().filter(|m| Mutant::from_name(m).is_none()) {
-        return Err(format!("unknown mutant {m:?} (see --list)"));
-    }
     if let Some(list) = cli.mutants.as_deref().filter(|m| *m != "all") {
         if let Some(bad) = list.split(',').find(|m| Mutant::from_name(m).is_none()) {
             return Err(format!("unknown mutant {bad:?} in --mutants (see --list)"));
@@ -218,13 +187,13 @@ fn validate(cli: &Cli) -> Result<(), String> {
         return Err(format!("--scheduler {s} explores the model's schedules; --mode threads has none to explore"));
     }
     if cli.scheduler == SchedulerKind::Loom {
-        if cli.engine.is_some_and(|e| e != EngineKind::Fenced) {
+        if cli.engine.is_some_and(|e| e != Engine::Fenced) {
             return Err("the loom model is the default engine's barrier pairing; it has no other --engine".into());
         }
         if cli.mutants.is_some() {
             return Err("--mutants runs each mutant's scenario; it cannot run under --scheduler loom".into());
         }
-        if let Some(m) = cli.mutant.as_deref().and_then(Mutant::from_name).filter(|m| !LOOM_MUTANTS.contains(m)) {
+        if let Some(m) = cli.mutant.filter(|m| !LOOM_MUTANTS.contains(m)) {
             return Err(format!("the loom model has no switch for mutant {:?}", m.name()));
         }
     }
@@ -241,12 +210,29 @@ fn validate(cli: &Cli) -> Result<(), String> {
 }
 
 impl Cli {
-    pub fn engine(&self) -> EngineKind {
-        self.engine.unwrap_or(EngineKind::Fenced)
-    }
-
-    pub fn atc_mode(&self) -> AtcMode {
-        self.atc_inv_disabled.unwrap_or(AtcMode::Error)
+    /// The run's configuration: what this command line asks for, with
+    /// `seed` as its base seed.
+    pub fn config(&self, seed: u64) -> Config {
+        Config {
+            scenario: self.scenario.join(","),
+            scheduler: self.scheduler,
+            depth: self.depth,
+            mode: self.mode,
+            max_steps: self.max_steps,
+            world: Params {
+                cpus: self.cpus.map_or(0, |c| c as usize),
+                engine: self.engine.unwrap_or_default(),
+                mutant: self.mutant,
+                seed,
+                fault_ppm: self.fault_ppm(),
+                atc_inv_disabled: self.atc_inv_disabled.unwrap_or_default(),
+                rwlock: self.rwlock,
+                full_trace: false,
+                stop_at_violation: false,
+                size: None,
+                skip_ops: 0,
+            },
+        }
     }
 
     /// Worker threads: `--jobs`, or one per core.

@@ -1,40 +1,26 @@
 //! Failure files: everything needed to re-run a failure exactly, written
 //! before the process exits.
 
-use crate::cli::{AtcMode, EngineKind, RwLockChoice};
+use crate::config::Config;
 use crate::known::Known;
 use crate::run::{self, Found, Recorded, RunStats};
-use engine::Mutant;
+use hwmodel::Odds;
 use scenarios::{Params, Scenario};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub const FORMAT: u32 = 5;
+pub const FORMAT: u32 = 6;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailureFile {
     pub format: u32,
     /// The stress version that wrote it; replays need the same model.
     pub version: String,
-    pub scenario: String,
-    /// The run's base seed, and the seed of the chunk the failure was in.
-    pub seed: u64,
+    /// The run's configuration for this scenario, with the PCT depth of
+    /// the chunk the failure was in, and what a shrinker narrowed.
+    pub config: Config,
+    /// The seed of the chunk the failure was in.
     pub chunk_seed: u64,
-    pub scheduler: String,
-    pub engine: String,
-    /// `--atc-inv-disabled`: what an endpoint does with a racing ATC_INV.
-    pub atc_inv_disabled: String,
-    /// `--rwlock`, if the run set one (else the scenario chose, from the
-    /// schedule's own choices).
-    pub rwlock: Option<String>,
-    pub mode: String,
-    pub mutant: Option<String>,
-    pub cpus: usize,
-    /// `--fault-rate` in parts per million, if the run set one.
-    pub fault_ppm: Option<u32>,
-    /// `--max-steps`, if the run set one.
-    pub max_steps: Option<u64>,
-    pub depth: usize,
     pub schedule_index: u64,
     pub kind: String,
     pub explanation: String,
@@ -43,14 +29,9 @@ pub struct FailureFile {
     /// Context switches that left a runnable task, for comparing shrinks.
     pub preemptions: usize,
     pub shrunk: bool,
-    /// The replay ends at the first violation (a shrunk schedule: nothing
-    /// after it is part of the story).
-    pub stops_at_violation: bool,
-    /// The cap a shrinker put on the scenario's loops, if any.
-    pub size: Option<usize>,
-    /// The generated operations a shrinker removed (`Params::skip_ops`).
-    #[serde(default)]
-    pub skip_ops: u64,
+    /// The odds the failing schedule's world ran with, as it set or drew
+    /// them (none for a failure that ended its thread, such as a livelock).
+    pub odds: Option<Odds>,
     /// The schedule: data seed and every decision. Absent for failures on
     /// real threads, which cannot be replayed.
     pub schedule: Option<Recorded>,
@@ -64,9 +45,11 @@ impl FailureFile {
     /// Write under `dir`; returns the path.
     pub fn write(&self, dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(dir)?;
-        let tag = self.mutant.as_deref().unwrap_or(&self.engine);
+        let c = &self.config;
+        let tag = c.world.mutant.map_or(c.world.engine.name(), |m| m.name());
         let shrunk = if self.shrunk { "-shrunk" } else { "" };
-        let path = dir.join(format!("{}-{tag}-{}-{}{shrunk}.json", self.scenario, self.seed, self.schedule_index));
+        let name = format!("{}-{tag}-{}-{}{shrunk}.json", c.scenario, c.world.seed, self.schedule_index);
+        let path = dir.join(name);
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(&path, text)?;
         Ok(path)
@@ -89,10 +72,15 @@ impl FailureFile {
 
     /// Parse and check the text of a replay file read from `origin`.
     pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
-        let f: FailureFile = serde_json::from_str(text).map_err(|e| format!("corrupt replay file {origin}: {e}"))?;
-        if f.format != FORMAT {
-            return Err(format!("replay file {origin} has format {}, this stress reads {FORMAT}", f.format));
+        #[derive(Deserialize)]
+        struct Head {
+            format: u32,
         }
+        let head: Head = serde_json::from_str(text).map_err(|e| format!("corrupt replay file {origin}: {e}"))?;
+        if head.format != FORMAT {
+            return Err(format!("replay file {origin} has format {}, this stress reads {FORMAT}", head.format));
+        }
+        let f: FailureFile = serde_json::from_str(text).map_err(|e| format!("corrupt replay file {origin}: {e}"))?;
         if f.version != env!("CARGO_PKG_VERSION") {
             return Err(format!(
                 "replay file {origin} was written by stress {}, this is {}",
@@ -100,63 +88,30 @@ impl FailureFile {
                 env!("CARGO_PKG_VERSION")
             ));
         }
+        f.config.scenario().map_err(|e| format!("replay file {origin} names an {e}"))?;
         Ok(f)
     }
 
-    /// The engine, endpoint mode, rwlock and mutant it was recorded with.
-    pub fn setting(&self) -> Result<Setting, String> {
-        let mutant = match self.mutant.as_deref() {
-            Some(m) => Some(Mutant::from_name(m).ok_or_else(|| format!("replay file names unknown mutant {m:?}"))?),
-            None => None,
-        };
-        let engine = <EngineKind as clap::ValueEnum>::from_str(&self.engine, false)
-            .map_err(|_| format!("replay file names unknown engine {:?}", self.engine))?;
-        let atc = <AtcMode as clap::ValueEnum>::from_str(&self.atc_inv_disabled, false)
-            .map_err(|_| format!("replay file names unknown --atc-inv-disabled mode {:?}", self.atc_inv_disabled))?;
-        let rwlock = match self.rwlock.as_deref() {
-            Some(k) => Some(
-                <RwLockChoice as clap::ValueEnum>::from_str(k, false)
-                    .map_err(|_| format!("replay file names unknown --rwlock kind {k:?}"))?,
-            ),
-            None => None,
-        };
-        Ok(Setting { engine, atc, rwlock, mutant })
+    /// The scenario and parameters a replay runs with: every event kept,
+    /// stopping where it stopped.
+    pub fn replay_params(&self) -> Result<(&'static Scenario, Params), String> {
+        let sc = self.config.scenario()?;
+        Ok((sc, Params { full_trace: true, ..self.config.world }))
     }
 
-    /// The scenario and parameters a replay of it runs with: every event
-    /// kept, stopping where it stopped.
-    pub fn replay_params(&self, s: &Setting) -> Result<(&'static Scenario, Params), String> {
-        let sc = scenarios::find(&self.scenario)
-            .ok_or_else(|| format!("replay file names unknown scenario {:?}", self.scenario))?;
-        let params = Params {
-            cpus: self.cpus,
-            engine: crate::app::engine_of(s.engine),
-            mutant: s.mutant,
-            seed: self.seed,
-            fault_ppm: self.fault_ppm,
-            atc_inv_disabled: s.atc.model(),
-            rwlock: s.rwlock.map(RwLockChoice::model),
-            full_trace: true,
-            stop_at_violation: self.stops_at_violation,
-            size: self.size,
-            skip_ops: self.skip_ops,
-        };
-        Ok((sc, params))
-    }
-}
-
-impl FailureFile {
-    /// Run the recorded schedule once under its own setting, with every
-    /// event kept. `known` findings are counted instead of reported.
-    pub fn replay(&self, set: &Setting, known: Option<&'static Known>) -> Result<Replayed, String> {
-        let (sc, params) = self.replay_params(set)?;
+    /// Run the recorded schedule once under its own configuration, with
+    /// every event kept. `known` findings are counted instead of reported.
+    pub fn replay(&self, known: Option<&'static Known>) -> Result<Replayed, String> {
+        let (sc, params) = self.replay_params()?;
         let Some(schedule) = &self.schedule else {
             return Err(format!(
                 "{} failed on real threads ({} mode): rerun it with --mode threads --seed {}",
-                self.scenario, self.mode, self.seed
+                self.config.scenario,
+                self.config.mode.name(),
+                self.config.world.seed
             ));
         };
-        let stats = run::replay(sc, params, schedule, self.max_steps, known);
+        let stats = run::replay(sc, params, schedule, self.config.max_steps, known);
         Ok(Replayed { sc, params, stats })
     }
 
@@ -169,7 +124,7 @@ impl FailureFile {
                 "replay diverged: got {} with trace hash {:#x}, the file has {} with {:#x}",
                 g.kind, g.trace_hash, self.kind, self.trace_hash
             )),
-            None => Err(format!("replay did not reproduce the {} in {}", self.kind, self.scenario)),
+            None => Err(format!("replay did not reproduce the {} in {}", self.kind, self.config.scenario)),
         }
     }
 }
@@ -179,12 +134,4 @@ pub struct Replayed {
     pub sc: &'static Scenario,
     pub params: Params,
     pub stats: RunStats,
-}
-
-/// What a failure file was recorded under.
-pub struct Setting {
-    pub engine: EngineKind,
-    pub atc: AtcMode,
-    pub rwlock: Option<RwLockChoice>,
-    pub mutant: Option<Mutant>,
 }

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod failure;
 pub mod known;
 pub mod picture;

@@ -1,15 +1,9 @@
 //! Reports: a table for people, and the JSON contract of DESIGN.md.
 
-use crate::cli::Cli;
+use crate::config::Config;
 use crate::run::{Found, RunStats};
-use scenarios::Params;
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// How a scheduler, engine or mode is named in files and JSON.
-pub fn name<T: std::fmt::Debug>(v: T) -> String {
-    format!("{v:?}").to_lowercase()
-}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FailureRow {
@@ -53,16 +47,10 @@ impl FailureRow {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RunRow {
-    pub scenario: String,
-    pub seed: u64,
-    pub scheduler: String,
-    pub engine: String,
-    pub atc_inv_disabled: String,
-    /// `--rwlock`; `null` when each scenario chose.
-    pub rwlock: Option<String>,
-    pub mode: String,
-    pub mutant: Option<String>,
-    pub cpus: usize,
+    /// The run's configuration for this scenario (`rwlock` and `fault_ppm`
+    /// null where the scenario chose).
+    #[serde(flatten)]
+    pub config: Config,
     pub schedules: u64,
     pub steps: u64,
     pub seconds: f64,
@@ -99,18 +87,11 @@ pub struct PctGuarantee {
 const GUARANTEE_DEPTH: usize = 3;
 
 impl RunRow {
-    pub fn new(scenario: &str, seed: u64, cli: &Cli, p: Params, s: &RunStats, failure: Option<FailureRow>) -> Self {
+    pub fn new(config: &Config, s: &RunStats, failure: Option<FailureRow>) -> Self {
         let secs = s.elapsed.as_secs_f64().max(1e-9);
+        let engine = config.world.engine;
         Self {
-            scenario: scenario.into(),
-            seed,
-            scheduler: name(cli.scheduler),
-            engine: name(p.engine),
-            atc_inv_disabled: name(p.atc_inv_disabled),
-            rwlock: p.rwlock.map(|k| k.name().to_string()),
-            mode: name(cli.mode),
-            mutant: p.mutant.map(|m| m.name().into()),
-            cpus: p.cpus,
+            config: config.clone(),
             schedules: s.schedules,
             steps: s.steps,
             seconds: s.elapsed.as_secs_f64(),
@@ -119,7 +100,7 @@ impl RunRow {
             violations: u64::from(failure.is_some()),
             trace_hash: s.trace_hash,
             stale_ages: s.stale_ages.clone(),
-            coverage: s.coverage.iter().filter(|(g, _)| p.engine.can_reach(*g)).map(|(g, n)| (g.name(), n)).collect(),
+            coverage: s.coverage.iter().filter(|(g, _)| engine.can_reach(*g)).map(|(g, n)| (g.name(), n)).collect(),
             pct: s.pct_miss(GUARANTEE_DEPTH).map(|miss| PctGuarantee {
                 depth: GUARANTEE_DEPTH,
                 schedules: s.pct_runs(GUARANTEE_DEPTH),
@@ -150,8 +131,8 @@ pub struct MutantRow {
 }
 
 /// Human text goes to stdout, or to stderr when stdout carries JSON.
-fn say(cli: &Cli, text: &str) {
-    if cli.json {
+fn say(json: bool, text: &str) {
+    if json {
         eprint!("{text}");
     } else {
         print!("{text}");
@@ -165,7 +146,7 @@ fn ages(a: &BTreeMap<u64, u64>) -> String {
     a.iter().map(|(age, n)| format!("{age}:{n}")).collect::<Vec<_>>().join(" ")
 }
 
-pub fn runs(cli: &Cli, seed: u64, rows: &[RunRow]) {
+pub fn runs(json: bool, seed: u64, rows: &[RunRow]) {
     let mut t = format!(
         "{:<18} {:>9} {:>10} {:>12} {:>6} {:>8} {:>10}  {}\n",
         "scenario", "schedules", "sched/s", "steps/s", "goals", "viol", "seconds", "stale ages (syncs:hits)"
@@ -173,7 +154,7 @@ pub fn runs(cli: &Cli, seed: u64, rows: &[RunRow]) {
     for r in rows {
         t.push_str(&format!(
             "{:<18} {:>9} {:>10.0} {:>12.0} {:>6} {:>8} {:>10.2}  {}\n",
-            r.scenario,
+            r.config.scenario,
             r.schedules,
             r.schedules_per_sec,
             r.steps_per_sec,
@@ -183,36 +164,38 @@ pub fn runs(cli: &Cli, seed: u64, rows: &[RunRow]) {
             ages(&r.stale_ages)
         ));
     }
-    for r in rows.iter().filter(|r| r.scenario == "swarm") {
+    // Goals a run never reached say the generator missed them; one
+    // schedule (a replay) says nothing of the kind.
+    for r in rows.iter().filter(|r| r.config.scenario == "swarm" && r.schedules > 1) {
         let missed: Vec<&str> = r.coverage.iter().filter(|(_, n)| **n == 0).map(|(g, _)| *g).collect();
         if !missed.is_empty() {
-            t.push_str(&format!("{}: goals never reached: {}\n", r.scenario, missed.join(", ")));
+            t.push_str(&format!("{}: goals never reached: {}\n", r.config.scenario, missed.join(", ")));
         }
     }
     // One line per run when few ran; the generator's alone in a full run.
-    for r in rows.iter().filter(|r| rows.len() <= 2 || r.scenario == "swarm") {
+    for r in rows.iter().filter(|r| rows.len() <= 2 || r.config.scenario == "swarm") {
         if let Some(p) = &r.pct {
             t.push_str(&format!(
                 "{}: after {} PCT schedules of depth {} or more ({} threads, up to {} steps each) a depth-{} bug is \
                  missed with probability at most {:.4}\n",
-                r.scenario, p.schedules, p.depth, p.threads, p.steps, p.depth, p.miss
+                r.config.scenario, p.schedules, p.depth, p.threads, p.steps, p.depth, p.miss
             ));
         }
     }
     for r in rows.iter().filter(|r| !r.known.is_empty()) {
         let seen: Vec<String> = r.known.iter().map(|(id, n)| format!("{id} ({n})")).collect();
-        t.push_str(&format!("{}: known findings seen: {}\n", r.scenario, seen.join(", ")));
+        t.push_str(&format!("{}: known findings seen: {}\n", r.config.scenario, seen.join(", ")));
     }
     let violations: u64 = rows.iter().map(|r| r.violations).sum();
     t.push_str(&format!("seed {seed}: {} scenarios, {violations} violations\n", rows.len()));
-    say(cli, &t);
-    if cli.json {
+    say(json, &t);
+    if json {
         let v = serde_json::json!({ "seed": seed, "runs": rows, "violations": violations });
         println!("{v}");
     }
 }
 
-pub fn mutants(cli: &Cli, rows: &[MutantRow]) {
+pub fn mutants(json: bool, rows: &[MutantRow]) {
     let mut t = format!(
         "{:<34} {:<18} {:>7} {:>10} {:>8}  {:<22} {:>13} {:>11}\n",
         "mutant", "scenario", "caught", "schedules", "seconds", "as", "preemptions", "steps"
@@ -237,8 +220,8 @@ pub fn mutants(cli: &Cli, rows: &[MutantRow]) {
     }
     let caught = rows.iter().filter(|r| r.caught).count();
     t.push_str(&format!("{caught}/{} mutants caught\n", rows.len()));
-    say(cli, &t);
-    if cli.json {
+    say(json, &t);
+    if json {
         let v = serde_json::json!({ "mutants": rows, "caught": caught, "total": rows.len() });
         println!("{v}");
     }

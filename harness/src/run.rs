@@ -2,7 +2,7 @@
 //! every decision recorded so a failure can be replayed exactly, or real OS
 //! threads.
 
-use crate::cli::SchedulerKind;
+use crate::config::SchedulerKind;
 use crate::known::Known;
 use hwmodel::Coverage;
 use scenarios::{Outcome, Params, Scenario};
@@ -198,6 +198,8 @@ pub struct Found {
     pub detail: String,
     pub trace: Vec<crate::trace::Line>,
     pub trace_hash: u64,
+    /// The odds its world ran with, when the oracle's verdict says.
+    pub odds: Option<hwmodel::Odds>,
 }
 
 impl Found {
@@ -216,6 +218,7 @@ impl Found {
             detail: v.detail.clone(),
             trace: v.trace.iter().map(crate::trace::Line::of).collect(),
             trace_hash: v.hash,
+            odds: Some(v.odds),
         }
     }
 
@@ -241,6 +244,7 @@ impl Found {
             trace_hash: fnv(msg.as_bytes()),
             detail: msg,
             trace: Vec::new(),
+            odds: None,
         }
     }
 }
@@ -332,7 +336,8 @@ struct Shared {
 }
 
 /// Wraps a scheduler and writes down every decision it makes that the
-/// default would not have, and every data choice.
+/// default would not have, and every data choice. A failure report
+/// (`smmu_sync::die`) ends its execution at the next decision.
 struct Recorder<S> {
     inner: S,
     shared: Arc<Mutex<Shared>>,
@@ -340,6 +345,37 @@ struct Recorder<S> {
     /// The default the schedule is written against (`Recorded::prefer`,
     /// `Recorded::starve`).
     policy: (Option<usize>, u64),
+    /// Findings to count and explore past.
+    known: Option<&'static Known>,
+}
+
+impl<S> Recorder<S> {
+    /// The execution ended in `report` (a verdict, a livelock or a
+    /// deadlock): a known finding is counted and exploration goes on;
+    /// anything else is the run's failure, and the run stops.
+    fn conclude(&self, report: Box<dyn std::any::Any + Send>) {
+        let mut s = self.shared.lock();
+        let index = s.stats.schedules;
+        s.stats.schedules += 1;
+        // Its decisions so far (shuttle's own count is out of reach while
+        // it asks the scheduler).
+        let steps = s.current.steps;
+        s.stats.steps += steps;
+        s.stats.max_steps = s.stats.max_steps.max(steps);
+        s.stats.max_threads = s.stats.max_threads.max(s.top_task + 1);
+        let found = match report.downcast_ref::<hwmodel::Violation>() {
+            Some(v) => Found::from_violation(index, s.current.clone(), v),
+            None => Found::from_panic(index, s.current.clone(), panic_message(report.as_ref())),
+        };
+        s.stats.fold_trace(found.trace_hash);
+        match self.known.and_then(|k| k.matches(&found.kind, &found.detail)) {
+            Some(id) if s.stats.found.is_none() => *s.stats.known.entry(id.to_string()).or_default() += 1,
+            _ => {
+                s.stats.found.get_or_insert(found);
+                s.stop = true;
+            }
+        }
+    }
 }
 
 impl<S: Scheduler> Scheduler for Recorder<S> {
@@ -359,11 +395,13 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
     }
 
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
-        let t = self.inner.next_task(runnable, current, yielding)?;
         if smmu_sync::fired() {
-            // Teardown after the failure: not part of the schedule.
-            return Some(t);
+            if let Some(report) = smmu_sync::take_failure() {
+                self.conclude(report);
+            }
+            return None;
         }
+        let t = self.inner.next_task(runnable, current, yielding)?;
         let after = self.progress.decide(current);
         self.progress.running = t.into();
         let mut sh = self.shared.lock();
@@ -434,29 +472,14 @@ fn bounds(max_steps: Option<u64>) -> Bounds {
 /// Explore `plan.schedules` schedules of `sc` (stopping at the first
 /// failure or the deadline) under shuttle.
 pub fn explore(sc: &'static Scenario, params: Params, plan: Plan) -> RunStats {
-    // A known finding that panics ends shuttle's run; the exploration goes
-    // on under a scheduler seeded anew from the restart count.
-    let mut r = RunStats::default();
     let start = Instant::now();
-    for restart in 0u64.. {
-        let left = (plan.schedules - r.schedules) as usize;
-        let seed = plan.seed.wrapping_add(restart.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let (chunk, known_panic) = match plan.scheduler {
-            SchedulerKind::Pct => drive(sc, params, PctScheduler::new_from_seed(seed, plan.depth, left), &plan),
-            SchedulerKind::Random => drive(sc, params, RandomScheduler::new_from_seed(seed, left), &plan),
-            SchedulerKind::Dfs => drive(sc, params, DfsScheduler::new(Some(left), true), &plan),
-            SchedulerKind::Loom => unreachable!("loom runs its own model"),
-        };
-        r.absorb(&chunk);
-        if let Some(mut f) = chunk.found {
-            f.index += r.schedules - chunk.schedules;
-            r.found = Some(f);
-        }
-        let more = plan.scheduler != SchedulerKind::Dfs && r.schedules < plan.schedules;
-        if r.found.is_some() || !known_panic || !more || plan.deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-    }
+    let n = plan.schedules as usize;
+    let mut r = match plan.scheduler {
+        SchedulerKind::Pct => drive(sc, params, PctScheduler::new_from_seed(plan.seed, plan.depth, n), &plan),
+        SchedulerKind::Random => drive(sc, params, RandomScheduler::new_from_seed(plan.seed, n), &plan),
+        SchedulerKind::Dfs => drive(sc, params, DfsScheduler::new(Some(n), true), &plan),
+        SchedulerKind::Loom => unreachable!("loom runs its own model"),
+    };
     if plan.scheduler == SchedulerKind::Pct {
         r.pct_schedules.insert(plan.depth, r.schedules);
     }
@@ -479,7 +502,7 @@ pub fn replay(
     known: Option<&'static Known>,
 ) -> RunStats {
     let policy = (schedule.prefer, schedule.starve);
-    drive(sc, params, Follow::new(schedule.clone()), &once(max_steps, known, policy)).0
+    drive(sc, params, Follow::new(schedule.clone()), &once(max_steps, known, policy))
 }
 
 /// Run exactly `schedule` once, stopping at nothing but its end: what a
@@ -488,9 +511,8 @@ pub fn follow(sc: &'static Scenario, params: Params, schedule: &Recorded, max_st
     replay(sc, params, schedule, max_steps, None)
 }
 
-/// Run shuttle until it stops; also says whether it stopped at a panic that
-/// is a known finding (counted, not reported).
-fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S, plan: &Plan) -> (RunStats, bool) {
+/// Run shuttle until it stops.
+fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S, plan: &Plan) -> RunStats {
     let (deadline, max_steps, known) = (plan.deadline, plan.max_steps, plan.known);
     let shared = Arc::new(Mutex::new(Shared::default()));
     let mut config = Config::new();
@@ -498,10 +520,9 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
     config.silence_warnings = true;
     config.max_steps = MaxSteps::FailAfter(MAX_STEPS);
     config.max_time = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    let runner = Runner::new(
-        Recorder { inner, shared: shared.clone(), progress: Progress::default(), policy: plan.policy },
-        config,
-    );
+    let recorder =
+        Recorder { inner, shared: shared.clone(), progress: Progress::default(), policy: plan.policy, known };
+    let runner = Runner::new(recorder, config);
     let body = {
         let shared = shared.clone();
         move || {
@@ -535,36 +556,26 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
     };
     let start = Instant::now();
     QUIET_PANICS.with(|q| q.set(true));
+    // A report ends its execution without a panic (`Recorder::conclude`);
+    // what unwinds to here is a bug of the model or shuttle's own bounds.
     let r = catch_unwind(AssertUnwindSafe(|| runner.run(body)));
     QUIET_PANICS.with(|q| q.set(false));
     let mut s = shared.lock();
     // The recorder stops after a failure, so the last schedule it wrote down
-    // is the failing one, now complete with shuttle's teardown decisions.
+    // is the failing one, complete with the decisions after its body.
     let last = s.current.clone();
     if let Some(f) = s.stats.found.as_mut() {
         f.schedule = last;
     }
-    let mut known_panic = false;
     if let Err(p) = r {
         let index = s.stats.schedules;
         s.stats.schedules += 1;
         s.stats.max_threads = s.stats.max_threads.max(s.top_task + 1);
-        let found = match p.downcast_ref::<hwmodel::Violation>() {
-            Some(v) => Found::from_violation(index, s.current.clone(), v),
-            None => Found::from_panic(index, s.current.clone(), panic_message(p.as_ref())),
-        };
-        match known.and_then(|k| k.matches(&found.kind, &found.detail)) {
-            Some(id) if s.stats.found.is_none() => {
-                *s.stats.known.entry(id.to_string()).or_default() += 1;
-                known_panic = true;
-            }
-            _ => {
-                s.stats.found.get_or_insert(found);
-            }
-        }
+        let found = Found::from_panic(index, s.current.clone(), panic_message(p.as_ref()));
+        s.stats.found.get_or_insert(found);
     }
     s.stats.elapsed = start.elapsed();
-    (std::mem::take(&mut s.stats), known_panic)
+    std::mem::take(&mut s.stats)
 }
 
 /// Run `sc` `n` times on real OS threads: no schedule control and nothing to

@@ -47,7 +47,7 @@ impl Shrinker {
             r
         } else {
             let plan = run::Plan {
-                scheduler: crate::cli::SchedulerKind::Pct,
+                scheduler: crate::config::SchedulerKind::Pct,
                 seed: p.seed,
                 schedules: 2000,
                 depth: 3,

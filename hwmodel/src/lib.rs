@@ -6,24 +6,25 @@
 
 pub mod cmd;
 pub mod coverage;
+pub mod iopgtable;
 pub mod machine;
 pub mod mem;
+pub mod odds;
 pub mod oracle;
 pub mod pgtable;
 pub mod smmu;
+pub mod types;
 
 pub use cmd::{Cmd, Opcode, Range, SmmuId};
 pub use coverage::{Coverage, Goal};
 pub use machine::{AtcInvDisabled, Endpoint, Machine};
-pub use mem::{Addr, CpuId, Memory};
-pub use oracle::{Actor, Allowed, Cache, Event, Oracle, Source, Step, Translation, Violation, ViolationKind, Word};
-pub use pgtable::{Level, PageTable, PtError, Walked, BLOCK, IOVA_SPACE, PAGE};
+pub use iopgtable::{PageTable, PtError};
+pub use mem::Memory;
+pub use odds::Odds;
+pub use oracle::{Oracle, Violation, ViolationKind};
+pub use pgtable::Walked;
+pub use types::{
+    Actor, Addr, Allowed, Cache, CpuId, DomainId, EndpointId, Event, Level, Source, Step, Translation, Word, BLOCK,
+    IOVA_SPACE, PAGE,
+};
 pub use smmu::{Cd, Features, Smmu, Ste, TlbKind, TlbTag, WalkEntry};
-
-/// A domain (one IO page table and its invalidation tags), by number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DomainId(pub u32);
-
-/// An endpoint in the machine, by index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EndpointId(pub usize);

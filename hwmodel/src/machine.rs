@@ -3,11 +3,12 @@
 
 use crate::cmd::{Cmd, Opcode, SmmuId};
 use crate::coverage::Goal;
-use crate::mem::{Addr, CpuId, Memory};
-use crate::oracle::{Actor, Cache, Event, Oracle, Source, Translation, ViolationKind, Word};
-use crate::pgtable::{s2_translate, walk, walk_nested, walk_table, Level, PAGE};
+use crate::mem::Memory;
+use crate::odds::Odds;
+use crate::oracle::{Oracle, ViolationKind};
+use crate::pgtable::{s2_translate, walk, walk_nested, walk_table};
 use crate::smmu::{Cd, Features, Queued, Smmu, Ste, TlbEntry, TlbKind, TlbTag, WalkEntry};
-use crate::{DomainId, EndpointId};
+use crate::types::{Actor, Addr, Cache, CpuId, DomainId, EndpointId, Event, Level, Source, Translation, Word, PAGE};
 use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::{plain, random_below, schedule_point, yield_now};
 use std::sync::atomic::Ordering::Relaxed;
@@ -21,7 +22,8 @@ const FIRST_FRAME: u64 = 1 << 32;
 /// disable; what follows depends on the device and the SMMU, so it is a
 /// parameter of the model. An ATC_INV sent after the disable is answered
 /// (upstream's attach_commit sends one on purpose).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AtcInvDisabled {
     /// Reported as the violation `atc-inv-ats-disabled`.
     #[default]
@@ -35,17 +37,22 @@ pub enum AtcInvDisabled {
     Timeout,
 }
 
-/// After an invalidation removes a translation, one time in this many the
-/// hardware fetches it again at once: the endpoint whose DMA stream still
-/// uses the buffer sends a translation request, or the SMMU walks
-/// speculatively through configuration it has cached. Both are allowed at
-/// any time; doing it right after the invalidation is where the order of
-/// invalidations and page-table writes shows.
-const REFETCH_ODDS: u64 = 2;
+impl AtcInvDisabled {
+    pub const ALL: [AtcInvDisabled; 3] = [AtcInvDisabled::Error, AtcInvDisabled::Complete, AtcInvDisabled::Timeout];
 
-/// One translation in this many starts with the stream's cached STE and
-/// CDs evicted (what the hardware may do at any time).
-const CFG_EVICT_ODDS: u64 = 8;
+    /// The name `stress --atc-inv-disabled` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            AtcInvDisabled::Error => "error",
+            AtcInvDisabled::Complete => "complete",
+            AtcInvDisabled::Timeout => "timeout",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct AtcEntry {
@@ -113,10 +120,9 @@ pub struct Machine {
     /// Commands submitted while `count_only`; for timing the driver alone.
     counted: plain::AtomicU64,
     count_only: bool,
-    /// Whether hardware refetches right after invalidations and evicts
-    /// cached configuration on its own (see `REFETCH_ODDS`,
-    /// `CFG_EVICT_ODDS`); off only for tests of exact command effects.
-    refetch: bool,
+    /// How often the hardware refetches right after invalidations and
+    /// evicts cached configuration on its own (`Odds`).
+    odds: Odds,
     atc_inv_disabled: AtcInvDisabled,
 }
 
@@ -139,7 +145,7 @@ impl Machine {
             cds: Default::default(),
             counted: Default::default(),
             count_only: false,
-            refetch: true,
+            odds: Odds::DEFAULT,
             atc_inv_disabled: AtcInvDisabled::default(),
         }
     }
@@ -149,9 +155,16 @@ impl Machine {
         self.atc_inv_disabled = mode;
     }
 
-    /// Turn speculative refetches after invalidations off or on.
+    /// Turn speculative refetches after invalidations and configuration
+    /// evictions off (for tests of exact command effects) or on.
     pub fn set_refetch(&mut self, on: bool) {
-        self.refetch = on;
+        let d = Odds::DEFAULT;
+        (self.odds.refetch, self.odds.cfg_evict) = if on { (d.refetch, d.cfg_evict) } else { (0, 0) };
+    }
+
+    /// The hardware's odds in this world.
+    pub fn odds(&self) -> Odds {
+        self.odds
     }
 
     /// A machine whose command queues only count what they are given: the
@@ -514,7 +527,7 @@ impl Machine {
 
     /// Whether the hardware refetches what an invalidation just removed.
     fn refetch(&self) -> bool {
-        self.refetch && random_below(REFETCH_ODDS) == REFETCH_ODDS - 1
+        Odds::one_in(self.odds.refetch)
     }
 
     /// The endpoint translates `page` again (an ATS translation request)
@@ -617,7 +630,7 @@ impl Machine {
         // The SMMU may drop configuration it cached at any time and read the
         // tables again: what a CPU has made visible can take effect before
         // its CFGI, so the driver's barriers must order it, not the cache.
-        if self.refetch && random_below(CFG_EVICT_ODDS) == CFG_EVICT_ODDS - 1 {
+        if Odds::one_in(self.odds.cfg_evict) {
             s.cfg().invalidate(&Cmd { sid, ..Cmd::new(Opcode::CfgiSte) });
         }
         let cached = s.cfg().stes.get(&sid).copied();

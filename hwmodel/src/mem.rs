@@ -17,22 +17,14 @@
 //! scheduling point; the interesting interleavings come from the explicit
 //! scheduling points at each access.
 
-use crate::oracle::{Actor, Event, Oracle, Word};
+use crate::odds::Odds;
+use crate::oracle::Oracle;
+use crate::types::{Actor, Addr, CpuId, Event, Word};
 use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::{plain, random_below, schedule_point};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-
-/// One access in this many drains a buffered store.
-const DRAIN_ODDS: u64 = 4;
-
-/// A physical address of one 64-bit word.
-pub type Addr = u64;
-
-/// A simulated CPU, by index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CpuId(pub usize);
 
 struct Pending {
     addr: Addr,
@@ -68,6 +60,8 @@ pub struct Memory {
     buffered: plain::AtomicUsize,
     /// Where followed stores and their drains are recorded.
     observer: Option<Arc<Oracle>>,
+    /// One access in this many drains a buffered store (`Odds::drain`).
+    drain_odds: u64,
 }
 
 impl Memory {
@@ -77,6 +71,7 @@ impl Memory {
             buffers: (0..cpus).map(|_| plain::Mutex::new(StoreBuffer::default())).collect(),
             buffered: plain::AtomicUsize::new(0),
             observer: None,
+            drain_odds: Odds::DEFAULT.drain,
         }
     }
 
@@ -290,11 +285,11 @@ impl Memory {
     }
 
     /// Let the scheduler's data choices move a buffered store to memory:
-    /// at one access in `DRAIN_ODDS`, one drainable store of one CPU. Rare
+    /// at one access in `Odds::drain`, one drainable store of one CPU. Rare
     /// enough that a store can stay buffered across another CPU's whole
     /// operation, as a real one can stay unobserved behind a later load.
     fn drain_some(&self) {
-        if self.buffered.load(Relaxed) == 0 || random_below(DRAIN_ODDS) != 0 {
+        if self.buffered.load(Relaxed) == 0 || random_below(self.drain_odds) != 0 {
             return;
         }
         let busy: Vec<usize> = (0..self.buffers.len()).filter(|&c| !self.buffer(CpuId(c)).entries.is_empty()).collect();

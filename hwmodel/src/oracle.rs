@@ -1,11 +1,10 @@
 //! The oracle: judges every translation and command against what the
 //! driver has promised, and keeps the event trace that explains a verdict.
 
-use crate::cmd::{Cmd, SmmuId};
+use crate::cmd::SmmuId;
 use crate::coverage::{Coverage, Goal};
-use crate::mem::{Addr, CpuId};
-use crate::pgtable::{BLOCK, PAGE};
-use crate::{DomainId, EndpointId};
+use crate::odds::Odds;
+use crate::types::{Actor, Allowed, DomainId, EndpointId, Event, Source, Step, Translation, BLOCK, PAGE};
 use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::plain;
 use std::collections::{BTreeMap, VecDeque};
@@ -13,235 +12,6 @@ use std::hash::{Hash, Hasher};
 
 /// Events kept in the trace tail printed with a violation.
 const TRACE_TAIL: usize = 64;
-
-/// What a master may translate through once an attach has returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Allowed {
-    Domain(DomainId),
-    /// Identity: DMA bypasses translation.
-    Identity,
-    /// Blocked: every DMA must fault.
-    Blocked,
-}
-
-/// Where a DMA's translation came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Source {
-    Atc,
-    Iotlb,
-    Walk,
-    Bypass,
-}
-
-/// The outcome of one DMA.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Translation {
-    /// No translation. `walked`: the domain whose page table had no entry,
-    /// when the fault came from a walk.
-    Fault { walked: Option<DomainId> },
-    /// `domain` and `gen`: whose page table, at which generation, produced
-    /// the translation (none for bypass).
-    Ok { pa: u64, domain: Option<DomainId>, gen: u64, source: Source },
-}
-
-/// Who did an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Actor {
-    /// The world's builder, before any thread runs.
-    Setup,
-    Cpu(usize),
-    /// CPU n's interrupt handler.
-    Irq(usize),
-    /// CPU n's store buffer reaching memory.
-    Drain(usize),
-    /// SMMU n's command consumer.
-    Queue(SmmuId),
-    /// SMMU n's table walker.
-    Walker(SmmuId),
-    Endpoint(EndpointId),
-}
-
-impl Actor {
-    /// The simulated CPU running now: its interrupt handler if in one.
-    pub fn current() -> Actor {
-        match smmu_sync::task_cpu() {
-            None => Actor::Setup,
-            Some(n) => Self::on(CpuId(n)),
-        }
-    }
-
-    /// `cpu`, or its interrupt handler if the current thread is in one;
-    /// the world's builder while no simulated CPU runs.
-    pub fn on(cpu: CpuId) -> Actor {
-        if smmu_sync::task_cpu().is_none() {
-            Actor::Setup
-        } else if smmu_sync::in_interrupt() {
-            Actor::Irq(cpu.0)
-        } else {
-            Actor::Cpu(cpu.0)
-        }
-    }
-}
-
-impl std::fmt::Display for Actor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Actor::Setup => write!(f, "setup"),
-            Actor::Cpu(n) => write!(f, "cpu {n}"),
-            Actor::Irq(n) => write!(f, "cpu {n} irq"),
-            Actor::Drain(n) => write!(f, "cpu {n} drain"),
-            Actor::Queue(s) => write!(f, "smmu {} queue", s.0),
-            Actor::Walker(s) => write!(f, "smmu {} walker", s.0),
-            Actor::Endpoint(e) => write!(f, "endpoint {}", e.0),
-        }
-    }
-}
-
-/// A word whose stores the trace follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Word {
-    Pte,
-    Ste,
-    Cd,
-    /// A domain's array pointer.
-    ArrayPtr,
-}
-
-/// Where the SMMU or an endpoint cached a translation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Cache {
-    Iotlb,
-    Atc,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Event {
-    Submit {
-        smmu: SmmuId,
-        cmd: Cmd,
-    },
-    Effect {
-        smmu: SmmuId,
-        cmd: Cmd,
-    },
-    SyncDone {
-        smmu: SmmuId,
-        ticket: u64,
-    },
-    Dma {
-        ep: EndpointId,
-        sid: u32,
-        ssid: u32,
-        iova: u64,
-        result: Translation,
-    },
-    Ats {
-        ep: EndpointId,
-        enabled: bool,
-    },
-    SmmuRemoved {
-        smmu: SmmuId,
-    },
-    MapReturned {
-        domain: DomainId,
-        iova: u64,
-        pa: u64,
-    },
-    UnmapBegin {
-        domain: DomainId,
-        iova: u64,
-    },
-    UnmapReturned {
-        domain: DomainId,
-        iova: u64,
-        pa: u64,
-    },
-    AttachBegin {
-        ep: EndpointId,
-        ssid: u32,
-        to: Allowed,
-    },
-    AttachReturned {
-        ep: EndpointId,
-        ssid: u32,
-        allowed: Allowed,
-    },
-    /// A CPU stored a word the story needs; `Visible` says when it drained.
-    Store {
-        what: Word,
-        addr: Addr,
-        val: u64,
-    },
-    Visible {
-        what: Word,
-        addr: Addr,
-        val: u64,
-    },
-    /// A CPU published a new array for a domain (`rcu_assign_pointer`).
-    Publish {
-        domain: DomainId,
-        version: u64,
-    },
-    /// A CPU loaded a domain's array pointer (`rcu_dereference`).
-    ArrayLoad {
-        domain: DomainId,
-        version: u64,
-    },
-    /// A translation was cached.
-    Cached {
-        sid: u32,
-        ssid: u32,
-        iova: u64,
-        pa: u64,
-        into: Cache,
-    },
-}
-
-impl std::fmt::Display for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            Event::Submit { smmu, cmd } => write!(f, "submit {cmd} to smmu {}", smmu.0),
-            Event::Effect { cmd, .. } => write!(f, "done {cmd}"),
-            Event::SyncDone { ticket, .. } => write!(f, "CMD_SYNC {ticket} complete"),
-            Event::Dma { sid, ssid, iova, result, .. } => {
-                let got = match result {
-                    Translation::Fault { walked: Some(d) } => format!("fault (walked domain {})", d.0),
-                    Translation::Fault { walked: None } => "fault".to_string(),
-                    Translation::Ok { pa, source, .. } => format!("pa {pa:#x} via {source:?}"),
-                };
-                write!(f, "DMA sid {sid} ssid {ssid} iova {iova:#x} -> {got}")
-            }
-            Event::Ats { enabled, .. } => write!(f, "ATS {}", if enabled { "enabled" } else { "disabled" }),
-            Event::SmmuRemoved { smmu } => write!(f, "smmu {} removed", smmu.0),
-            Event::MapReturned { domain, iova, pa } => {
-                write!(f, "map domain {} {iova:#x} -> {pa:#x} returned", domain.0)
-            }
-            Event::UnmapBegin { domain, iova } => write!(f, "unmap domain {} {iova:#x} begins", domain.0),
-            Event::UnmapReturned { domain, iova, pa } => {
-                write!(f, "unmap domain {} {iova:#x} (was {pa:#x}) returned", domain.0)
-            }
-            Event::AttachBegin { ep, ssid, to } => write!(f, "attach endpoint {} ssid {ssid} to {to:?} begins", ep.0),
-            Event::AttachReturned { ep, ssid, allowed } => {
-                write!(f, "attach endpoint {} ssid {ssid} returned: {allowed:?}", ep.0)
-            }
-            Event::Store { what, addr, val } => write!(f, "store {what:?} {addr:#x} = {val:#x} (buffered)"),
-            Event::Visible { what, addr, val } => write!(f, "{what:?} {addr:#x} = {val:#x} now visible"),
-            Event::Publish { domain, version } => write!(f, "publish domain {} array v{version}", domain.0),
-            Event::ArrayLoad { domain, version } => write!(f, "load domain {} array: v{version}", domain.0),
-            Event::Cached { sid, ssid, iova, pa, into } => {
-                write!(f, "cache {into:?} sid {sid} ssid {ssid} {iova:#x} -> {pa:#x}")
-            }
-        }
-    }
-}
-
-/// One event of the trace: its number, who did it, what it was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Step {
-    pub seq: u64,
-    pub actor: Actor,
-    pub event: Event,
-}
 
 /// Every check the oracle makes, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -446,6 +216,8 @@ pub struct Violation {
     /// The events before it, oldest first: the last few, or all of them
     /// when the world keeps a full trace.
     pub trace: Vec<Step>,
+    /// The odds the world ran with.
+    pub odds: Odds,
 }
 
 struct Unmapped {
@@ -488,6 +260,11 @@ struct State {
     full: bool,
     /// End the execution at the first violation (see `stop_at_violation`).
     stop: bool,
+    /// That violation, until the lock is released (`halt`).
+    halt: Option<Violation>,
+    /// The odds the world runs with (not part of the trace: they are the
+    /// schedule's data choices, or constants).
+    odds: Odds,
     syncs: u64,
     unmapped: HashMap<u64, Unmapped>,
     attached: HashMap<(EndpointId, u32), Attachment>,
@@ -519,6 +296,8 @@ impl Oracle {
                 tail: VecDeque::with_capacity(TRACE_TAIL),
                 full: false,
                 stop: false,
+                halt: None,
+                odds: Odds::DEFAULT,
                 syncs: 0,
                 unmapped: HashMap::default(),
                 attached: HashMap::default(),
@@ -540,9 +319,19 @@ impl Oracle {
     }
 
     /// End the execution at the first violation, with the violation as the
-    /// panic's payload: a shrinker's replays need nothing after it.
+    /// report (`smmu_sync::die_with`): a shrinker's replays need nothing
+    /// after it.
     pub fn stop_at_violation(&self) {
         self.state().stop = true;
+    }
+
+    /// Record the odds the world runs with, as it sets or draws them.
+    pub fn set_odds(&self, odds: Odds) {
+        self.state().odds = odds;
+    }
+
+    pub fn odds(&self) -> Odds {
+        self.state().odds
     }
 
     /// Append to the trace; returns the event's sequence number.
@@ -564,17 +353,26 @@ impl Oracle {
 
     fn violate(s: &mut State, kind: ViolationKind, detail: String) {
         let trace = s.tail.iter().copied().collect();
-        let v = Violation { kind, detail, seq: s.seq, trace, hash: s.hash.finish() };
-        if s.stop {
-            s.violations.push(v.clone());
-            smmu_sync::die_with(Box::new(v));
+        let v = Violation { kind, detail, seq: s.seq, trace, hash: s.hash.finish(), odds: s.odds };
+        if s.stop && s.halt.is_none() {
+            s.halt = Some(v.clone());
         }
         s.violations.push(v);
+    }
+
+    /// Under `stop_at_violation`, end the execution at the violation just
+    /// reported; called once the state's lock is released.
+    fn halt(&self) {
+        let v = self.state().halt.take();
+        if let Some(v) = v {
+            smmu_sync::die_with(Box::new(v));
+        }
     }
 
     /// A check made by the driver side (array invariants, WARNs, bounds).
     pub fn report(&self, kind: ViolationKind, detail: String) {
         Self::violate(&mut self.state(), kind, detail);
+        self.halt();
     }
 
     /// A coverage goal was reached.
@@ -657,13 +455,17 @@ impl Oracle {
 
     /// Judge a DMA that started at sequence number `start`.
     pub(crate) fn judge_dma(&self, start: u64, ep: EndpointId, sid: u32, ssid: u32, iova: u64, result: Translation) {
-        let mut s = self.state();
-        Self::push(&mut s, Actor::Endpoint(ep), Event::Dma { ep, sid, ssid, iova, result });
+        Self::judge(&mut self.state(), start, ep, sid, ssid, iova, result);
+        self.halt();
+    }
+
+    fn judge(s: &mut State, start: u64, ep: EndpointId, sid: u32, ssid: u32, iova: u64, result: Translation) {
+        Self::push(s, Actor::Endpoint(ep), Event::Dma { ep, sid, ssid, iova, result });
         match result {
             Translation::Ok { pa, domain, gen, source } => {
-                if let Some(detail) = Self::stale(&mut s, start, pa, gen, source) {
+                if let Some(detail) = Self::stale(s, start, pa, gen, source) {
                     let detail = format!("{ep:?} sid {sid} ssid {ssid} iova {iova:#x} {detail}");
-                    Self::violate(&mut s, ViolationKind::StaleTranslation, detail);
+                    Self::violate(s, ViolationKind::StaleTranslation, detail);
                     return;
                 }
                 let got = domain.map_or(Allowed::Identity, Allowed::Domain);
@@ -678,7 +480,7 @@ impl Oracle {
                         a.current,
                         a.pending.map_or(String::new(), |(p, _)| format!(" or {p:?}"))
                     );
-                    Self::violate(&mut s, ViolationKind::OldDomainTranslation, detail);
+                    Self::violate(s, ViolationKind::OldDomainTranslation, detail);
                 }
             }
             Translation::Fault { walked: Some(d) } => {
@@ -693,7 +495,7 @@ impl Oracle {
                         "{ep:?} sid {sid} ssid {ssid} iova {iova:#x} faulted walking {d:?}, which mapped it at \
                          event {map_seq}, before it became this master's target at event {since}"
                     );
-                    Self::violate(&mut s, ViolationKind::MissingTranslation, detail);
+                    Self::violate(s, ViolationKind::MissingTranslation, detail);
                 }
             }
             Translation::Fault { walked: None } => {}
@@ -717,9 +519,12 @@ impl Oracle {
     }
 
     pub(crate) fn violation(&self, kind: ViolationKind, detail: String, actor: Actor, e: Event) {
-        let mut s = self.state();
-        Self::push(&mut s, actor, e);
-        Self::violate(&mut s, kind, detail);
+        {
+            let mut s = self.state();
+            Self::push(&mut s, actor, e);
+            Self::violate(&mut s, kind, detail);
+        }
+        self.halt();
     }
 
     pub fn violations(&self) -> Vec<Violation> {

@@ -2,9 +2,7 @@
 //! descriptors, the configuration cache, the IOTLB and the command queue.
 
 use crate::cmd::{Cmd, Opcode, SmmuId};
-use crate::mem::Addr;
-use crate::pgtable::{Level, BLOCK, PAGE};
-use crate::DomainId;
+use crate::types::{Addr, DomainId, Level, BLOCK, PAGE};
 use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::plain;
 use std::collections::VecDeque;

@@ -5,7 +5,7 @@
 mod common;
 
 use common::count_schedules;
-use hwmodel::mem::{CpuId, Memory};
+use hwmodel::{CpuId, Memory};
 use hwmodel::Word;
 use smmu_sync::spawn;
 use std::sync::Arc;

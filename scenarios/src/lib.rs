@@ -18,8 +18,10 @@ use std::collections::BTreeMap;
 pub use catalogue::CATALOGUE;
 pub use loom::{barrier_pairing, AttachBarrier};
 
-/// What a scenario is run with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a scenario is run with: its world's configuration (part of the
+/// run's, which stores it in failure files) and how the run is written
+/// down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Params {
     /// Worker CPU threads (the scenario may add a few of its own).
     pub cpus: usize,
@@ -36,8 +38,10 @@ pub struct Params {
     /// The kernel's rwlock semantics; `None`: the swarm draws one per
     /// schedule, `irq-unmap` runs the fair lock, the others the queued one.
     pub rwlock: Option<RwLockKind>,
-    /// How the run is written down: every event kept (a failure's story),
-    /// and the execution ended at its first violation (a shrinker's replay).
+    /// How the run is written down: every event kept (a failure's story,
+    /// never part of the configuration), and the execution ended at its
+    /// first violation (a shrinker's replay).
+    #[serde(skip)]
     pub full_trace: bool,
     pub stop_at_violation: bool,
     /// A cap on the scenario's loops (pages, rounds, moves, operations): a
@@ -96,7 +100,7 @@ impl Scenario {
 
     /// Whether the scenario means anything for `engine`.
     pub fn supports(&self, engine: Engine) -> bool {
-        engine.has_arrays() || !self.multi_smmu
+        engine.spans_smmus() || !self.multi_smmu
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::{Outcome, Params};
 use engine::{Cpu, Domain, DomainKind, Driver, Env, Master, Target};
-use hwmodel::{Features, Machine, PAGE};
+use hwmodel::{Features, Machine, Odds, PAGE};
 use smmu_sync::{plain, spawn, JoinHandle};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -96,7 +96,9 @@ impl Rig {
         smmu_sync::default_step_bound(STEP_BOUND_BASE + STEP_BOUND_PER_THING * size);
         let masters = eps.into_iter().map(|ep| Arc::new(drv.probe(ep))).collect();
         let cpu = drv.cpu(0);
-        Self { drv, masters, cpu, next_cpu: 1, fault_ppm: p.fault_ppm.unwrap_or(0), p: *p, working: Arc::default() }
+        let fault_ppm = p.fault_ppm.unwrap_or(0);
+        drv.machine.oracle.set_odds(Odds { fault_ppm, ..drv.machine.odds() });
+        Self { drv, masters, cpu, next_cpu: 1, fault_ppm, p: *p, working: Arc::default() }
     }
 
     /// A domain for setup, where no fault is injected yet.
@@ -125,6 +127,9 @@ impl Rig {
         f: impl FnOnce(&Driver, &Cpu, &Completions) -> T + Send + 'static,
     ) -> JoinHandle<T> {
         self.drv.env.set_fault_ppm(self.fault_ppm);
+        if let Some(irq) = irq {
+            self.record_odds(|o| o.irq = irq.odds);
+        }
         let (drv, id) = (self.drv.clone(), self.next_cpu);
         self.next_cpu += 1;
         self.working.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -152,7 +157,16 @@ impl Rig {
     /// Arm injected faults at `ppm` for the threads spawned from now on.
     pub fn with_fault_ppm(mut self, ppm: u32) -> Self {
         self.fault_ppm = ppm;
+        self.record_odds(|o| o.fault_ppm = ppm);
         self
+    }
+
+    /// Write down an odd this world set or drew (`Oracle::set_odds`).
+    fn record_odds(&self, set: impl FnOnce(&mut Odds)) {
+        let o = &self.drv.machine.oracle;
+        let mut odds = o.odds();
+        set(&mut odds);
+        o.set_odds(odds);
     }
 
     /// Spawn a device thread issuing, from master `m`'s endpoint, one DMA

@@ -16,7 +16,7 @@ use crate::guest::{self, Guest};
 use crate::queue::{self, Queues};
 use crate::rig::{Completions, Ep, Irq, Rig};
 use crate::{Outcome, Params};
-use engine::{Cpu, Domain, DomainKind, Driver, Engine, GuestS1, Master, Stage, Target};
+use engine::{Cpu, Domain, DomainKind, Driver, GuestS1, Master, Stage, Target};
 use hwmodel::{Features, SmmuId, BLOCK, PAGE};
 use smmu_sync::{plain, random_below, JoinHandle, RwLockKind};
 use std::cell::Cell;
@@ -261,7 +261,7 @@ pub fn swarm(p: &Params) -> Outcome {
     // The pre-series design binds a domain to its SMMU for life, so it has no
     // way to remove an instance a live domain was bound to.
     let removable =
-        (mix.on(Kind::RemoveSmmu) && smmus.len() > 1 && p.engine != Engine::Legacy).then_some(smmus.len() - 1);
+        (mix.on(Kind::RemoveSmmu) && smmus.len() > 1 && p.engine.spans_smmus()).then_some(smmus.len() - 1);
     let mut owner: Vec<Option<usize>> =
         eps.iter().map(|e| (Some(e.smmu) == removable).then_some(workers - 1)).collect();
     let mut claim = |who: usize| {

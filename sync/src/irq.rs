@@ -114,7 +114,7 @@ pub(crate) fn poll() {
             return None;
         }
         // A draw of 0 takes no interrupt, so a shrinker removes them.
-        if crate::random_below(me.odds) != me.odds - 1 {
+        if crate::choice::random_below(me.odds) != me.odds - 1 {
             return None;
         }
         me.pending -= 1;

@@ -11,6 +11,7 @@
 
 mod atomic;
 mod backend;
+mod choice;
 #[allow(unsafe_code)]
 mod epoch;
 mod irq;
@@ -23,11 +24,20 @@ pub use backend::{backend, enter, Backend, BackendGuard};
 pub use epoch::{frees_on_this_thread, Collector, Guard, Handle, Rcu, Retire, Retired};
 pub use irq::{clear_irq_handler, in_interrupt, local_irq_save, raise_irq, set_irq_handler, IrqSave};
 pub use lock::{Mutex, MutexGuard, RwLock, RwLockKind, RwLockReadGuard, RwLockWriteGuard};
-pub use thread::{random_below, schedule_point, spawn, steps, yield_now, JoinHandle};
+pub use choice::random_below;
+pub use thread::{schedule_point, spawn, steps, yield_now, JoinHandle};
 pub use watch::{
-    begin_execution, begin_segment, default_step_bound, die, die_with, fired, is_quiet, locate, name_task, segment_of,
-    set_quiet, set_task_cpu, task_cpu, task_id, task_index, tick, ticks, Bounds,
+    begin_segment, default_step_bound, die, die_with, fired, is_quiet, locate, name_task, segment_of,
+    set_quiet, set_task_cpu, take_failure, StopOnFailure, task_cpu, task_id, task_index, tick, ticks, Bounds,
 };
+
+/// Start an execution on this thread: the watchdog armed with `bounds`,
+/// no interrupt pending, nobody spinning on a lock.
+pub fn begin_execution(bounds: Bounds) {
+    watch::begin(bounds);
+    irq::reset();
+    lock::reset();
+}
 
 /// Primitives that are never scheduling points, for state that only one
 /// thread touches at a time (writer-private counters serialized by a lock, the

@@ -87,7 +87,8 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 }
 
 /// Which `rwlock_t` the model runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RwLockKind {
     /// The kernel's queued rwlock (`qrwlock`): a reader in interrupt
     /// context takes the lock even while a writer waits; a reader in task
@@ -99,6 +100,12 @@ pub enum RwLockKind {
 }
 
 impl RwLockKind {
+    pub const ALL: [RwLockKind; 2] = [RwLockKind::Queued, RwLockKind::Fair];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             RwLockKind::Queued => "queued",

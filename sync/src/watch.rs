@@ -39,8 +39,11 @@ struct Watch {
     /// points (the facade's atomics and locks skip shuttle's switch too),
     /// so no steps are spent there.
     quiet: bool,
-    /// The report has been made: shuttle is tearing the execution down.
+    /// The report has been made: the execution is over.
     fired: bool,
+    /// Under shuttle, the first failure's report, for the harness to take
+    /// when its scheduler ends the execution (`take_failure`).
+    failure: Option<Box<dyn std::any::Any + Send>>,
     places: Vec<Place>,
 }
 
@@ -55,14 +58,13 @@ pub struct Bounds {
     pub deadline: Option<Instant>,
 }
 
-/// Start an execution: reset the counter and the places, arm `bounds`.
-pub fn begin_execution(bounds: Bounds) {
+/// Start watching an execution: reset the counter and the places, arm
+/// `bounds` (`crate::begin_execution` resets the rest of the facade).
+pub(crate) fn begin(bounds: Bounds) {
     WATCH.with(|w| {
         let mut w = w.borrow_mut();
         *w = Watch { limit: bounds.limit, deadline: bounds.deadline, ..Watch::default() };
     });
-    crate::irq::reset();
-    crate::lock::reset();
 }
 
 /// Bound this execution at `limit` steps unless the harness set a bound:
@@ -82,8 +84,9 @@ pub(crate) fn bounds() -> Bounds {
     })
 }
 
-/// Whether this execution has ended in a failure report and shuttle is
-/// tearing it down: its remaining scheduling decisions are not part of it.
+/// Whether this execution has ended in a failure report: under shuttle the
+/// harness's scheduler stops it at its next decision, which is not part of
+/// the schedule.
 pub fn fired() -> bool {
     WATCH.with(|w| w.borrow().fired)
 }
@@ -209,8 +212,8 @@ pub fn is_quiet() -> bool {
     WATCH.with(|w| w.borrow().quiet)
 }
 
-/// One step of progress, or of a loop that may never end. Panics with a
-/// `livelock` report once the execution's bounds are exceeded.
+/// One step of progress, or of a loop that may never end. Ends the
+/// execution with a `livelock` report (`die`) once its bounds are exceeded.
 #[inline]
 pub fn tick() {
     let (over, fired) = WATCH.with(|w| {
@@ -219,25 +222,24 @@ pub fn tick() {
         let steps = w.limit.is_some_and(|l| w.ticks > l);
         let late = w.ticks.is_multiple_of(CLOCK_EVERY) && w.deadline.is_some_and(|d| Instant::now() >= d);
         let over = (!w.fired && (steps || late)).then(|| report(&w, steps));
-        w.fired |= over.is_some();
         (over, w.fired)
     });
     if let Some(msg) = over {
-        panic!("{msg}");
+        die(msg);
     }
-    // After the report shuttle tears the execution down: another thread
-    // caught in a loop that never yields must reach a scheduling point for
-    // shuttle to unwind it; a second panic would confuse the teardown.
+    // After the report the execution ends at the next scheduling decision:
+    // another thread caught in a loop that never yields must reach one.
     if fired && backend() == Backend::Shuttle {
         shuttle::thread::yield_now();
     }
 }
 
-/// End the current thread with a failure report: the model's way of
-/// saying the kernel would oops here. Only the first failure of an
-/// execution panics; a thread that fails while shuttle tears the execution
-/// down waits at scheduling points for shuttle to unwind it, since a second
-/// panic would confuse the teardown.
+/// End the execution with a failure report: the model's way of saying the
+/// kernel would oops here. Under shuttle the first report of an execution
+/// is kept for the harness (`take_failure`) and the thread waits at a
+/// scheduling point, where the harness's scheduler ends the execution and
+/// shuttle abandons every thread where it stands: no panic, so nothing is
+/// printed. Under std and loom it panics with the report.
 pub fn die(msg: String) -> ! {
     die_with(Box::new(msg))
 }
@@ -245,13 +247,24 @@ pub fn die(msg: String) -> ! {
 /// As `die`, with any payload (a panic message is a `String`): a model
 /// that ends an execution on purpose hands its verdict to the harness.
 pub fn die_with(payload: Box<dyn std::any::Any + Send>) -> ! {
-    let first = WATCH.with(|w| !std::mem::replace(&mut w.borrow_mut().fired, true));
-    if first || backend() != Backend::Shuttle {
+    if backend() != Backend::Shuttle {
         std::panic::resume_unwind(payload);
     }
+    WATCH.with(|w| {
+        let mut w = w.borrow_mut();
+        if !std::mem::replace(&mut w.fired, true) {
+            w.failure = Some(payload);
+        }
+    });
     loop {
         shuttle::thread::yield_now();
     }
+}
+
+/// The report that ended this execution, once: what a panic would have
+/// carried.
+pub fn take_failure() -> Option<Box<dyn std::any::Any + Send>> {
+    WATCH.with(|w| w.borrow_mut().failure.take())
 }
 
 fn report(w: &Watch, steps: bool) -> String {
@@ -271,4 +284,31 @@ fn report(w: &Watch, steps: bool) -> String {
         })
         .collect();
     format!("livelock: {why}; where each thread is: {}", places.join("; "))
+}
+
+/// A shuttle scheduler that ends an execution once it has failed
+/// (`die`): what a test driving shuttle directly wraps its scheduler in.
+/// After the run, `take_failure` gives the report.
+pub struct StopOnFailure<S>(pub S);
+
+impl<S: shuttle::scheduler::Scheduler> shuttle::scheduler::Scheduler for StopOnFailure<S> {
+    fn new_execution(&mut self) -> Option<shuttle::scheduler::Schedule> {
+        self.0.new_execution()
+    }
+
+    fn next_task(
+        &mut self,
+        runnable: &[&shuttle::scheduler::Task],
+        current: Option<shuttle::scheduler::TaskId>,
+        is_yielding: bool,
+    ) -> Option<shuttle::scheduler::TaskId> {
+        if fired() {
+            return None;
+        }
+        self.0.next_task(runnable, current, is_yielding)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
 }

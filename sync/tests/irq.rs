@@ -8,10 +8,9 @@ use shuttle::scheduler::RandomScheduler;
 use shuttle::{Config, Runner};
 use smmu_sync::{
     begin_execution, clear_irq_handler, enter, in_interrupt, name_task, raise_irq, schedule_point, set_irq_handler,
-    spawn, task_index, Backend, Bounds, RwLock, RwLockKind,
+    spawn, take_failure, task_index, Backend, Bounds, RwLock, RwLockKind, StopOnFailure,
 };
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const SCHEDULES: u64 = 300;
 
@@ -52,27 +51,29 @@ fn reader_vs_writer(kind: RwLockKind, irqsave: bool) {
     writer.join().unwrap();
 }
 
+/// Run `body` under one seeded shuttle schedule; the report that ended
+/// it, if one did.
+fn once(seed: u64, body: impl Fn() + Send + Sync + 'static) -> Option<String> {
+    Runner::new(StopOnFailure(RandomScheduler::new_from_seed(seed, 1)), Config::new()).run(move || {
+        let _b = enter(Backend::Shuttle);
+        body();
+    });
+    take_failure().map(|p| p.downcast_ref::<String>().cloned().unwrap_or_default())
+}
+
 /// How many of `SCHEDULES` seeded schedules ended in a deadlock report,
 /// and the first report.
 fn deadlocks(kind: RwLockKind, irqsave: bool) -> (u64, Option<String>) {
-    let first = Arc::new(Mutex::new(None));
+    let mut first = None;
     let mut n = 0;
     for seed in 0..SCHEDULES {
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            Runner::new(RandomScheduler::new_from_seed(seed, 1), Config::new()).run(move || {
-                let _b = enter(Backend::Shuttle);
-                reader_vs_writer(kind, irqsave);
-            });
-        }));
-        if let Err(p) = r {
-            let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
+        if let Some(msg) = once(seed, move || reader_vs_writer(kind, irqsave)) {
             assert!(msg.starts_with("deadlock"), "an unexpected failure: {msg}");
             n += 1;
-            first.lock().unwrap().get_or_insert(msg);
+            first.get_or_insert(msg);
         }
     }
-    let msg = first.lock().unwrap().clone();
-    (n, msg)
+    (n, first)
 }
 
 #[test]
@@ -102,21 +103,23 @@ fn a_task_context_reader_queues_behind_a_waiting_writer_even_under_the_queued_lo
     // waits for the first.
     let mut n = 0;
     for seed in 0..SCHEDULES {
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            Runner::new(RandomScheduler::new_from_seed(seed, 1), Config::new()).run(|| {
-                let _b = enter(Backend::Shuttle);
-                begin_execution(Bounds { limit: Some(100_000), deadline: None });
-                let lock = Arc::new(RwLock::new(RwLockKind::Queued));
-                let l = lock.clone();
-                let writer = spawn(move || drop(l.write_lock_irqsave()));
-                let outer = lock.read_lock();
-                schedule_point();
-                drop(lock.read_lock());
-                drop(outer);
-                writer.join().unwrap();
-            });
-        }));
-        n += u64::from(r.is_err());
+        let report = once(seed, || {
+            begin_execution(Bounds { limit: Some(100_000), deadline: None });
+            let lock = Arc::new(RwLock::new(RwLockKind::Queued));
+            let l = lock.clone();
+            let writer = spawn(move || drop(l.write_lock_irqsave()));
+            let outer = lock.read_lock();
+            schedule_point();
+            drop(lock.read_lock());
+            drop(outer);
+            writer.join().unwrap();
+        });
+        // The deadlock report, not any failure: a panic would unwind out of
+        // `once` and fail the test.
+        if let Some(msg) = report {
+            assert!(msg.starts_with("deadlock: task 0 waits for task 1"), "an unexpected failure: {msg}");
+            n += 1;
+        }
     }
     assert!(n > 0, "the nested reader never queued behind the writer");
 }

@@ -5,8 +5,8 @@
 //! returns ERR_PTR(-ENOMEM), which the caller publishes.
 
 use crate::env::{Env, FaultSite, Warning};
-use crate::invs::{Inv, InvDesc, InvsError};
-use crate::shared::{ArrayWords, View};
+use crate::types::{Inv, InvDesc, InvsError};
+use crate::words::{ArrayWords, View};
 use crate::Errno;
 use hwmodel::{CpuId, Machine};
 use smmu_sync::{plain, AtomicUsize, Ordering::Relaxed, Retire, RwLock, RwLockKind};
