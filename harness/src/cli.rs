@@ -262,7 +262,7 @@ pub fn mutant_list(arg: &str) -> Vec<Mutant> {
 pub fn list() -> String {
     let mut out = String::from("scenarios:\n");
     for s in scenarios::CATALOGUE {
-        let legacy = if s.multi_smmu { " [epoch only: one domain on several SMMUs]" } else { "" };
+        let legacy = if s.multi_smmu { " [not legacy: one domain on several SMMUs]" } else { "" };
         out.push_str(&format!("  {:<18} {}{legacy}\n", s.name, s.about));
     }
     out.push_str(&format!(
@@ -273,7 +273,7 @@ pub fn list() -> String {
     for (name, what) in [
         ("fenced", "default: the project's proposal: the series with the fixes of its later versions, ATS turned off only after the old entries are fenced (see README)"),
         ("v9", "seed 001's patches 1-7 as written, bugs included; findings/v9-known.json lists what stress finds in it"),
-        ("legacy", "the pre-series design: one SMMU per domain, a device list under a spinlock"),
+        ("legacy", "the kernel before the series: one SMMU per domain, a device list under a spinlock, ATS off in attach_prepare; findings/legacy-known.json lists what stress finds in it"),
     ] {
         out.push_str(&format!("  {name:<18} {what}\n"));
     }
