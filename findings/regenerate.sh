@@ -2,23 +2,28 @@
 # Find each finding of an engine again from a fixed seed, one core, and
 # check in its shrunk replay file and a regression test that replays it:
 # for every finding in ENGINE-known.json (v9: seed 001 as written; legacy:
-# the kernel before it), its scenario (swarm unless the entry names one)
-# runs with every *other* finding known, so the first failure is this one.
-#   findings/regenerate.sh   # (ENGINES="v9 legacy") writes findings/{v9,legacy}/*.json and
-#                            # harness/tests/regressions/{v9,legacy}_*.rs,
-#                            # prints a table
+# the kernel before it; c: the series' own C, whose findings are v9's), its
+# scenario (swarm unless the entry names one) runs with every *other*
+# finding known, so the first failure is this one.
+#   findings/regenerate.sh   # (ENGINES="v9 legacy c") writes findings/{v9,legacy,c}/*.json and
+#                            # harness/tests/regressions/{v9,legacy,c}_*.rs,
+#                            # prints a table; c reads the series from
+#                            # SMMU_SERIES (default: seed 001 beside the clone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --release --bin stress
 SEED=${SEED:-2026}
+SMMU_SERIES=${SMMU_SERIES:-../shared/seeds/001_160d3a3c42ecf529.txt}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for engine in ${ENGINES:-v9 legacy}; do
+for engine in ${ENGINES:-v9 legacy c}; do
 mkdir -p findings/$engine harness/tests/regressions
-python3 - "$SEED" "$work" "$engine" <<'PY'
+python3 - "$SEED" "$work" "$engine" "$SMMU_SERIES" <<'PY'
 import json, shutil, subprocess, sys
-seed, work, engine = sys.argv[1], sys.argv[2], sys.argv[3]
-known = json.load(open(f'findings/{engine}-known.json'))
+seed, work, engine, series = sys.argv[1:5]
+# The C is the series v9 translates: its findings are v9's.
+known = json.load(open(f'findings/{"v9" if engine == "c" else engine}-known.json'))
+extra = ['--series', series] if engine == 'c' else []
 print(f"{'finding':30} {'kind':22} {'scenario':15} {'mode':8} {'schedules':>9} {'seconds':>8}  replay file")
 for f in known['findings']:
     # A finding that shows exactly as this one would hide it.
@@ -30,7 +35,7 @@ for f in known['findings']:
     scenario = f.get('scenario', 'swarm')
     out = f'{work}/{f["id"]}'
     p = subprocess.run(['target/release/stress', '--engine', engine, '--atc-inv-disabled', mode, '--scenario', scenario,
-                        '--seed', seed, '--jobs', '1', '--time-budget', '120', '--iterations', '100000000', '--known', kf, '--out', out, '--json'],
+                        '--seed', seed, '--jobs', '1', '--time-budget', '120', '--iterations', '100000000', '--known', kf, '--out', out, '--json'] + extra,
                        capture_output=True, text=True)
     run = json.loads(p.stdout)['runs'][0]
     fail = run['failure']

@@ -93,40 +93,11 @@ impl<'a> Batch<'a> {
         self.num = 0;
     }
 
-    /// `arm_smmu_cmdq_batch_add_range`: TLBIs covering [iova, iova + size),
-    /// per granule, or as RANGE_INV commands of up to 31 << scale pages.
-    fn add_range(&mut self, inv: &InvDesc, mut cmd: Cmd, iova: u64, size: u64, granule: u64) {
+    /// `arm_smmu_cmdq_batch_add_range`: TLBIs covering [iova, iova + size).
+    fn add_range(&mut self, inv: &InvDesc, cmd: Cmd, iova: u64, size: u64, granule: u64) {
         let f = self.k.machine.smmu(inv.smmu).features;
-        let tg = u32::from(inv.pgsize);
-        let end = iova.saturating_add(size);
-        let mut num_pages = 0u64;
-        if f.range_inv {
-            num_pages = (size >> tg).max(1);
-            cmd.range.tg = ((tg - 10) / 2) as u8;
-            if cmd.leaf {
-                // The level the granule sits at: 3 for pages, 2 for blocks.
-                cmd.range.ttl = (4 - (granule.ilog2() - 3) / (tg - 3)) as u8;
-            } else if num_pages & 31 == 1 {
-                // Keep SCALE and NUM from both being 0 with no TTL.
-                num_pages += 1;
-            }
-        }
-        let mut iova = iova;
-        while iova < end {
-            smmu_sync::tick();
-            let step = if f.range_inv {
-                let scale = num_pages.trailing_zeros();
-                let num = (num_pages >> scale) & 31;
-                cmd.range.scale = scale as u8;
-                cmd.range.num = (num - 1) as u8;
-                num_pages -= num << scale;
-                num << (scale + tg)
-            } else {
-                granule
-            };
-            cmd.addr = iova;
+        for cmd in RangeCmds::new(f, u32::from(inv.pgsize), cmd, iova, size, granule) {
             self.add(inv.smmu, cmd);
-            iova = iova.saturating_add(step);
         }
     }
 
@@ -153,6 +124,61 @@ impl<'a> Batch<'a> {
             InvType::Ats => self.add(inv.smmu, atc_inv_cmd(inv.id, inv.ssid, iova, size)),
             InvType::AtsFull => self.add(inv.smmu, atc_inv_cmd(inv.id, 0, 0, 0)),
         }
+    }
+}
+
+/// The TLBIs of `arm_smmu_cmdq_batch_add_range`, one at a time: per
+/// granule, or as RANGE_INV commands of up to 31 << scale pages of the
+/// leaf size `1 << tg`.
+pub(crate) struct RangeCmds {
+    cmd: Cmd,
+    iova: u64,
+    end: u64,
+    num_pages: u64,
+    range_inv: bool,
+    tg: u32,
+    granule: u64,
+}
+
+impl RangeCmds {
+    pub(crate) fn new(f: Features, tg: u32, mut cmd: Cmd, iova: u64, size: u64, granule: u64) -> Self {
+        let mut num_pages = 0u64;
+        if f.range_inv {
+            num_pages = (size >> tg).max(1);
+            cmd.range.tg = ((tg - 10) / 2) as u8;
+            if cmd.leaf {
+                // The level the granule sits at: 3 for pages, 2 for blocks.
+                cmd.range.ttl = (4 - (granule.ilog2() - 3) / (tg - 3)) as u8;
+            } else if num_pages & 31 == 1 {
+                // Keep SCALE and NUM from both being 0 with no TTL.
+                num_pages += 1;
+            }
+        }
+        Self { cmd, iova, end: iova.saturating_add(size), num_pages, range_inv: f.range_inv, tg, granule }
+    }
+}
+
+impl Iterator for RangeCmds {
+    type Item = Cmd;
+
+    fn next(&mut self) -> Option<Cmd> {
+        if self.iova >= self.end {
+            return None;
+        }
+        smmu_sync::tick();
+        let step = if self.range_inv {
+            let scale = self.num_pages.trailing_zeros();
+            let num = (self.num_pages >> scale) & 31;
+            self.cmd.range.scale = scale as u8;
+            self.cmd.range.num = (num - 1) as u8;
+            self.num_pages -= num << scale;
+            num << (scale + self.tg)
+        } else {
+            self.granule
+        };
+        self.cmd.addr = self.iova;
+        self.iova = self.iova.saturating_add(step);
+        Some(self.cmd)
     }
 }
 

@@ -5,18 +5,19 @@
 //! calls (`Driver`) never asks which design runs.
 
 use crate::attach::{self, AttachState};
-use crate::domain::Domain;
+use crate::domain::{Domain, Stage};
 use crate::kernel::{Cpu, Kernel};
 use crate::master::{Master, MasterState};
 use crate::types::InvDesc;
 use crate::Errno;
-use hwmodel::Goal;
+use hwmodel::{Addr, DomainId, Goal};
 use std::any::Any;
 
 pub trait Design: Any + Send + Sync {
     /// `arm_smmu_domain_alloc`: what a new domain keeps to be invalidated
-    /// (its first, empty array, or the pre-series device list).
-    fn domain_alloc(&self) -> Box<dyn Any + Send + Sync>;
+    /// (its first, empty array, or the pre-series device list). `words` is
+    /// the domain's frame in model memory.
+    fn domain_alloc(&self, k: &Kernel, id: DomainId, stage: Stage, words: Addr) -> Box<dyn Any + Send + Sync>;
 
     /// `arm_smmu_attach_dev` and `arm_smmu_set_pasid`: prepare, install the
     /// STE/CD, commit. On error nothing has changed.
@@ -78,6 +79,11 @@ pub trait Design: Any + Send + Sync {
 
     /// Whether one domain may span several SMMUs.
     fn spans_smmus(&self) -> bool {
+        true
+    }
+
+    /// Whether the line mutant `m` breaks is code this design runs.
+    fn honours(&self, _m: crate::Mutant) -> bool {
         true
     }
 }

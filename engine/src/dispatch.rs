@@ -3,7 +3,7 @@
 //! variant here.
 
 use crate::design::Design;
-use crate::{fenced, legacy, v9};
+use crate::{c, fenced, legacy, v9};
 
 /// Which invalidation design drives the hardware.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -19,10 +19,13 @@ pub enum Engine {
     /// The kernel before the series: one SMMU per domain, a device list
     /// under a spinlock, ATS turned off in attach_prepare (`legacy/`).
     Legacy,
+    /// The series' own C, compiled from the user's input (`c/`), in v9's
+    /// order; `c::install` names the series first.
+    C,
 }
 
 impl Engine {
-    pub const ALL: [Engine; 3] = [Engine::Fenced, Engine::V9, Engine::Legacy];
+    pub const ALL: [Engine; 4] = [Engine::Fenced, Engine::V9, Engine::Legacy, Engine::C];
 
     /// The design's ops.
     pub fn design(self) -> Box<dyn Design> {
@@ -30,7 +33,13 @@ impl Engine {
             Engine::Fenced => Box::new(fenced::Fenced::default()),
             Engine::V9 => Box::new(v9::V9),
             Engine::Legacy => Box::new(legacy::Legacy::default()),
+            Engine::C => Box::new(c::C::new(c::installed().expect("--engine c runs the series c::install named"))),
         }
+    }
+
+    /// Whether the line mutant `m` breaks is code this design runs.
+    pub fn honours(self, m: crate::Mutant) -> bool {
+        self.design().honours(m)
     }
 
     /// Whether one domain may span several SMMUs (and so outlive one).
@@ -43,12 +52,22 @@ impl Engine {
         self.design().can_reach(g)
     }
 
+    /// The engine whose known-findings file this one's runs accept: the C
+    /// is the series v9 translates, so its findings are v9's.
+    pub fn known_as(self) -> Engine {
+        match self {
+            Engine::C => Engine::V9,
+            e => e,
+        }
+    }
+
     /// The name `stress --engine` takes.
     pub fn name(self) -> &'static str {
         match self {
             Engine::Fenced => "fenced",
             Engine::V9 => "v9",
             Engine::Legacy => "legacy",
+            Engine::C => "c",
         }
     }
 

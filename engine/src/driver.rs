@@ -89,7 +89,8 @@ impl Driver {
         // Every word starts at 0: version 0 of the array pointer is the
         // empty array, and no master uses ATS.
         let words = self.machine.alloc_domain_words(id);
-        Ok(Arc::new(Domain { id, stage, pt, words, invs: self.design.domain_alloc() }))
+        let invs = self.design.domain_alloc(&self.k, id, stage, words);
+        Ok(Arc::new(Domain { id, stage, pt, words, invs }))
     }
 
     fn alloc_tag(&self) -> u16 {
@@ -107,6 +108,11 @@ impl Driver {
             c.add_count(site.goal(), n);
         }
         c
+    }
+
+    /// Whether the line mutant `m` breaks is code this design runs.
+    pub fn honours(&self, m: crate::Mutant) -> bool {
+        self.design.honours(m)
     }
 
     /// Whether this design can reach coverage goal `g`.

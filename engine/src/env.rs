@@ -26,6 +26,8 @@ pub enum Warning {
     PurgeCounters { num_invs: usize, num_trashes: usize },
     /// A master's preallocated `build_invs` was too small.
     BuildInvsOverflow { capacity: usize },
+    /// A `WARN_ON` of the series' own C: where, and the condition.
+    Kernel { function: String, line: u32, condition: String },
 }
 
 /// Where an injected failure can land.

@@ -12,6 +12,7 @@
 //! `iommufd`.
 
 mod attach;
+pub mod c;
 mod cmdq;
 mod design;
 mod dispatch;

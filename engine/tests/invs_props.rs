@@ -1,29 +1,12 @@
 //! Random merge/unref/purge sequences against a plain multiset model.
 
+mod common;
+
+use common::universe;
 use engine::fenced::Invs;
-use engine::{Env, InvDesc, InvType, Warning};
-use hwmodel::SmmuId;
+use engine::{Env, InvDesc, Warning};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-
-/// Every entry a sequence may use, in sorted order.
-fn universe() -> Vec<InvDesc> {
-    let mut u = Vec::new();
-    for smmu in 0..2 {
-        for (ty, id, ssid) in [
-            (InvType::S1Asid, 1, 0),
-            (InvType::S1Asid, 2, 0),
-            (InvType::S2Vmid, 1, 0),
-            (InvType::S2VmidS1Clear, 1, 0),
-            (InvType::Ats, 3, 0),
-            (InvType::Ats, 3, 1),
-            (InvType::AtsFull, 4, 0),
-        ] {
-            u.push(InvDesc::new(SmmuId(smmu), false, ty, id, ssid, 0));
-        }
-    }
-    u
-}
 
 #[derive(Clone, Debug)]
 enum Op {

@@ -1,7 +1,7 @@
 //! What `stress` does with a parsed command line.
 
 use crate::cli::{self, Cli, Parsed, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION};
-use crate::config::{Config, ModeKind, SchedulerKind, CHUNK};
+use crate::config::{Config, ModeKind, SchedulerKind, SeriesRef, CHUNK};
 use crate::failure::{FailureFile, FORMAT};
 use crate::known::Known;
 use crate::report::{self, MutantRow, RunRow};
@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use scenarios::{Params, Scenario, CATALOGUE};
 use smmu_sync::plain::Mutex;
 use smmu_sync::{enter, Backend};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -48,10 +48,33 @@ where
         return EXIT_USAGE;
     }
     run::install_panic_hook();
+    // The replay file, read first: its engine and series decide what to load.
+    let replaying = match cli.replay.as_deref().map(FailureFile::load).transpose() {
+        Ok(f) => f,
+        Err(msg) => {
+            eprintln!("stress: error: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    let engine = replaying.as_ref().map_or(cli.engine.unwrap_or_default(), |f| f.config.world.engine);
+    let series = match load_series(&cli, engine, replaying.as_ref().and_then(|f| f.config.series.as_ref())) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("stress: error: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Some(m) = cli.mutant.filter(|m| !engine.honours(*m)) {
+        eprintln!(
+            "stress: error: mutant {} breaks a line the {} design does not run (see --list)",
+            m.name(),
+            engine.name()
+        );
+        return EXIT_USAGE;
+    }
     if let Some(path) = &cli.known {
-        let engine = cli.engine.unwrap_or_default();
         match Known::load(path) {
-            Ok(k) if k.engine != engine.name() => {
+            Ok(k) if k.engine != engine.name() && k.engine != engine.known_as().name() => {
                 eprintln!(
                     "stress: error: {} lists findings of --engine {}, this run is {}",
                     path.display(),
@@ -67,8 +90,8 @@ where
             }
         }
     }
-    if let Some(path) = &cli.replay {
-        return replay_file(&cli, path);
+    if let (Some(path), Some(f)) = (&cli.replay, replaying) {
+        return replay_file(&cli, path, f);
     }
     if let Some(path) = &cli.emit_test {
         return match crate::regression::emit(path) {
@@ -84,12 +107,50 @@ where
     }
     let seed =
         cli.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
-    let config = cli.config(seed);
+    let config = cli.config(seed, series);
     eprintln!("stress: {config}");
     match &cli.mutants {
         Some(list) => mutation_score(&cli, &config, list),
         None => stress(&cli, &config),
     }
+}
+
+/// For `--engine c`: read, extract, compile and install the series (from
+/// `--series`, or the paths a replay file recorded), and say which
+/// functions came from the input and which from the glue. A replay needs
+/// the series it recorded: the same text, by hash.
+fn load_series(cli: &Cli, engine: Engine, recorded: Option<&SeriesRef>) -> Result<Option<SeriesRef>, String> {
+    if engine != Engine::C {
+        return Ok(None);
+    }
+    let paths: Vec<PathBuf> = match (cli.series.is_empty(), recorded) {
+        (false, _) => cli.series.clone(),
+        (true, Some(r)) => r.paths.iter().map(PathBuf::from).collect(),
+        (true, None) => return Err("--engine c compiles the series' own C: give it with --series PATH".into()),
+    };
+    let started = Instant::now();
+    let s = engine::c::Series::load(&paths)?;
+    let this = SeriesRef { paths: s.paths.clone(), hash: format!("{:016x}", s.hash), from_glue: s.from_glue.clone() };
+    if let Some(r) = recorded.filter(|r| r.hash != this.hash) {
+        return Err(format!(
+            "replay file was recorded against series {} (hash {}); {} has hash {}",
+            r.paths.join(" + "),
+            r.hash,
+            this.paths.join(" + "),
+            this.hash
+        ));
+    }
+    eprintln!(
+        "stress: series {} (hash {}) compiled in {:.1} s; from the input ({}): {}",
+        this.paths.join(" + "),
+        this.hash,
+        started.elapsed().as_secs_f64(),
+        s.from_input.len(),
+        s.from_input.join(", ")
+    );
+    eprintln!("stress: from the project's glue ({}): {}", s.from_glue.len(), s.from_glue.join(", "));
+    engine::c::install(s);
+    Ok(Some(this))
 }
 
 /// Create `dir` and prove a file can be written in it.
@@ -417,7 +478,7 @@ fn mutation_score(cli: &Cli, config: &Config, list: &str) -> i32 {
     let mut rows = Vec::new();
     for (m, sc) in runs {
         pb.set_message(m.name());
-        let world = Params { engine: Engine::Fenced, mutant: Some(m), ..config.world };
+        let world = Params { mutant: Some(m), ..config.world };
         let cfg = Config { world, ..config.clone() }.for_scenario(sc);
         let deadline = cli.time_budget.map(|s| Instant::now() + Duration::from_secs_f64(s));
         let e = explore(cli, &cfg, budget(sc), deadline, &pb);
@@ -442,14 +503,10 @@ fn mutation_score(cli: &Cli, config: &Config, list: &str) -> i32 {
     }
 }
 
-fn replay_file(cli: &Cli, path: &Path) -> i32 {
+fn replay_file(cli: &Cli, path: &Path, f: FailureFile) -> i32 {
     let bad = |msg: String| {
         eprintln!("stress: error: {msg}");
         EXIT_USAGE
-    };
-    let f = match FailureFile::load(path) {
-        Ok(f) => f,
-        Err(msg) => return bad(msg),
     };
     let w = &f.config.world;
     if let Some(e) = cli.engine.filter(|e| *e != w.engine) {

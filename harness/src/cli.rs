@@ -1,7 +1,7 @@
 //! The `stress` command line, as specified in DESIGN.md. Every bad input is
 //! turned into one line of text and exit code 2.
 
-use crate::config::{Config, ModeKind, SchedulerKind};
+use crate::config::{Config, ModeKind, SchedulerKind, SeriesRef};
 use clap::Parser;
 use engine::{Engine, Mutant};
 use hwmodel::AtcInvDisabled;
@@ -78,9 +78,15 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub cpus: Option<u32>,
     /// fenced (default): the project's proposal | v9: seed 001 as written |
-    /// legacy: the kernel before the series
+    /// legacy: the kernel before the series | c: the series' own C, from
+    /// --series
     #[arg(long, value_name = "KIND", value_parser = engine_parser())]
     pub engine: Option<Engine>,
+    /// The input of --engine c: a patch series (mbox or diff, as b4 am or
+    /// git format-patch writes it) or arm-smmu-v3.c; given twice, a .c and
+    /// its .h
+    #[arg(long, value_name = "PATH")]
+    pub series: Vec<PathBuf>,
     /// What an endpoint does with an ATC_INV that raced its ATS disable:
     /// error (default: a violation) | complete (harmless) | timeout (the
     /// CMD_SYNC reports CERROR_ATC_INV_SYNC)
@@ -197,6 +203,24 @@ fn validate(cli: &Cli) -> Result<(), String> {
             return Err(format!("the loom model has no switch for mutant {:?}", m.name()));
         }
     }
+    if cli.engine == Some(Engine::C) {
+        if cli.series.is_empty() && cli.replay.is_none() {
+            return Err("--engine c compiles the series' own C: give it with --series PATH".into());
+        }
+        if cli.mode == ModeKind::Threads {
+            return Err("--engine c runs under the model's scheduler only; it has no --mode threads".into());
+        }
+    } else if !cli.series.is_empty() && cli.replay.is_none() {
+        return Err("--series is the input of --engine c".into());
+    }
+    if cli.series.len() > 2 {
+        return Err(format!("--series takes one patch series, or a .c and its .h; got {} paths", cli.series.len()));
+    }
+    if cli.mutants.is_some() && cli.engine.is_some_and(|e| e != Engine::Fenced) {
+        return Err(
+            "--mutants scores the fenced design, whose only bugs are the mutants; run it without --engine".into()
+        );
+    }
     if cli.time_budget.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
         return Err("--time-budget must be a positive number of seconds".into());
     }
@@ -212,8 +236,9 @@ fn validate(cli: &Cli) -> Result<(), String> {
 impl Cli {
     /// The run's configuration: what this command line asks for, with
     /// `seed` as its base seed.
-    pub fn config(&self, seed: u64) -> Config {
+    pub fn config(&self, seed: u64, series: Option<SeriesRef>) -> Config {
         Config {
+            series,
             scenario: self.scenario.join(","),
             scheduler: self.scheduler,
             depth: self.depth,
@@ -274,6 +299,7 @@ pub fn list() -> String {
         ("fenced", "default: the project's proposal: the series with the fixes of its later versions, ATS turned off only after the old entries are fenced (see README)"),
         ("v9", "seed 001's patches 1-7 as written, bugs included; findings/v9-known.json lists what stress finds in it"),
         ("legacy", "the kernel before the series: one SMMU per domain, a device list under a spinlock, ATS off in attach_prepare; findings/legacy-known.json lists what stress finds in it"),
+        ("c", "the series' own C, extracted from --series PATH and compiled at run time, in v9's attach order; takes findings/v9-known.json"),
     ] {
         out.push_str(&format!("  {name:<18} {what}\n"));
     }
@@ -317,6 +343,11 @@ mod tests {
             &["--engine", "v10"],
             &["--atc-inv-disabled", "maybe"],
             &["--known"],
+            &["--engine", "c"],
+            &["--series", "x.patch"],
+            &["--engine", "c", "--series", "x.patch", "--mode", "threads"],
+            &["--engine", "v9", "--mutants", "all"],
+            &["--engine", "c", "--series", "a", "--series", "b", "--series", "c"],
         ] {
             let (code, text) = exit_code(args);
             assert_eq!(code, EXIT_USAGE, "{args:?}");

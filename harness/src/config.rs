@@ -52,6 +52,17 @@ pub const DEPTHS: [usize; 5] = [10, 20, 3, 40, 5];
 /// Schedules explored under one seed; the unit of `--jobs` and `--shard`.
 pub const CHUNK: u64 = 500;
 
+/// The series `--engine c` compiled: where it was read and a hash of its
+/// text, so that a replay runs the same C.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesRef {
+    pub paths: Vec<String>,
+    pub hash: String,
+    /// The functions the project's glue provided because the input lacks
+    /// their whole body.
+    pub from_glue: Vec<String>,
+}
+
 /// What a run explores, and how.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -69,6 +80,9 @@ pub struct Config {
     /// own), fault rate, and what a shrinker narrowed.
     #[serde(flatten)]
     pub world: Params,
+    /// The C `--engine c` ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesRef>,
 }
 
 impl Config {
@@ -121,6 +135,9 @@ impl std::fmt::Display for Config {
         }
         if w.stop_at_violation {
             write!(f, " · stops at the violation")?;
+        }
+        if let Some(s) = &self.series {
+            write!(f, " · series {} ({})", s.paths.join(" + "), s.hash)?;
         }
         Ok(())
     }

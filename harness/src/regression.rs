@@ -16,6 +16,20 @@ pub fn check(json: &str) {
 
 fn replays(json: &str) -> Result<(), String> {
     let f = FailureFile::parse(json, "the embedded failure file")?;
+    if let Some(recorded) = &f.config.series {
+        // The series is the user's input, not the tree's: tests read it
+        // from SMMU_SERIES.
+        let Some(paths) = engine::c::series_from_env() else {
+            eprintln!("skipped: this failure is of the series' own C, and SMMU_SERIES is not set");
+            return Ok(());
+        };
+        let s = engine::c::Series::load(&paths)?;
+        let hash = format!("{:016x}", s.hash);
+        if hash != recorded.hash {
+            return Err(format!("SMMU_SERIES has hash {hash}; the failure was recorded against {}", recorded.hash));
+        }
+        engine::c::install(s);
+    }
     if f.config.scheduler == SchedulerKind::Loom {
         return Err("a loom failure replays with `stress --replay`, not as a schedule".into());
     }

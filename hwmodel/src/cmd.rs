@@ -22,6 +22,27 @@ pub enum Opcode {
     CmdSync = 0x46,
 }
 
+impl Opcode {
+    pub const ALL: [Opcode; 11] = [
+        Opcode::CfgiSte,
+        Opcode::CfgiCd,
+        Opcode::TlbiNhAll,
+        Opcode::TlbiNhAsid,
+        Opcode::TlbiNhVa,
+        Opcode::TlbiEl2Asid,
+        Opcode::TlbiEl2Va,
+        Opcode::TlbiS12Vmall,
+        Opcode::TlbiS2Ipa,
+        Opcode::AtcInv,
+        Opcode::CmdSync,
+    ];
+
+    /// The opcode with the architected number `n`, if the model has it.
+    pub fn from_u8(n: u8) -> Option<Opcode> {
+        Self::ALL.into_iter().find(|op| *op as u8 == n)
+    }
+}
+
 /// The range fields of a TLBI-by-address (RANGE_INV): the command covers
 /// `(num + 1) << scale` pages of granule `tg` from `addr`; `ttl` hints the
 /// leaf level (0: none).
@@ -192,21 +213,7 @@ impl Cmd {
 
     /// Decode a queue entry; `None` for an opcode this model does not know.
     pub fn decode(raw: [u64; 2]) -> Option<Cmd> {
-        let op = [
-            Opcode::CfgiSte,
-            Opcode::CfgiCd,
-            Opcode::TlbiNhAll,
-            Opcode::TlbiNhAsid,
-            Opcode::TlbiNhVa,
-            Opcode::TlbiEl2Asid,
-            Opcode::TlbiEl2Va,
-            Opcode::TlbiS12Vmall,
-            Opcode::TlbiS2Ipa,
-            Opcode::AtcInv,
-            Opcode::CmdSync,
-        ]
-        .into_iter()
-        .find(|o| *o as u64 == raw[0] & 0xff)?;
+        let op = Opcode::from_u8((raw[0] & 0xff) as u8)?;
         let mut c = Cmd::new(op);
         c.addr = raw[1] & !0xfff;
         c.leaf = raw[1] & 1 != 0;

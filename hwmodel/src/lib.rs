@@ -17,14 +17,14 @@ pub mod types;
 
 pub use cmd::{Cmd, Opcode, Range, SmmuId};
 pub use coverage::{Coverage, Goal};
-pub use machine::{AtcInvDisabled, Endpoint, Machine};
 pub use iopgtable::{PageTable, PtError};
+pub use machine::{AtcInvDisabled, Endpoint, Machine};
 pub use mem::Memory;
 pub use odds::Odds;
 pub use oracle::{Oracle, Violation, ViolationKind};
 pub use pgtable::Walked;
+pub use smmu::{Cd, Features, Smmu, Ste, TlbKind, TlbTag, WalkEntry};
 pub use types::{
     Actor, Addr, Allowed, Cache, CpuId, DomainId, EndpointId, Event, Level, Source, Step, Translation, Word, BLOCK,
     IOVA_SPACE, PAGE,
 };
-pub use smmu::{Cd, Features, Smmu, Ste, TlbKind, TlbTag, WalkEntry};

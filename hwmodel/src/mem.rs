@@ -183,6 +183,18 @@ impl Memory {
         old
     }
 
+    /// An atomic read-modify-write whose result the caller computed from its
+    /// own view (a C refcount operation): performed at the point of
+    /// coherence, after the CPU's own buffered stores to the word, visible
+    /// to all at once, without ordering the CPU's other stores.
+    pub fn store_coherent(&self, cpu: CpuId, addr: Addr, val: u64) {
+        schedule_point();
+        if self.buffer(cpu).entries.iter().any(|p| p.addr == addr) {
+            self.smp_mb(cpu);
+        }
+        self.visible().insert(addr, val);
+    }
+
     /// A CPU load: its own newest buffered store to `addr` if any, else memory.
     pub fn load(&self, cpu: CpuId, addr: Addr) -> u64 {
         self.before_load();
@@ -201,6 +213,13 @@ impl Memory {
     pub fn peek(&self, cpu: CpuId, addr: Addr) -> u64 {
         let own = self.buffer(cpu).entries.iter().rev().find(|p| p.addr == addr).map(|p| p.val);
         own.unwrap_or_else(|| self.read_visible(addr))
+    }
+
+    /// As `peek`, but `None` for a word no store has ever reached, in the
+    /// CPU's buffer or in memory: memory the model does not follow.
+    pub fn peek_opt(&self, cpu: CpuId, addr: Addr) -> Option<u64> {
+        let own = self.buffer(cpu).entries.iter().rev().find(|p| p.addr == addr).map(|p| p.val);
+        own.or_else(|| self.visible().get(&addr).copied())
     }
 
     /// The CPU's view of `n` consecutive words from `base`, with no

@@ -268,4 +268,3 @@ pub struct Step {
     pub actor: Actor,
     pub event: Event,
 }
-

@@ -5,8 +5,8 @@
 mod common;
 
 use common::count_schedules;
-use hwmodel::{CpuId, Memory};
 use hwmodel::Word;
+use hwmodel::{CpuId, Memory};
 use smmu_sync::spawn;
 use std::sync::Arc;
 

@@ -260,8 +260,7 @@ pub fn swarm(p: &Params) -> Outcome {
     // master left over to the lifecycle worker; one master to the VMM.
     // The pre-series design binds a domain to its SMMU for life, so it has no
     // way to remove an instance a live domain was bound to.
-    let removable =
-        (mix.on(Kind::RemoveSmmu) && smmus.len() > 1 && p.engine.spans_smmus()).then_some(smmus.len() - 1);
+    let removable = (mix.on(Kind::RemoveSmmu) && smmus.len() > 1 && p.engine.spans_smmus()).then_some(smmus.len() - 1);
     let mut owner: Vec<Option<usize>> =
         eps.iter().map(|e| (Some(e.smmu) == removable).then_some(workers - 1)).collect();
     let mut claim = |who: usize| {

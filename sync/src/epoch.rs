@@ -97,6 +97,14 @@ impl Guard {
         }
     }
 
+    /// Run `f` once every reader pinned now has unpinned (`call_rcu`).
+    /// Under loom nothing is reclaimed, so `f` never runs.
+    pub fn defer(&self, f: impl FnOnce() + Send + 'static) {
+        if let Some(g) = &self.0 {
+            g.defer(f);
+        }
+    }
+
     fn epoch(&self) -> &cb::Guard {
         self.0.as_ref().expect("an epoch guard from a loom handle used on a std/shuttle Rcu")
     }

@@ -21,14 +21,14 @@ mod watch;
 
 pub use atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 pub use backend::{backend, enter, Backend, BackendGuard};
+pub use choice::random_below;
 pub use epoch::{frees_on_this_thread, Collector, Guard, Handle, Rcu, Retire, Retired};
 pub use irq::{clear_irq_handler, in_interrupt, local_irq_save, raise_irq, set_irq_handler, IrqSave};
 pub use lock::{Mutex, MutexGuard, RwLock, RwLockKind, RwLockReadGuard, RwLockWriteGuard};
-pub use choice::random_below;
 pub use thread::{schedule_point, spawn, steps, yield_now, JoinHandle};
 pub use watch::{
-    begin_segment, default_step_bound, die, die_with, fired, is_quiet, locate, name_task, segment_of,
-    set_quiet, set_task_cpu, take_failure, StopOnFailure, task_cpu, task_id, task_index, tick, ticks, Bounds,
+    begin_segment, default_step_bound, die, die_with, fired, is_quiet, locate, name_task, segment_of, set_quiet,
+    set_task_cpu, take_failure, task_cpu, task_id, task_index, tick, tick_by, ticks, Bounds, StopOnFailure,
 };
 
 /// Start an execution on this thread: the watchdog armed with `bounds`,

@@ -217,23 +217,29 @@ impl RwLock {
     }
 
     /// `read_lock`: interrupts stay as they are.
-    pub fn read_lock(&self) -> RwLockReadGuard<'_> {
+    pub fn read_lock(&self) -> RwLockReadGuard {
         self.spin(false);
-        RwLockReadGuard { lock: self, _irq: None }
+        RwLockReadGuard { state: self.state.clone(), _irq: None }
     }
 
     /// `read_lock_irqsave`: interrupts off first, then the lock.
-    pub fn read_lock_irqsave(&self) -> RwLockReadGuard<'_> {
+    pub fn read_lock_irqsave(&self) -> RwLockReadGuard {
         let irq = crate::irq::local_irq_save();
         self.spin(false);
-        RwLockReadGuard { lock: self, _irq: Some(irq) }
+        RwLockReadGuard { state: self.state.clone(), _irq: Some(irq) }
     }
 
     /// `write_lock_irqsave`.
-    pub fn write_lock_irqsave(&self) -> RwLockWriteGuard<'_> {
+    pub fn write_lock_irqsave(&self) -> RwLockWriteGuard {
         let irq = crate::irq::local_irq_save();
         self.spin(true);
-        RwLockWriteGuard { lock: self, _irq: irq }
+        RwLockWriteGuard { state: self.state.clone(), _irq: Some(irq) }
+    }
+
+    /// `write_lock`: interrupts stay as they are.
+    pub fn write_lock(&self) -> RwLockWriteGuard {
+        self.spin(true);
+        RwLockWriteGuard { state: self.state.clone(), _irq: None }
     }
 
     /// Spin until the lock is taken; report a deadlock if the spin can
@@ -289,30 +295,32 @@ impl RwLock {
     }
 }
 
-/// Held for read; dropping it is `read_unlock` (and `irqrestore`).
-pub struct RwLockReadGuard<'a> {
-    lock: &'a RwLock,
+/// Held for read; dropping it is `read_unlock` (and `irqrestore`). It
+/// shares the lock's state, so it may outlive a borrow of the lock (a C
+/// caller unlocks in a later call).
+pub struct RwLockReadGuard {
+    state: Shared,
     _irq: Option<crate::irq::IrqSave>,
 }
 
-impl Drop for RwLockReadGuard<'_> {
+impl Drop for RwLockReadGuard {
     fn drop(&mut self) {
         let me = crate::watch::task_id();
-        let mut st = self.lock.state.lock();
+        let mut st = self.state.lock();
         if let Some(k) = st.readers.iter().rposition(|&t| t == me) {
             st.readers.swap_remove(k);
         }
     }
 }
 
-/// Held for write; dropping it is `write_unlock_irqrestore`.
-pub struct RwLockWriteGuard<'a> {
-    lock: &'a RwLock,
-    _irq: crate::irq::IrqSave,
+/// Held for write; dropping it is `write_unlock` (and `irqrestore`).
+pub struct RwLockWriteGuard {
+    state: Shared,
+    _irq: Option<crate::irq::IrqSave>,
 }
 
-impl Drop for RwLockWriteGuard<'_> {
+impl Drop for RwLockWriteGuard {
     fn drop(&mut self) {
-        self.lock.state.lock().writer = None;
+        self.state.lock().writer = None;
     }
 }

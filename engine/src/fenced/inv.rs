@@ -13,15 +13,7 @@ use crate::Mutant;
 use hwmodel::Goal;
 
 /// `arm_smmu_domain_inv_range`.
-pub(super) fn domain_inv_range(
-    k: &Kernel,
-    cpu: &Cpu,
-    d: &Domain,
-    iova: u64,
-    size: u64,
-    granule: u64,
-    leaf: bool,
-) {
+pub(super) fn domain_inv_range(k: &Kernel, cpu: &Cpu, d: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
     // Pairs with the barrier after publishing an array: either this load
     // sees the new array, or the walker that reads the new STE sees our
     // page-table write.

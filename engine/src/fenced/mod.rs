@@ -16,12 +16,12 @@ pub use invs::Invs;
 
 use crate::attach::AttachState;
 use crate::design::Design;
-use crate::domain::Domain;
+use crate::domain::{Domain, Stage};
 use crate::kernel::{Cpu, Kernel};
 use crate::master::{Master, MasterState};
 use crate::types::InvDesc;
 use crate::Errno;
-use hwmodel::{Goal, SmmuId};
+use hwmodel::{Addr, DomainId, Goal, SmmuId};
 use smmu_sync::{plain, Rcu};
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -50,7 +50,7 @@ pub fn invs(d: &Domain) -> &Rcu<Invs> {
 }
 
 impl Design for Fenced {
-    fn domain_alloc(&self) -> Box<dyn Any + Send + Sync> {
+    fn domain_alloc(&self, _k: &Kernel, _id: DomainId, _stage: Stage, _words: Addr) -> Box<dyn Any + Send + Sync> {
         Box::new(FencedDomain { invs: Rcu::new(Invs::new()) })
     }
 

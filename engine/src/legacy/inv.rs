@@ -14,15 +14,7 @@ use crate::types::{InvDesc, InvType};
 use hwmodel::SmmuId;
 
 /// `arm_smmu_tlb_inv_range_domain`.
-pub(super) fn domain_inv_range(
-    k: &Kernel,
-    cpu: &Cpu,
-    d: &Domain,
-    iova: u64,
-    size: u64,
-    granule: u64,
-    leaf: bool,
-) {
+pub(super) fn domain_inv_range(k: &Kernel, cpu: &Cpu, d: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
     let Some(smmu) = state(d).smmu() else {
         // In the kernel a domain only gets its page table at its first
         // attach; ours exist from allocation, so order the PTE write here
@@ -61,7 +53,8 @@ fn atc_inv_domain(k: &Kernel, cpu: &Cpu, d: &Domain, smmu: SmmuId, iova: u64, si
             }
             for &sid in &md.sids {
                 // A nesting parent changed: the whole ATC.
-                let cmd = if md.nested_ats_flush { atc_inv_cmd(sid, 0, 0, 0) } else { atc_inv_cmd(sid, md.ssid, iova, size) };
+                let cmd =
+                    if md.nested_ats_flush { atc_inv_cmd(sid, 0, 0, 0) } else { atc_inv_cmd(sid, md.ssid, iova, size) };
                 cmds.add(smmu, cmd);
             }
         }

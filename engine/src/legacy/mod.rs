@@ -14,13 +14,13 @@ mod inv;
 
 use crate::attach::AttachState;
 use crate::design::Design;
-use crate::domain::Domain;
+use crate::domain::{Domain, Stage};
 use crate::kernel::{Cpu, Kernel};
 use crate::master::MasterState;
 use crate::types::InvDesc;
 use crate::Errno;
 use devices::MasterDomain;
-use hwmodel::{Addr, EndpointId, Goal, SmmuId};
+use hwmodel::{Addr, DomainId, EndpointId, Goal, SmmuId};
 use smmu_sync::{plain, Mutex};
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -59,7 +59,7 @@ fn state(d: &Domain) -> &LegacyDomain {
 }
 
 impl Design for Legacy {
-    fn domain_alloc(&self) -> Box<dyn Any + Send + Sync> {
+    fn domain_alloc(&self, _k: &Kernel, _id: DomainId, _stage: Stage, _words: Addr) -> Box<dyn Any + Send + Sync> {
         Box::new(LegacyDomain { smmu: plain::Mutex::new(None), devices: Mutex::new(Vec::new()) })
     }
 

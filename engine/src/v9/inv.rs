@@ -14,15 +14,7 @@ use crate::words::View;
 use hwmodel::{Cmd, Goal, ViolationKind};
 
 /// `arm_smmu_domain_inv_range`.
-pub(super) fn domain_inv_range(
-    k: &Kernel,
-    cpu: &Cpu,
-    d: &Domain,
-    iova: u64,
-    size: u64,
-    granule: u64,
-    leaf: bool,
-) {
+pub(super) fn domain_inv_range(k: &Kernel, cpu: &Cpu, d: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
     // smp_mb(), paired with the one after the array update in a
     // concurrent attach.
     k.machine.mem.smp_mb(cpu.id);
@@ -59,15 +51,7 @@ pub(super) fn oops_on_err_ptr(d: &Domain, invs: &Invs, site: &str) {
 }
 
 /// `__arm_smmu_domain_inv_range`.
-fn __domain_inv_range(
-    k: &Kernel,
-    cpu: &Cpu,
-    invs: &Invs,
-    iova: u64,
-    size: u64,
-    granule: u64,
-    leaf: bool,
-) -> Walk {
+fn __domain_inv_range(k: &Kernel, cpu: &Cpu, invs: &Invs, iova: u64, size: u64, granule: u64, leaf: bool) -> Walk {
     let mut cmds = Batch::new(k, cpu);
     let mut walk = Walk::default();
     let v = View::new(&k.machine, cpu.id);

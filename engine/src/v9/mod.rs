@@ -12,12 +12,12 @@ pub use invs::Invs;
 
 use crate::attach::AttachState;
 use crate::design::Design;
-use crate::domain::Domain;
+use crate::domain::{Domain, Stage};
 use crate::kernel::{Cpu, Kernel};
 use crate::master::MasterState;
 use crate::types::InvDesc;
 use crate::Errno;
-use hwmodel::Goal;
+use hwmodel::{Addr, DomainId, Goal};
 use smmu_sync::Rcu;
 use std::any::Any;
 
@@ -38,7 +38,7 @@ pub fn invs(d: &Domain) -> &Rcu<Invs> {
 }
 
 impl Design for V9 {
-    fn domain_alloc(&self) -> Box<dyn Any + Send + Sync> {
+    fn domain_alloc(&self, _k: &Kernel, _id: DomainId, _stage: Stage, _words: Addr) -> Box<dyn Any + Send + Sync> {
         Box::new(V9Domain { invs: Rcu::new(Invs::default()) })
     }
 
