@@ -41,15 +41,21 @@ pub enum FaultSite {
     DomainAlloc,
     /// `arm_smmu_attach_prepare_vmaster`, for a nested target.
     Vmaster,
+    /// `iommufd_object_alloc`: any iommufd object.
+    IommufdObject,
+    /// `iommufd_hw_queue_alloc_phys`: the access and its page array.
+    HwQueueAccess,
 }
 
 impl FaultSite {
-    pub const ALL: [FaultSite; 5] = [
+    pub const ALL: [FaultSite; 7] = [
         FaultSite::InvsMerge,
         FaultSite::InvsPurge,
         FaultSite::MasterDomain,
         FaultSite::DomainAlloc,
         FaultSite::Vmaster,
+        FaultSite::IommufdObject,
+        FaultSite::HwQueueAccess,
     ];
 
     /// The coverage goal an injection here reaches.
@@ -60,6 +66,8 @@ impl FaultSite {
             FaultSite::MasterDomain => Goal::FaultMasterDomain,
             FaultSite::DomainAlloc => Goal::FaultDomainAlloc,
             FaultSite::Vmaster => Goal::FaultVmaster,
+            FaultSite::IommufdObject => Goal::FaultIommufdObject,
+            FaultSite::HwQueueAccess => Goal::FaultHwQueueAccess,
         }
     }
 }

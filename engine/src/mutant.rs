@@ -72,6 +72,12 @@ mutants! {
         "the VMM raises CERROR_ILL where the failing batch starts (CONS + entry_num) without locating the illegal command",
     HwQueueUnpinned => "hw-queue-unpinned":
         "HW queue allocation skips the access that pins the guest queue memory",
+    HwQueueDestroyIgnoresDependency => "hw-queue-destroy-ignores-dependency":
+        "IOMMU_DESTROY of a HW queue succeeds while the queue above it still depends on it",
+    VsmmuNsnhAllRefused => "vsmmu-nsnh-all-refused":
+        "the vSMMU refuses a guest's TLBI_NSNH_ALL (EIO) instead of converting it to TLBI_NH_ALL with its VMID",
+    HwptInvalidateAnyObjectType => "hwpt-invalidate-any-object-type":
+        "IOMMU_HWPT_INVALIDATE hands an object of any type to a vIOMMU's op instead of refusing it with EINVAL",
     PublishWithoutBarrier => "publish-without-barrier":
         "attach publishes the new array after the barrier before the STE/CD write, so the STE/CD can be seen first",
     PublishPlainStore => "publish-plain-store":

@@ -305,7 +305,7 @@ pub fn list() -> String {
     }
     out.push_str("mutants (caught by):\n");
     for m in Mutant::ALL {
-        out.push_str(&format!("  {:<34} {:<18} {}\n", m.name(), scenarios::catcher(*m).name, m.what()));
+        out.push_str(&format!("  {:<36} {:<18} {}\n", m.name(), scenarios::catcher(*m).name, m.what()));
     }
     out
 }

@@ -197,7 +197,7 @@ pub fn runs(json: bool, seed: u64, rows: &[RunRow]) {
 
 pub fn mutants(json: bool, rows: &[MutantRow]) {
     let mut t = format!(
-        "{:<34} {:<18} {:>7} {:>10} {:>8}  {:<22} {:>13} {:>11}\n",
+        "{:<36} {:<18} {:>7} {:>10} {:>8}  {:<23} {:>13} {:>11}\n",
         "mutant", "scenario", "caught", "schedules", "seconds", "as", "preemptions", "steps"
     );
     for r in rows {
@@ -207,7 +207,7 @@ pub fn mutants(json: bool, rows: &[MutantRow]) {
             (shrunk(f.preemptions, f.shrunk_preemptions), shrunk(f.steps as usize, f.shrunk_steps.map(|s| s as usize)))
         });
         t.push_str(&format!(
-            "{:<34} {:<18} {:>7} {:>10} {:>8.2}  {:<22} {:>13} {:>11}\n",
+            "{:<36} {:<18} {:>7} {:>10} {:>8.2}  {:<23} {:>13} {:>11}\n",
             r.name,
             r.scenario,
             if r.caught { "yes" } else { "NO" },

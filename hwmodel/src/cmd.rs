@@ -5,34 +5,44 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct SmmuId(pub u32);
 
-/// The opcodes the driver issues. Values are the architected ones.
+/// The opcodes the driver issues, and those a guest's vSMMU converts.
+/// Values are the architected ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Opcode {
     CfgiSte = 0x03,
     CfgiCd = 0x05,
+    /// Every CD of a stream.
+    CfgiCdAll = 0x06,
     TlbiNhAll = 0x10,
     TlbiNhAsid = 0x11,
     TlbiNhVa = 0x12,
+    /// By address, every ASID of the VMID.
+    TlbiNhVaa = 0x13,
     TlbiEl2Asid = 0x21,
     TlbiEl2Va = 0x22,
     TlbiS12Vmall = 0x28,
     TlbiS2Ipa = 0x2a,
+    /// Every non-secure, non-hypervisor entry: all VMIDs.
+    TlbiNsnhAll = 0x30,
     AtcInv = 0x40,
     CmdSync = 0x46,
 }
 
 impl Opcode {
-    pub const ALL: [Opcode; 11] = [
+    pub const ALL: [Opcode; 14] = [
         Opcode::CfgiSte,
         Opcode::CfgiCd,
+        Opcode::CfgiCdAll,
         Opcode::TlbiNhAll,
         Opcode::TlbiNhAsid,
         Opcode::TlbiNhVa,
+        Opcode::TlbiNhVaa,
         Opcode::TlbiEl2Asid,
         Opcode::TlbiEl2Va,
         Opcode::TlbiS12Vmall,
         Opcode::TlbiS2Ipa,
+        Opcode::TlbiNsnhAll,
         Opcode::AtcInv,
         Opcode::CmdSync,
     ];
@@ -90,13 +100,16 @@ impl std::fmt::Display for Cmd {
         match self.op {
             Opcode::CfgiSte => write!(f, "CFGI_STE sid {}", self.sid),
             Opcode::CfgiCd => write!(f, "CFGI_CD sid {} ssid {}", self.sid, self.ssid),
+            Opcode::CfgiCdAll => write!(f, "CFGI_CD_ALL sid {}", self.sid),
             Opcode::TlbiNhAll => write!(f, "TLBI_NH_ALL vmid {}", self.vmid),
             Opcode::TlbiNhAsid => write!(f, "TLBI_NH_ASID{vmid} asid {}", self.asid),
             Opcode::TlbiEl2Asid => write!(f, "TLBI_EL2_ASID asid {}", self.asid),
             Opcode::TlbiNhVa => write!(f, "TLBI_NH_VA{vmid} asid {} {:#x}{leaf}{range}", self.asid, self.addr),
+            Opcode::TlbiNhVaa => write!(f, "TLBI_NH_VAA{vmid} {:#x}{leaf}{range}", self.addr),
             Opcode::TlbiEl2Va => write!(f, "TLBI_EL2_VA asid {} {:#x}{leaf}{range}", self.asid, self.addr),
             Opcode::TlbiS12Vmall => write!(f, "TLBI_S12_VMALL vmid {}", self.vmid),
             Opcode::TlbiS2Ipa => write!(f, "TLBI_S2_IPA vmid {} {:#x}{leaf}{range}", self.vmid, self.addr),
+            Opcode::TlbiNsnhAll => write!(f, "TLBI_NSNH_ALL"),
             Opcode::AtcInv => {
                 let ssid = if self.ssv { format!(" ssid {}", self.ssid) } else { String::new() };
                 write!(f, "ATC_INV sid {}{ssid} {:#x} size 2^{}", self.sid, self.addr, self.atc_size)
@@ -127,7 +140,7 @@ impl Cmd {
     }
 
     pub fn is_tlbi_by_addr(&self) -> bool {
-        matches!(self.op, Opcode::TlbiNhVa | Opcode::TlbiEl2Va | Opcode::TlbiS2Ipa)
+        matches!(self.op, Opcode::TlbiNhVa | Opcode::TlbiNhVaa | Opcode::TlbiEl2Va | Opcode::TlbiS2Ipa)
     }
 
     /// Why the SMMU would raise CERROR_ILL for this command, if it would.
@@ -162,7 +175,9 @@ impl Cmd {
         match self.op {
             Opcode::CfgiSte => (c.sid, c.leaf) = (self.sid, self.leaf),
             Opcode::CfgiCd => (c.sid, c.ssid, c.ssv, c.leaf) = (self.sid, self.ssid, self.ssv, self.leaf),
+            Opcode::CfgiCdAll => c.sid = self.sid,
             Opcode::TlbiNhAll | Opcode::TlbiS12Vmall => c.vmid = self.vmid,
+            Opcode::TlbiNhVaa => (c.vmid, c.addr, c.leaf, c.range) = (self.vmid, self.addr, self.leaf, self.range),
             Opcode::TlbiNhAsid | Opcode::TlbiEl2Asid => (c.asid, c.vmid) = (self.asid, self.vmid),
             Opcode::TlbiNhVa | Opcode::TlbiEl2Va | Opcode::TlbiS2Ipa => {
                 (c.asid, c.vmid, c.addr, c.leaf, c.range) = (self.asid, self.vmid, self.addr, self.leaf, self.range)
@@ -170,7 +185,7 @@ impl Cmd {
             Opcode::AtcInv => {
                 (c.sid, c.ssid, c.ssv, c.addr, c.atc_size) = (self.sid, self.ssid, self.ssv, self.addr, self.atc_size)
             }
-            Opcode::CmdSync => {}
+            Opcode::CmdSync | Opcode::TlbiNsnhAll => {}
         }
         c
     }
@@ -195,7 +210,7 @@ impl Cmd {
     pub fn encode(&self) -> [u64; 2] {
         let op = self.op as u64;
         let w0 = match self.op {
-            Opcode::AtcInv | Opcode::CfgiCd | Opcode::CfgiSte => {
+            Opcode::AtcInv | Opcode::CfgiCd | Opcode::CfgiCdAll | Opcode::CfgiSte => {
                 op | (u64::from(self.sid) << 32) | (u64::from(self.ssid & 0xf_ffff) << 12) | (u64::from(self.ssv) << 11)
             }
             _ => {
@@ -219,7 +234,7 @@ impl Cmd {
         c.leaf = raw[1] & 1 != 0;
         c.atc_size = ((raw[1] >> 6) & 63) as u8;
         match op {
-            Opcode::AtcInv | Opcode::CfgiCd | Opcode::CfgiSte => {
+            Opcode::AtcInv | Opcode::CfgiCd | Opcode::CfgiCdAll | Opcode::CfgiSte => {
                 c.sid = (raw[0] >> 32) as u32;
                 c.ssid = ((raw[0] >> 12) & 0xf_ffff) as u32;
                 c.ssv = raw[0] & (1 << 11) != 0;

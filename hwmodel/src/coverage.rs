@@ -44,6 +44,8 @@ goals! {
     FaultMasterDomain => "fault-master-domain": "an injected allocation failure of the attach bookkeeping",
     FaultDomainAlloc => "fault-domain-alloc": "an injected allocation failure of a new domain",
     FaultVmaster => "fault-vmaster": "an injected allocation failure of a nested attach's vmaster",
+    FaultIommufdObject => "fault-iommufd-object": "an injected allocation failure of an iommufd object",
+    FaultHwQueueAccess => "fault-hw-queue-access": "an injected allocation failure of a HW queue's access and page array",
     AtsOffOlderArray => "ats-off-older-array": "ATS was disabled while an older copy of an array still held the master",
     TagReused => "tag-reused": "a new domain reused a freed ASID/VMID",
     SmmuRemovedAttached => "smmu-removed-attached": "an SMMU was removed with masters still attached",

@@ -478,7 +478,7 @@ impl Machine {
     fn apply(&self, s: &Smmu, cmd: Cmd, ats_gen: u64) {
         self.oracle.record(Actor::Queue(s.id), Event::Effect { smmu: s.id, cmd });
         match cmd.op {
-            Opcode::CfgiSte | Opcode::CfgiCd => {
+            Opcode::CfgiSte | Opcode::CfgiCd | Opcode::CfgiCdAll => {
                 s.invalidating(|| s.cfg().invalidate(&cmd));
             }
             Opcode::AtcInv => {

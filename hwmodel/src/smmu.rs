@@ -165,6 +165,7 @@ impl Iotlb {
         let s1 = |t: &TlbTag| matches!(t.kind, S1Nh | Nested);
         let by_va: Option<&dyn Fn(&TlbTag) -> bool> = match cmd.op {
             Opcode::TlbiNhVa => Some(&|t| s1(t) && t.asid == cmd.asid && t.vmid == cmd.vmid),
+            Opcode::TlbiNhVaa => Some(&|t| s1(t) && t.vmid == cmd.vmid),
             Opcode::TlbiEl2Va => Some(&|t| t.kind == S1El2 && t.asid == cmd.asid),
             Opcode::TlbiS2Ipa => Some(&|t| t.kind == S2 && t.vmid == cmd.vmid),
             _ => None,
@@ -188,6 +189,7 @@ impl Iotlb {
             Opcode::TlbiEl2Asid => &|t| t.kind == S1El2 && t.asid == cmd.asid,
             Opcode::TlbiS12Vmall => &|t| t.kind != S1El2 && t.vmid == cmd.vmid,
             Opcode::TlbiNhAll => &|t| s1(t) && t.vmid == cmd.vmid,
+            Opcode::TlbiNsnhAll => &|t| t.kind != S1El2,
             _ => return None,
         };
         self.entries.retain(|k, _| kill(k, by_tag(&k.0)));
@@ -213,6 +215,9 @@ impl CfgCache {
             }
             Opcode::CfgiCd => {
                 self.cds.remove(&(cmd.sid, cmd.ssid));
+            }
+            Opcode::CfgiCdAll => {
+                self.cds.retain(|(sid, _), _| *sid != cmd.sid);
             }
             _ => {}
         }

@@ -249,6 +249,47 @@ fn ste_changes_need_cfgi() {
 }
 
 #[test]
+fn cfgi_cd_all_drops_every_cd_of_its_stream_only() {
+    let (w, _) = world(Features::default());
+    ok(w.m.dma(w.ep, SID, 0, IOVA));
+    w.m.write_cd(CPU, w.cd_table, 0, None);
+    w.m.mem.smp_mb(CPU);
+    let cd_all = |sid| Cmd { sid, ..Cmd::new(Opcode::CfgiCdAll) };
+    w.m.submit(CPU, w.smmu, &[cd_all(SID + 1), tlbi(Opcode::TlbiNhAsid, ASID, 0), Cmd::sync()]);
+    assert_eq!(ok(w.m.dma(w.ep, SID, 0, IOVA)).2, Source::Walk, "another stream's CFGI_CD_ALL keeps this CD");
+    w.m.submit(CPU, w.smmu, &[cd_all(SID), tlbi(Opcode::TlbiNhAsid, ASID, 0), Cmd::sync()]);
+    assert!(matches!(w.m.dma(w.ep, SID, 0, IOVA), Translation::Fault { .. }), "its own drops the cached CD");
+    assert_eq!(Cmd::decode(cd_all(SID).encode()), Some(cd_all(SID)));
+}
+
+#[test]
+fn tlbi_nh_vaa_hits_every_asid_of_its_vmid_at_the_address() {
+    let (w, _) = world(Features::default());
+    let vaa = |vmid, addr| Cmd { vmid, addr, ..Cmd::new(Opcode::TlbiNhVaa) };
+    ok(w.m.dma(w.ep, SID, 0, IOVA));
+    for miss in [vaa(0, IOVA + PAGE), vaa(5, IOVA)] {
+        w.m.submit(CPU, w.smmu, &[miss, Cmd::sync()]);
+        assert_eq!(ok(w.m.dma(w.ep, SID, 0, IOVA)).2, Source::Iotlb, "{miss} misses");
+    }
+    w.m.submit(CPU, w.smmu, &[vaa(0, IOVA), Cmd::sync()]);
+    assert_eq!(ok(w.m.dma(w.ep, SID, 0, IOVA)).2, Source::Walk, "any ASID at the address");
+    assert!(vaa(0, IOVA).is_tlbi_by_addr() && vaa(0, IOVA + 8).illegal(false).is_some());
+    assert_eq!(Cmd::decode(vaa(3, IOVA).encode()), Some(vaa(3, IOVA)));
+}
+
+#[test]
+fn tlbi_nsnh_all_empties_every_vmid_but_not_el2() {
+    let (w, _) = world(Features::default());
+    ok(w.m.dma(w.ep, SID, 0, IOVA));
+    w.m.submit(CPU, w.smmu, &[Cmd::new(Opcode::TlbiNsnhAll), Cmd::sync()]);
+    assert!(w.m.smmu(w.smmu).iotlb().is_empty());
+    let (e, _) = world(Features { e2h: true, ..Features::default() });
+    ok(e.m.dma(e.ep, SID, 0, IOVA));
+    e.m.submit(CPU, e.smmu, &[Cmd::new(Opcode::TlbiNsnhAll), Cmd::sync()]);
+    assert_eq!(e.m.smmu(e.smmu).iotlb().len(), 1, "EL2 entries are the hypervisor's");
+}
+
+#[test]
 fn atc_fills_when_ats_is_on_and_atc_inv_scopes_by_ssid() {
     let (w, pa) = world(Features { ats: true, ..Features::default() });
     w.m.set_ats(w.ep, true);

@@ -534,13 +534,14 @@ fn vsmmu_world(p: &Params, arrays: &[Array], race: bool) -> Outcome {
 
 /// Valid arrays, one longer than a batch, and a round with only the unmap.
 fn vsmmu_invalidate(p: &Params) -> Outcome {
-    vsmmu_world(p, &[Array::draw(70, None), Array::draw(0, None), Array::draw(5, None)], true)
+    vsmmu_world(p, &[Array::draw(70, None, false), Array::draw(0, None, false), Array::draw(5, None, false)], true)
 }
 
 /// Arrays with one illegal command each: past the first batch, early in
 /// its batch, first, last; their kinds vary with their place in the queue.
+/// Before the first, the VMM tries every malformed or misaimed ioctl.
 fn vsmmu_malformed(p: &Params) -> Outcome {
-    let arrays = [(100, 70), (9, 4), (3, 0), (66, 65)].map(|(n, bad)| Array::draw(n, Some(bad)));
+    let arrays = [(100, 70), (9, 4), (3, 0), (66, 65)].map(|(n, bad)| Array::draw(n, Some(bad), n == 100));
     vsmmu_world(p, &arrays, false)
 }
 

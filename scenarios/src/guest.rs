@@ -10,7 +10,7 @@
 //! illegal and what reached the host queue.
 
 use crate::rig::Rig;
-use engine::iommufd::{cache_invalidate_user, UserArray, Vsmmu, DATA_ARM_SMMUV3, ENTRY_SIZE};
+use engine::iommufd::{HwptInvalidate, Ictx, UserMem, Vsmmu, DATA_ARM_SMMUV3, ENTRY_SIZE, USER_BASE};
 use engine::{Cpu, Domain, Driver, Errno, GuestS1, Master, Mutant, Target};
 use hwmodel::pgtable::{page_desc, table_desc};
 use hwmodel::{Cd, Cmd, Opcode, Range, ViolationKind, Word, BLOCK, PAGE};
@@ -41,16 +41,19 @@ fn data_iova(k: usize) -> u64 {
 }
 
 /// A batch of `n` guest commands, with an illegal one at `bad`; `n == 0`
-/// sends only the round's own unmap invalidation.
+/// sends only the round's own unmap invalidation. With `probe`, the VMM
+/// first tries each malformed or misaimed `IOMMU_HWPT_INVALIDATE` a VMM
+/// could make with the queue's pending entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Array {
     pub n: usize,
     pub bad: Option<usize>,
+    pub probe: bool,
 }
 
 impl Array {
-    pub fn draw(n: usize, bad: Option<usize>) -> Self {
-        Self { n, bad: bad.filter(|b| *b < n) }
+    pub fn draw(n: usize, bad: Option<usize>, probe: bool) -> Self {
+        Self { n, bad: bad.filter(|b| *b < n), probe }
     }
 }
 
@@ -59,12 +62,27 @@ fn words(c: Cmd) -> [u64; 2] {
 }
 
 /// Guest command number `seq`, legal: invalidations by VA (unique
-/// addresses), now and then by ASID or of the CD.
+/// addresses), now and then by VA of every ASID, by ASID, of the CD or of
+/// every CD of its device.
 fn legal(seq: u64) -> [u64; 2] {
+    let addr = (256 + seq % 256) * PAGE;
     match seq % 16 {
+        3 => words(Cmd { sid: VSID, ..Cmd::new(Opcode::CfgiCdAll) }),
+        5 => words(Cmd { addr, leaf: true, ..Cmd::new(Opcode::TlbiNhVaa) }),
         7 => words(Cmd { sid: VSID, leaf: true, ..Cmd::new(Opcode::CfgiCd) }),
         11 => words(Cmd { asid: GUEST_ASID, ..Cmd::new(Opcode::TlbiNhAsid) }),
-        _ => words(Cmd { asid: GUEST_ASID, addr: (256 + seq % 256) * PAGE, leaf: true, ..Cmd::new(Opcode::TlbiNhVa) }),
+        _ => words(Cmd { asid: GUEST_ASID, addr, leaf: true, ..Cmd::new(Opcode::TlbiNhVa) }),
+    }
+}
+
+/// How the guest invalidates data page `k` after unmapping it: by VA, by
+/// VA of every ASID, or everything of its VM (TLBI_NSNH_ALL, which the
+/// vSMMU must turn into TLBI_NH_ALL of the VM's VMID).
+fn unmap_inv(k: usize, iova: u64) -> [u64; 2] {
+    match k % 3 {
+        0 => words(Cmd { asid: GUEST_ASID, addr: iova, leaf: true, ..Cmd::new(Opcode::TlbiNhVa) }),
+        1 => words(Cmd { addr: iova, leaf: true, ..Cmd::new(Opcode::TlbiNhVaa) }),
+        _ => words(Cmd::new(Opcode::TlbiNsnhAll)),
     }
 }
 
@@ -117,10 +135,22 @@ impl Queue {
     }
 }
 
+/// The VMM's iommufd objects for the guest.
+struct Objects {
+    ioas: u32,
+    parent: u32,
+    viommu: u32,
+    vdevice: u32,
+    nested: u32,
+}
+
 pub struct Guest {
     pub master: Arc<Master>,
     pub parent: Arc<Domain>,
-    pub vsmmu: Vsmmu,
+    ictx: Ictx,
+    objs: Objects,
+    /// The vIOMMU's driver state: for the oracle only.
+    vsmmu: Arc<Vsmmu>,
     /// Whether the guest's device does ATS: its unmaps then also send
     /// ATC_INV for its vSID, which the vSMMU must aim at the physical SID.
     ats: bool,
@@ -137,16 +167,28 @@ fn report(drv: &Driver, kind: ViolationKind, detail: String) {
 impl Guest {
     /// The VMM maps guest RAM into `parent`; the guest builds its stage 1,
     /// mapping each IPA of `shared` below 2 MiB at the same guest IOVA (so
-    /// the host's unmaps of them matter to it); the VMM attaches master `m`
-    /// of the rig nested over `parent`, creates its vSMMU and probes the
-    /// invalidation uAPI with a zero-length array.
+    /// the host's unmaps of them matter to it); the VMM makes its iommufd
+    /// objects (an IOAS, the nesting parent's HWPT, a vIOMMU, the device's
+    /// vDEVICE and a nested HWPT), attaches master `m` of the rig nested
+    /// over `parent` and probes the invalidation uAPI with a zero-length
+    /// array.
     pub fn attach(r: &Rig, m: usize, parent: Arc<Domain>, shared: &[u64]) -> Self {
         let (drv, cpu) = (&r.drv, &r.cpu);
         let ram: Vec<u64> = (0..RAM_PAGES)
             .map(|k| drv.map(cpu, &parent, RAM + k as u64 * PAGE, PAGE).expect("setup maps fresh guest RAM"))
             .collect();
         let master = r.masters[m].clone();
-        let vsmmu = Vsmmu::new(master.smmu, parent.tag(), [(VSID, master.streams[0])].into(), SSID_BITS);
+        let ictx = Ictx::new();
+        let objs = (|| {
+            let ioas = ictx.ioas_alloc(drv)?;
+            let hwpt = ictx.hwpt_alloc(drv, ioas, true, parent.tag())?;
+            let viommu = ictx.viommu_alloc(drv, hwpt, master.smmu, SSID_BITS)?;
+            let vdevice = ictx.vdevice_alloc(drv, viommu, VSID, master.streams[0])?;
+            let nested = ictx.hwpt_nested_alloc(drv, viommu)?;
+            Ok::<_, Errno>(Objects { ioas, parent: hwpt, viommu, vdevice, nested })
+        })()
+        .expect("setup runs without injected faults");
+        let vsmmu = ictx.vsmmu(objs.viommu).expect("the vIOMMU just made");
         let queue = Queue {
             ring: vec![[0; 2]; QUEUE as usize],
             prod: 0,
@@ -157,7 +199,7 @@ impl Guest {
             next_data: 0,
         };
         let ats = drv.machine.endpoint(master.ep).ats_capable;
-        let g = Self { master, parent, vsmmu, ats, ram, queue: Mutex::new(queue) };
+        let g = Self { master, parent, ictx, objs, vsmmu, ats, ram, queue: Mutex::new(queue) };
         let mem = &drv.machine.mem;
         mem.store_as(cpu.id, g.pa(S1_ROOT), table_desc(S1_TABLE), Word::Pte);
         for &ipa in shared.iter().filter(|&&ipa| ipa < BLOCK) {
@@ -166,12 +208,59 @@ impl Guest {
         drv.machine.write_cd(cpu.id, g.pa(CD_TABLE), 0, Some(Cd { asid: GUEST_ASID, root: S1_ROOT }));
         mem.smp_mb(cpu.id);
         r.attach(m, 0, g.target(), ats);
-        let mut probe =
-            UserArray { ty: DATA_ARM_SMMUV3, mem: &[], uptr: 0, entry_len: ENTRY_SIZE as u32, entry_num: 0 };
-        if let Err(e) = cache_invalidate_user(&mut probe, |a| drv.vsmmu_cache_invalidate(cpu, &g.vsmmu, a)) {
+        // A zero-length array may have no buffer at all.
+        let mut probe = g.ioctl(g.objs.viommu, 0, 0);
+        if let Err(e) = g.ictx.hwpt_invalidate(drv, cpu, &mut probe, UserMem::new(&[])) {
             report(drv, ViolationKind::UapiContract, format!("the zero-length probe returned {e:?}"));
         }
         g
+    }
+
+    /// `IOMMU_HWPT_INVALIDATE` of `n` entries at `uptr`, aimed at `id`.
+    fn ioctl(&self, id: u32, uptr: u64, n: u32) -> HwptInvalidate {
+        HwptInvalidate {
+            hwpt_id: id,
+            data_uptr: uptr,
+            data_type: DATA_ARM_SMMUV3,
+            entry_len: ENTRY_SIZE as u32,
+            entry_num: n,
+            reserved: 0,
+        }
+    }
+
+    /// What a VMM may get wrong in an `IOMMU_HWPT_INVALIDATE`, each with
+    /// the errno the uAPI documents: a reserved field set (EOPNOTSUPP);
+    /// entries with a NULL pointer or no entry length (EINVAL); an id that
+    /// names no object (ENOENT); an object that is not a vIOMMU or nested
+    /// HWPT (EINVAL); a nested HWPT, whose arm-smmu-v3 domain has no
+    /// invalidation op (EOPNOTSUPP). Each must handle nothing and report
+    /// `entry_num` 0; the VMM checks that much, the oracle that nothing
+    /// reached the host queue.
+    fn probe(&self, drv: &Driver, cpu: &Cpu, q: &Queue) {
+        let n = (q.cons..q.prod).take_while(|&i| !is_sync(q.at(i))).count().max(1) as u32;
+        let mem: Vec<u8> =
+            (0..u64::from(n)).flat_map(|i| q.at(q.cons + i).into_iter().flat_map(u64::to_le_bytes)).collect();
+        let o = &self.objs;
+        let aimed = |id| self.ioctl(id, USER_BASE, n);
+        for (what, mut cmd, errno) in [
+            ("a reserved field set", HwptInvalidate { reserved: 1, ..aimed(o.viommu) }, Errno::EOPNOTSUPP),
+            ("a NULL array", self.ioctl(o.viommu, 0, n), Errno::EINVAL),
+            ("entry_len 0", HwptInvalidate { entry_len: 0, ..aimed(o.viommu) }, Errno::EINVAL),
+            ("an id no object has", aimed(u32::MAX), Errno::ENOENT),
+            ("the IOAS", aimed(o.ioas), Errno::EINVAL),
+            ("the nesting parent's paging HWPT", aimed(o.parent), Errno::EINVAL),
+            ("the vDEVICE", aimed(o.vdevice), Errno::EINVAL),
+            ("the nested HWPT", aimed(o.nested), Errno::EOPNOTSUPP),
+        ] {
+            let r = self.ictx.hwpt_invalidate(drv, cpu, &mut cmd, UserMem::new(&mem));
+            if r != Err(errno) || cmd.entry_num != 0 {
+                let detail = format!(
+                    "IOMMU_HWPT_INVALIDATE with {what} returned {r:?} and entry_num {}, not {errno:?} and 0",
+                    cmd.entry_num
+                );
+                report(drv, ViolationKind::UapiContract, detail);
+            }
+        }
     }
 
     fn target(&self) -> Target {
@@ -227,7 +316,8 @@ impl Guest {
         }
         if let Some((iova, _)) = page {
             self.store_pte(drv, cpu, iova, 0);
-            q.push(words(Cmd { asid: GUEST_ASID, addr: iova, leaf: true, ..Cmd::new(Opcode::TlbiNhVa) }), None);
+            let inv = unmap_inv(q.next_data - 1, iova);
+            q.push(inv, None);
             if self.ats {
                 // As Linux does: the TLBI completes before the ATC_INV, or
                 // the device could refill its ATC from the IOTLB between.
@@ -236,6 +326,9 @@ impl Guest {
             }
         }
         q.push(words(Cmd::sync()), None);
+        if a.probe {
+            self.probe(drv, cpu, &q);
+        }
         self.doorbell(drv, cpu, &mut q);
         self.check(drv, &mut q);
         if let Some((iova, ipa)) = page.filter(|_| q.cons == q.prod) {
@@ -297,20 +390,20 @@ impl Guest {
     /// result and `entry_num`.
     fn invalidate(&self, drv: &Driver, cpu: &Cpu, q: &Queue, from: u64, to: u64) -> (Result<(), Errno>, u64) {
         let mem: Vec<u8> = (from..to).flat_map(|i| q.at(i).into_iter().flat_map(u64::to_le_bytes)).collect();
-        let n = (to - from) as u32;
-        let mut array =
-            UserArray { ty: DATA_ARM_SMMUV3, mem: &mem, uptr: 0, entry_len: ENTRY_SIZE as u32, entry_num: n };
-        let r = cache_invalidate_user(&mut array, |a| drv.vsmmu_cache_invalidate(cpu, &self.vsmmu, a));
-        (r, u64::from(array.entry_num))
+        let mut cmd = self.ioctl(self.objs.viommu, USER_BASE, (to - from) as u32);
+        let r = self.ictx.hwpt_invalidate(drv, cpu, &mut cmd, UserMem::new(&mem));
+        (r, u64::from(cmd.entry_num))
     }
 
     /// The VMM raises CERROR_ILL with CONS at `at`; the guest's handler
     /// (`arm_smmu_cmdq_skip_err`) turns that command into a CMD_SYNC so
-    /// the queue moves on.
+    /// the queue moves on. Blamed on the VMM only when the kernel would
+    /// have taken the command: a legal command the kernel refuses is lost
+    /// to the guest too, but what shows is the translation it left stale.
     fn cerror_ill(&self, drv: &Driver, q: &mut Queue, at: u64) {
         q.cons = at;
         q.cerror.push(at);
-        if q.truth[at as usize].1.is_none() {
+        if q.truth[at as usize].1.is_none() && self.vsmmu.accepts(drv, q.truth[at as usize].0) {
             let detail = format!("CERROR_ILL raised at guest command {at}, which is legal: the guest skips it");
             report(drv, ViolationKind::CerrorAtLegalCommand, detail);
         }
@@ -330,7 +423,7 @@ impl Guest {
         let mut lost = Vec::new();
         for i in q.checked.0..q.cons {
             match q.truth[i as usize] {
-                (e, None) if !is_sync(e) => {
+                (e, None) if !is_sync(e) && !q.cerror.contains(&i) => {
                     let c = counts.entry(e).or_default();
                     *c -= 1;
                     if *c < 0 {

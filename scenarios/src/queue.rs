@@ -1,57 +1,85 @@
-//! A VMM's hardware queue in guest memory (IOMMUFD_CMD_HW_QUEUE_ALLOC), the
-//! hardware reading it, and the VMM unmapping guest memory under it.
+//! A VMM's hardware queues in guest memory (IOMMUFD_CMD_HW_QUEUE_ALLOC),
+//! the hardware reading them, and the VMM unmapping guest memory under
+//! them and destroying them.
 
 use crate::rig::Rig;
-use engine::iommufd::{HwQueue, HwQueueAlloc, Ioas, HW_QUEUE_TYPE_TEGRA241_CMDQV, VIOMMU_ID};
-use engine::Driver;
-use hwmodel::PAGE;
+use engine::iommufd::{HwQueue, HwQueueAlloc, Ictx, HW_QUEUE_TYPE_TEGRA241_CMDQV};
+use engine::{Driver, Errno};
+use hwmodel::{SmmuId, ViolationKind, PAGE};
 use smmu_sync::Mutex;
 
-/// Guest memory mapped into the IOAS, and the queue that may live in it.
+/// Guest memory mapped into an IOAS, a vIOMMU over it, and the queues that
+/// may live in it.
 pub struct Queues {
-    ioas: Ioas,
-    live: Mutex<Option<HwQueue>>,
+    ictx: Ictx,
+    ioas: u32,
+    viommu: u32,
+    live: Mutex<Vec<HwQueue>>,
 }
 
-/// Where the guest memory starts, and how many pages of it there are; the
-/// queue takes the first two.
+/// Where the guest memory starts, and how many pages of it there are;
+/// queue 0 takes the first two, queue 1 the third.
 const IOVA: u64 = 0x4000_0000;
 pub const PAGES: u64 = 4;
 
 impl Queues {
     pub fn new(r: &Rig) -> Self {
-        let ioas = Ioas::new();
-        ioas.map(IOVA, r.drv.machine.alloc(PAGES * PAGE), PAGES * PAGE);
-        Self { ioas, live: Mutex::new(None) }
+        let (drv, ictx) = (&r.drv, Ictx::new());
+        let (ioas, viommu) = (|| {
+            let ioas = ictx.ioas_alloc(drv)?;
+            ictx.ioas_map(ioas, IOVA, drv.machine.alloc(PAGES * PAGE), PAGES * PAGE)?;
+            let hwpt = ictx.hwpt_alloc(drv, ioas, true, 1)?;
+            Ok::<_, Errno>((ioas, ictx.viommu_alloc(drv, hwpt, SmmuId(0), 4)?))
+        })()
+        .expect("setup runs without injected faults");
+        Self { ictx, ioas, viommu, live: Mutex::new(Vec::new()) }
     }
 
-    /// The VMM allocates the queue, lets the hardware use it, destroys it.
-    pub fn cycle(&self, drv: &Driver) {
+    fn alloc(&self, drv: &Driver, index: u32, page: u64, pages: u64) -> Option<HwQueue> {
         let cmd = HwQueueAlloc {
             flags: 0,
-            viommu_id: VIOMMU_ID,
+            viommu_id: self.viommu,
             ty: HW_QUEUE_TYPE_TEGRA241_CMDQV,
-            index: 0,
-            nesting_parent_iova: IOVA,
-            length: 2 * PAGE,
+            index,
+            nesting_parent_iova: IOVA + page * PAGE,
+            length: pages * PAGE,
         };
-        let Ok(q) = self.ioas.hw_queue_alloc(drv, cmd) else { return };
-        *self.live.lock() = Some(q);
-        smmu_sync::yield_now();
-        *self.live.lock() = None;
-        let _ = self.ioas.hw_queue_destroy(q.id);
+        let q = self.ictx.hw_queue_alloc(drv, cmd).ok()?;
+        self.live.lock().push(q);
+        Some(q)
     }
 
-    /// The hardware reads the queue, if one is live.
+    /// The VMM allocates queues 0 and 1, lets the hardware use them, and
+    /// destroys them; first in the wrong order, which the uAPI must refuse
+    /// with EBUSY while queue 1 depends on queue 0.
+    pub fn cycle(&self, drv: &Driver) {
+        let Some(q0) = self.alloc(drv, 0, 0, 2) else { return };
+        let q1 = self.alloc(drv, 1, 2, 1);
+        smmu_sync::yield_now();
+        if q1.is_some() {
+            let r = self.ictx.destroy(drv, q0.id);
+            if r != Err(Errno::EBUSY) {
+                let detail = format!("IOMMU_DESTROY of HW queue 0 while queue 1 depends on it returned {r:?}");
+                drv.machine.oracle.report(ViolationKind::UapiContract, detail);
+                self.live.lock().retain(|q| q.id != q0.id);
+            }
+        }
+        for q in [q1, Some(q0)].into_iter().flatten() {
+            self.live.lock().retain(|l| l.id != q.id);
+            let _ = self.ictx.destroy(drv, q.id);
+        }
+    }
+
+    /// The hardware reads every live queue.
     pub fn read(&self, drv: &Driver) {
-        let q = *self.live.lock();
-        if let Some(q) = q {
-            self.ioas.hw_read(drv, &q);
+        let live = self.live.lock().clone();
+        for q in live {
+            self.ictx.hw_read(drv, &q);
         }
     }
 
     /// The VMM unmaps guest page `k`.
     pub fn unmap(&self, drv: &Driver, k: u64) {
-        let _ = self.ioas.unmap(drv, IOVA + k * PAGE, PAGE);
+        let _ = self.ictx.ioas_unmap(drv, self.ioas, IOVA + k * PAGE, PAGE);
     }
 }

@@ -418,7 +418,9 @@ pub fn swarm(p: &Params) -> Outcome {
                         Kind::Populate => Op::Populate { m, ssid: if one_in(2) { 0 } else { ssid } },
                         Kind::Lifecycle => Op::Lifecycle,
                         Kind::RemoveSmmu => Op::RemoveSmmu,
-                        Kind::Guest => Op::Guest(guest::Array::draw(below(80), one_in(3).then(|| below(80)))),
+                        Kind::Guest => {
+                            Op::Guest(guest::Array::draw(below(80), one_in(3).then(|| below(80)), one_in(4)))
+                        }
                         Kind::HwQueue if one_in(2) => Op::Queue,
                         Kind::HwQueue => Op::IoasUnmap(below(queue::PAGES as usize) as u64),
                         Kind::Irq => Op::IrqBuffer(d, below(PAGES)),

@@ -305,6 +305,9 @@ const HONOURED: &[Mutant] = &[
     Mutant::VsmmuVsidPassedThrough,
     Mutant::VmmCerrorAtBatchStart,
     Mutant::HwQueueUnpinned,
+    Mutant::HwQueueDestroyIgnoresDependency,
+    Mutant::VsmmuNsnhAllRefused,
+    Mutant::HwptInvalidateAnyObjectType,
 ];
 
 impl Design for C {
