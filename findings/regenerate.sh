@@ -26,9 +26,7 @@ known = json.load(open(f'findings/{"v9" if engine == "c" else engine}-known.json
 extra = ['--series', series] if engine == 'c' else []
 print(f"{'finding':30} {'kind':22} {'scenario':15} {'mode':8} {'schedules':>9} {'seconds':>8}  replay file")
 for f in known['findings']:
-    # A finding that shows exactly as this one would hide it.
-    same = lambda g: (g['kind'], g.get('detail', '')) == (f['kind'], f.get('detail', ''))
-    others = dict(known, findings=[g for g in known['findings'] if not same(g)])
+    others = dict(known, findings=[g for g in known['findings'] if g['signature'] != f['signature']])
     kf = f'{work}/{f["id"]}.json'
     json.dump(others, open(kf, 'w'))
     mode = f.get('atc_inv_disabled', 'timeout' if f['kind'] == 'cmd-sync-timeout' else 'error')
@@ -39,7 +37,7 @@ for f in known['findings']:
                        capture_output=True, text=True)
     run = json.loads(p.stdout)['runs'][0]
     fail = run['failure']
-    if not fail or fail['kind'] != f['kind']:
+    if not fail or fail['signature'] != f['signature']:
         sys.exit(f"{f['id']}: not found in {run['schedules']} schedules ({run['seconds']:.1f} s): {fail}")
     src = fail['shrunk_file'] or fail['replay_file']
     dst = f'findings/{engine}/{f["id"]}.json'

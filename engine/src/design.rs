@@ -22,8 +22,15 @@ pub trait Design: Any + Send + Sync {
     /// `arm_smmu_attach_dev` and `arm_smmu_set_pasid`: prepare, install the
     /// STE/CD, commit. On error nothing has changed.
     fn attach_dev<'a>(&'a self, st: &AttachState<'a>, ms: &mut MasterState) -> Result<(), Errno> {
-        self.attach_prepare(st, ms)?;
-        self.install_ste_for_dev(st);
+        {
+            let _f = smmu_sync::kernel_fn("arm_smmu_attach_prepare");
+            self.attach_prepare(st, ms)?;
+        }
+        {
+            let _f = smmu_sync::kernel_fn("arm_smmu_install_ste_for_dev");
+            self.install_ste_for_dev(st);
+        }
+        let _f = smmu_sync::kernel_fn("arm_smmu_attach_commit");
         self.attach_commit(st, ms);
         Ok(())
     }

@@ -123,6 +123,7 @@ impl Driver {
     /// Free a domain nothing is attached to; its ASID/VMID goes back to the
     /// pool for the next domain.
     pub fn free_domain(&self, cpu: &Cpu, d: Arc<Domain>) {
+        let _f = smmu_sync::kernel_fn("arm_smmu_domain_free");
         self.design.domain_free(&self.k, cpu, &d);
         self.free_tags.lock().push(d.tag());
     }
@@ -130,6 +131,7 @@ impl Driver {
     /// Map `size` bytes (a page or a block) at `iova` to fresh memory, then
     /// tell the device (a doorbell write orders the PTEs before it).
     pub fn map(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64) -> Result<u64, PtError> {
+        let _f = smmu_sync::kernel_fn("iommu_map");
         smmu_sync::locate("map", iova);
         let pa = self.machine.alloc(size);
         d.pt.map(&self.machine, cpu.id, iova, pa, size)?;
@@ -142,6 +144,7 @@ impl Driver {
     /// an IOAS before attaching it. Only the attach's barriers, on this same
     /// CPU, order these PTEs before the SMMU can reach them.
     pub fn populate(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64) -> Result<u64, PtError> {
+        let _f = smmu_sync::kernel_fn("iopt_fill_domain");
         smmu_sync::locate("populate", iova);
         let pa = self.machine.alloc(size);
         d.pt.map(&self.machine, cpu.id, iova, pa, size)?;
@@ -153,6 +156,7 @@ impl Driver {
     /// then return. SVA domains invalidate through the mmu-notifier range
     /// path (page granule, not leaf-only).
     pub fn unmap(&self, cpu: &Cpu, d: &Domain, iova: u64, size: u64) -> Result<u64, PtError> {
+        let _f = smmu_sync::kernel_fn("iommu_unmap");
         smmu_sync::locate("unmap", iova);
         self.machine.oracle.unmap_begin(d.id, iova, size);
         let pa = d.pt.unmap(&self.machine, cpu.id, iova, size)?;
@@ -173,6 +177,7 @@ impl Driver {
     /// frees the level-3 table and flushes the walk (`tlb_inv_walk` at the
     /// page granule). Returns the pages it unmapped.
     pub fn unmap_table(&self, cpu: &Cpu, d: &Domain, iova: u64) -> Result<Vec<u64>, PtError> {
+        let _f = smmu_sync::kernel_fn("iommu_unmap");
         smmu_sync::locate("unmap_table", iova);
         self.machine.oracle.unmap_begin(d.id, iova, BLOCK);
         let pages = d.pt.unmap_table(&self.machine, cpu.id, iova)?;
@@ -186,6 +191,7 @@ impl Driver {
     /// `arm_smmu_domain_inv_range`: invalidate [iova, iova + size) of
     /// `domain` wherever it may be cached; size 0 means everything.
     pub fn domain_inv_range(&self, cpu: &Cpu, domain: &Domain, iova: u64, size: u64, granule: u64, leaf: bool) {
+        let _f = smmu_sync::kernel_fn("arm_smmu_domain_inv_range");
         smmu_sync::locate("domain_inv_range", u64::from(domain.id.0));
         if smmu_sync::in_interrupt() {
             self.machine.oracle.cover(Goal::IrqInvalidation);
@@ -205,6 +211,7 @@ impl Driver {
     /// ATS on a RID attach to a paging domain; PASID attaches keep the
     /// master's ATS state. On error nothing has changed.
     pub fn attach(&self, cpu: &Cpu, m: &Master, ssid: u32, target: Target, want_ats: bool) -> Result<(), Errno> {
+        let _f = smmu_sync::kernel_fn(if ssid == 0 { "arm_smmu_attach_dev" } else { "arm_smmu_set_pasid" });
         smmu_sync::locate("attach", u64::from(ssid));
         let mut ms = m.state.lock();
         attach::check_attach(&ms, ssid, &target)?;
@@ -236,6 +243,7 @@ impl Driver {
         };
         // Unpinned: a grace period waits for every pinned CPU, this one too.
         let r = r.map(|()| {
+            let _f = smmu_sync::kernel_fn("arm_smmu_disable_ats");
             self.design.disable_ats(&self.k, cpu, m, ats, old_ats);
             ats
         });
@@ -254,6 +262,7 @@ impl Driver {
     /// entries from every domain), then the design waits until no walker
     /// can reach the instance.
     pub fn remove_smmu(&self, cpu: &Cpu, smmu: SmmuId, masters: &[&Master]) -> Result<(), Errno> {
+        let _f = smmu_sync::kernel_fn("arm_smmu_device_remove");
         smmu_sync::locate("remove_smmu", u64::from(smmu.0));
         for m in masters.iter().filter(|m| m.smmu == smmu) {
             // PASIDs first: the RID leaves its CD table last.

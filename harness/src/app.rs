@@ -262,6 +262,7 @@ fn failure_file(cfg: &Config, world: Params, e: &Explored, f: &Found, shrunk: bo
         kind: f.kind.clone(),
         explanation: f.explanation.clone(),
         detail: f.detail.clone(),
+        signature: f.signature.clone(),
         trace_hash: f.trace_hash,
         preemptions: f.schedule.preemptions(),
         shrunk,
@@ -272,7 +273,7 @@ fn failure_file(cfg: &Config, world: Params, e: &Explored, f: &Found, shrunk: bo
 }
 
 fn print_failure(f: &Found) {
-    eprintln!("\nviolation: {}\n  {}\n  {}", f.kind, f.detail, f.explanation);
+    eprintln!("\nviolation: {}\n  {}\n  signature: {}\n  {}", f.kind, f.detail, f.signature, f.explanation);
 }
 
 /// The story as a text timeline, one column per actor.
@@ -440,7 +441,7 @@ fn loom_run(cli: &Cli, config: &Config) -> i32 {
     let stats = RunStats {
         schedules: executions.load(Relaxed),
         elapsed: start.elapsed(),
-        found: r.err().map(|p| Found::from_panic(0, run::Recorded::default(), run::panic_message(p.as_ref()))),
+        found: r.err().map(|p| Found::from_panic(0, run::Recorded::default(), run::panic_message(p.as_ref()), &[])),
         ..RunStats::default()
     };
     let cfg = Config {

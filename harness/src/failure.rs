@@ -25,6 +25,10 @@ pub struct FailureFile {
     pub kind: String,
     pub explanation: String,
     pub detail: String,
+    /// Its cause (`hwmodel::signature`); files written before signatures
+    /// have none.
+    #[serde(default)]
+    pub signature: String,
     pub trace_hash: u64,
     /// Context switches that left a runnable task, for comparing shrinks.
     pub preemptions: usize,

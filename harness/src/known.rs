@@ -11,9 +11,9 @@ pub struct KnownFinding {
     pub id: String,
     /// The violation kind it shows as.
     pub kind: String,
-    /// Text the violation's detail contains; empty matches any detail.
-    #[serde(default)]
-    pub detail: String,
+    /// Its cause as `hwmodel::signature` computes it: what a failure must
+    /// equal to be this finding.
+    pub signature: String,
     /// What it is, for the person reading the file.
     #[serde(default)]
     pub about: String,
@@ -36,11 +36,19 @@ impl Known {
         if let Some(f) = k.findings.iter().find(|f| hwmodel::ViolationKind::ALL.iter().all(|v| v.name() != f.kind)) {
             return Err(format!("known findings {}: {:?} names unknown kind {:?}", path.display(), f.id, f.kind));
         }
+        if let Some(f) = k.findings.iter().find(|f| !f.signature.starts_with(&format!("{}: ", f.kind))) {
+            return Err(format!(
+                "known findings {}: {:?}'s signature is not of kind {:?}",
+                path.display(),
+                f.id,
+                f.kind
+            ));
+        }
         Ok(k)
     }
 
-    /// The id of the known finding a violation is, if any.
-    pub fn matches(&self, kind: &str, detail: &str) -> Option<&str> {
-        self.findings.iter().find(|f| f.kind == kind && detail.contains(&f.detail)).map(|f| f.id.as_str())
+    /// The id of the known finding with this signature, if any.
+    pub fn matches(&self, signature: &str) -> Option<&str> {
+        self.findings.iter().find(|f| f.signature == signature).map(|f| f.id.as_str())
     }
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Serialize)]
 pub struct FailureRow {
     pub kind: String,
+    /// Its cause (`hwmodel::signature`), kept by shrinking.
+    pub signature: String,
     pub schedule_index: u64,
     pub replay_file: String,
     pub trace_hash: u64,
@@ -29,6 +31,7 @@ impl FailureRow {
     pub fn new(f: &Found, schedule_index: u64, replay_file: String) -> Self {
         Self {
             kind: f.kind.clone(),
+            signature: f.signature.clone(),
             schedule_index,
             replay_file,
             trace_hash: f.trace_hash,
@@ -68,7 +71,21 @@ pub struct RunRow {
     pub pct: Option<PctGuarantee>,
     /// Schedules that showed a known finding (`--known`), by its id.
     pub known: BTreeMap<String, u64>,
+    /// Every distinct signature the run saw, known ones and the new one
+    /// that ended it, like a crash dashboard.
+    pub signatures: Vec<SignatureRow>,
     pub failure: Option<FailureRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SignatureRow {
+    pub signature: String,
+    /// The known finding's id; none for a new one.
+    pub id: Option<String>,
+    pub count: u64,
+    pub first_schedule: u64,
+    /// The new one's shrunk (else original) replay file.
+    pub replay: Option<String>,
 }
 
 /// After `schedules` PCT schedules of depth `depth` or more, with at most
@@ -109,6 +126,24 @@ impl RunRow {
                 miss,
             }),
             known: s.known.clone(),
+            signatures: s
+                .signatures
+                .iter()
+                .map(|(sig, seen)| SignatureRow {
+                    signature: sig.clone(),
+                    id: Some(seen.id.clone()),
+                    count: seen.count,
+                    first_schedule: seen.first_schedule,
+                    replay: None,
+                })
+                .chain(failure.iter().map(|f| SignatureRow {
+                    signature: f.signature.clone(),
+                    id: None,
+                    count: 1,
+                    first_schedule: f.schedule_index,
+                    replay: Some(f.shrunk_file.clone().unwrap_or_else(|| f.replay_file.clone())),
+                }))
+                .collect(),
             failure,
         }
     }
@@ -183,8 +218,15 @@ pub fn runs(json: bool, seed: u64, rows: &[RunRow]) {
         }
     }
     for r in rows.iter().filter(|r| !r.known.is_empty()) {
-        let seen: Vec<String> = r.known.iter().map(|(id, n)| format!("{id} ({n})")).collect();
-        t.push_str(&format!("{}: known findings seen: {}\n", r.config.scenario, seen.join(", ")));
+        t.push_str(&format!("{}: distinct signatures\n", r.config.scenario));
+        t.push_str(&format!("  {:<28} {:>8} {:>10}  signature\n", "finding", "count", "first"));
+        for g in &r.signatures {
+            let id = g.id.clone().unwrap_or_else(|| "NEW".into());
+            t.push_str(&format!("  {id:<28} {:>8} {:>10}  {}\n", g.count, g.first_schedule, g.signature));
+            if let Some(replay) = &g.replay {
+                t.push_str(&format!("  {:<28} {:>8} {:>10}  replay: {replay}\n", "", "", ""));
+            }
+        }
     }
     let violations: u64 = rows.iter().map(|r| r.violations).sum();
     t.push_str(&format!("seed {seed}: {} scenarios, {violations} violations\n", rows.len()));

@@ -200,6 +200,8 @@ pub struct Found {
     pub trace_hash: u64,
     /// The odds its world ran with, when the oracle's verdict says.
     pub odds: Option<hwmodel::Odds>,
+    /// Its cause (`hwmodel::signature`): what `--known` matches.
+    pub signature: String,
 }
 
 impl Found {
@@ -219,13 +221,16 @@ impl Found {
             trace: v.trace.iter().map(crate::trace::Line::of).collect(),
             trace_hash: v.hash,
             odds: Some(v.odds),
+            signature: v.signature.clone(),
         }
     }
 
     /// A panic: shuttle's deadlock and step-bound panics, the watchdog's
     /// livelock report, a model check that panics with a kind name first
     /// (loom), or a plain bug.
-    pub fn from_panic(index: u64, schedule: Recorded, msg: String) -> Self {
+    /// `site`: each involved thread's kernel functions
+    /// (`smmu_sync::failure_site`), empty for a panic outside the model.
+    pub fn from_panic(index: u64, schedule: Recorded, msg: String, site: &[String]) -> Self {
         use hwmodel::ViolationKind as K;
         let kind = if msg.contains("max_steps") || msg.contains("step bound") {
             K::Livelock
@@ -245,6 +250,7 @@ impl Found {
             detail: msg,
             trace: Vec::new(),
             odds: None,
+            signature: hwmodel::signature::of_site(kind, site),
         }
     }
 }
@@ -274,6 +280,17 @@ pub struct RunStats {
     pub pct_schedules: BTreeMap<usize, u64>,
     /// Schedules that showed a known finding, by its id.
     pub known: BTreeMap<String, u64>,
+    /// Each known signature seen: how often, and the first schedule.
+    pub signatures: BTreeMap<String, Seen>,
+}
+
+/// A known signature in a run: the finding's id, how many schedules
+/// showed it, and the index of the first.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Seen {
+    pub id: String,
+    pub count: u64,
+    pub first_schedule: u64,
 }
 
 impl RunStats {
@@ -292,6 +309,7 @@ impl RunStats {
 
     /// Add a chunk's figures (not its failure) to the run's.
     pub fn absorb(&mut self, other: &RunStats) {
+        let offset = self.schedules;
         self.schedules += other.schedules;
         self.steps += other.steps;
         self.fold_trace(other.trace_hash);
@@ -305,6 +323,26 @@ impl RunStats {
         for (id, n) in &other.known {
             *self.known.entry(id.clone()).or_default() += n;
         }
+        for (sig, seen) in &other.signatures {
+            match self.signatures.get_mut(sig) {
+                Some(mine) => mine.count += seen.count,
+                None => {
+                    let first = Seen { first_schedule: offset + seen.first_schedule, ..seen.clone() };
+                    self.signatures.insert(sig.clone(), first);
+                }
+            }
+        }
+    }
+
+    /// A schedule (the `index`th) showed known finding `id`.
+    fn saw_known(&mut self, id: &str, signature: &str, index: u64) {
+        *self.known.entry(id.to_string()).or_default() += 1;
+        let seen = self.signatures.entry(signature.to_string()).or_insert(Seen {
+            id: id.to_string(),
+            count: 0,
+            first_schedule: index,
+        });
+        seen.count += 1;
     }
 
     /// PCT's guarantee for a bug of depth `d`: each schedule run with PCT
@@ -365,11 +403,14 @@ impl<S> Recorder<S> {
         s.stats.max_threads = s.stats.max_threads.max(s.top_task + 1);
         let found = match report.downcast_ref::<hwmodel::Violation>() {
             Some(v) => Found::from_violation(index, s.current.clone(), v),
-            None => Found::from_panic(index, s.current.clone(), panic_message(report.as_ref())),
+            None => {
+                let site = smmu_sync::failure_site();
+                Found::from_panic(index, s.current.clone(), panic_message(report.as_ref()), &site)
+            }
         };
         s.stats.fold_trace(found.trace_hash);
-        match self.known.and_then(|k| k.matches(&found.kind, &found.detail)) {
-            Some(id) if s.stats.found.is_none() => *s.stats.known.entry(id.to_string()).or_default() += 1,
+        match self.known.and_then(|k| k.matches(&found.signature)) {
+            Some(id) if s.stats.found.is_none() => s.stats.saw_known(id, &found.signature, index),
             _ => {
                 s.stats.found.get_or_insert(found);
                 s.stop = true;
@@ -537,7 +578,7 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
             s.stats.max_threads = s.stats.max_threads.max(s.top_task + 1);
             s.stats.add_ages(&outcome.stale_ages);
             s.stats.coverage.add(&outcome.coverage);
-            let is_known = |v: &&hwmodel::Violation| known.and_then(|k| k.matches(v.kind.name(), &v.detail));
+            let is_known = |v: &&hwmodel::Violation| known.and_then(|k| k.matches(&v.signature));
             match outcome.violations.iter().find(|v| is_known(v).is_none()) {
                 Some(v) if s.stats.found.is_none() => {
                     let found = Found::from_outcome(s.stats.schedules - 1, s.current.clone(), &outcome, v);
@@ -546,8 +587,9 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
                 }
                 Some(_) => {}
                 None => {
-                    if let Some(id) = outcome.violations.first().as_ref().and_then(is_known) {
-                        *s.stats.known.entry(id.to_string()).or_default() += 1;
+                    if let Some(v) = outcome.violations.first() {
+                        let index = s.stats.schedules - 1;
+                        s.stats.saw_known(is_known(&v).unwrap_or_default(), &v.signature, index);
                     }
                 }
             }
@@ -571,7 +613,7 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
         let index = s.stats.schedules;
         s.stats.schedules += 1;
         s.stats.max_threads = s.stats.max_threads.max(s.top_task + 1);
-        let found = Found::from_panic(index, s.current.clone(), panic_message(p.as_ref()));
+        let found = Found::from_panic(index, s.current.clone(), panic_message(p.as_ref()), &[]);
         s.stats.found.get_or_insert(found);
     }
     s.stats.elapsed = start.elapsed();
@@ -592,7 +634,7 @@ pub fn threads(sc: &'static Scenario, params: Params, n: u64, plan: &Plan) -> Ru
         let outcome = match catch_unwind(AssertUnwindSafe(|| sc.run(&params))) {
             Ok(o) => o,
             Err(p) => {
-                st.found = Some(Found::from_panic(i, Recorded::default(), panic_message(p.as_ref())));
+                st.found = Some(Found::from_panic(i, Recorded::default(), panic_message(p.as_ref()), &[]));
                 break;
             }
         };

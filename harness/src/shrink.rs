@@ -6,7 +6,7 @@
 //! interrupt, the smallest generated world, the first command to complete,
 //! the oldest buffered store drained); then
 //! each generated operation left out in turn. A candidate is kept if it
-//! fails with the same kind of violation and is no larger.
+//! fails with the same signature (the same cause) and is no larger.
 
 use crate::run::{self, Recorded, RunStats};
 use scenarios::{Params, Scenario};
@@ -16,7 +16,7 @@ use std::time::Instant;
 struct Shrinker {
     sc: &'static Scenario,
     params: Params,
-    kind: String,
+    signature: String,
     max_steps: Option<u64>,
     deadline: Instant,
     best: RunStats,
@@ -43,7 +43,7 @@ impl Shrinker {
             return false;
         }
         let r = run::follow(self.sc, p, self.schedule(), self.max_steps);
-        let r = if r.found.as_ref().is_some_and(|f| f.kind == self.kind) {
+        let r = if r.found.as_ref().is_some_and(|f| f.signature == self.signature) {
             r
         } else {
             let plan = run::Plan {
@@ -58,7 +58,10 @@ impl Shrinker {
             };
             run::explore(self.sc, p, plan)
         };
-        let found = r.found.as_ref().is_some_and(|f| f.kind == self.kind && f.schedule.steps <= self.schedule().steps);
+        let found = r
+            .found
+            .as_ref()
+            .is_some_and(|f| f.signature == self.signature && f.schedule.steps <= self.schedule().steps);
         if found {
             self.params = p;
             self.best = r;
@@ -70,7 +73,10 @@ impl Shrinker {
     /// same way and is no larger.
     fn try_keep(&mut self, candidate: Recorded) -> bool {
         let r = run::follow(self.sc, self.params, &candidate, self.max_steps);
-        let keep = r.found.as_ref().is_some_and(|f| f.kind == self.kind && size(&f.schedule) <= size(self.schedule()));
+        let keep = r
+            .found
+            .as_ref()
+            .is_some_and(|f| f.signature == self.signature && size(&f.schedule) <= size(self.schedule()));
         if keep {
             self.best = r;
         }
@@ -94,7 +100,7 @@ impl Shrinker {
             }
             let r = run::follow(self.sc, p, self.schedule(), self.max_steps);
             let smaller = r.found.as_ref().is_some_and(|f| {
-                f.kind == self.kind
+                f.signature == self.signature
                     && size(&f.schedule) <= size(self.schedule())
                     && f.schedule.steps < self.schedule().steps
             });
@@ -184,9 +190,9 @@ pub fn shrink(
     max_steps: Option<u64>,
 ) -> (Params, RunStats) {
     let deadline = Instant::now() + budget;
-    let kind = found.found.as_ref().map(|f| f.kind.clone()).unwrap_or_default();
+    let signature = found.found.as_ref().map(|f| f.signature.clone()).unwrap_or_default();
     let params = Params { stop_at_violation: true, full_trace: false, ..params };
-    let mut s = Shrinker { sc, params, kind, max_steps, deadline, best: found };
+    let mut s = Shrinker { sc, params, signature, max_steps, deadline, best: found };
     // The input itself, ending at its violation.
     let input = s.schedule().clone();
     s.try_keep(input);

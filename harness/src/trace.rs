@@ -15,11 +15,14 @@ pub struct Line {
     pub seq: u64,
     pub actor: String,
     pub event: String,
+    /// The kernel function a CPU's event was made in.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub func: String,
 }
 
 impl Line {
     pub fn of(s: &hwmodel::Step) -> Self {
-        Line { seq: s.seq, actor: s.actor.to_string(), event: s.event.to_string() }
+        Line { seq: s.seq, actor: s.actor.to_string(), event: s.event.to_string(), func: s.func.into() }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod mem;
 pub mod odds;
 pub mod oracle;
 pub mod pgtable;
+pub mod signature;
 pub mod smmu;
 pub mod types;
 

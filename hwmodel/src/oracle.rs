@@ -12,6 +12,9 @@ use std::hash::{Hash, Hasher};
 
 /// Events kept in the trace tail printed with a violation.
 const TRACE_TAIL: usize = 64;
+/// Events kept for a violation's signature: enough that the story of a
+/// generated schedule (the unmap, the fill, the attach between) is whole.
+const STORY_TAIL: usize = 8192;
 
 /// Every check the oracle makes, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -218,6 +221,8 @@ pub struct Violation {
     pub trace: Vec<Step>,
     /// The odds the world ran with.
     pub odds: Odds,
+    /// Its cause, stable across seeds and worlds (`crate::signature`).
+    pub signature: String,
 }
 
 struct Unmapped {
@@ -344,16 +349,22 @@ impl Oracle {
         s.seq.hash(&mut s.hash);
         actor.hash(&mut s.hash);
         event.hash(&mut s.hash);
-        if s.tail.len() == TRACE_TAIL && !s.full {
+        if s.tail.len() == STORY_TAIL && !s.full {
             s.tail.pop_front();
         }
-        s.tail.push_back(Step { seq: s.seq, actor, event });
+        let func = match actor {
+            Actor::Cpu(_) | Actor::Irq(_) => smmu_sync::current_fn(),
+            _ => "",
+        };
+        s.tail.push_back(Step { seq: s.seq, actor, event, func });
         s.seq
     }
 
     fn violate(s: &mut State, kind: ViolationKind, detail: String) {
-        let trace = s.tail.iter().copied().collect();
-        let v = Violation { kind, detail, seq: s.seq, trace, hash: s.hash.finish(), odds: s.odds };
+        let story: Vec<Step> = s.tail.iter().copied().collect();
+        let signature = crate::signature::of_violation(kind, &smmu_sync::task_stack(), &story);
+        let trace = if s.full { story } else { story[story.len().saturating_sub(TRACE_TAIL)..].to_vec() };
+        let v = Violation { kind, detail, seq: s.seq, trace, hash: s.hash.finish(), odds: s.odds, signature };
         if s.stop && s.halt.is_none() {
             s.halt = Some(v.clone());
         }

@@ -267,4 +267,8 @@ pub struct Step {
     pub seq: u64,
     pub actor: Actor,
     pub event: Event,
+    /// The kernel function a CPU made it in (`smmu_sync::kernel_fn`); ""
+    /// for hardware. Not part of the trace hash: where code is named is
+    /// not what it does.
+    pub func: &'static str,
 }

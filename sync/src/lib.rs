@@ -27,8 +27,9 @@ pub use irq::{clear_irq_handler, in_interrupt, local_irq_save, raise_irq, set_ir
 pub use lock::{Mutex, MutexGuard, RwLock, RwLockKind, RwLockReadGuard, RwLockWriteGuard};
 pub use thread::{schedule_point, spawn, steps, yield_now, JoinHandle};
 pub use watch::{
-    begin_segment, default_step_bound, die, die_with, fired, is_quiet, locate, name_task, segment_of, set_quiet,
-    set_task_cpu, take_failure, task_cpu, task_id, task_index, tick, tick_by, ticks, Bounds, StopOnFailure,
+    begin_segment, current_fn, default_step_bound, die, die_with, failure_site, fired, is_quiet, kernel_fn, locate,
+    name_task, segment_of, set_quiet, set_task_cpu, take_failure, task_cpu, task_id, task_index, task_stack, tick,
+    tick_by, ticks, Bounds, KernelFn, StopOnFailure,
 };
 
 /// Start an execution on this thread: the watchdog armed with `bounds`,

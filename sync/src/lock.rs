@@ -259,6 +259,7 @@ impl RwLock {
                 WAITS.with(|w| w.borrow_mut().push(Wait { task: me, lock, kind: self.kind, write, irq }));
             }
             if let Some(cycle) = cycle_from(me) {
+                crate::watch::set_site(&cycle, &format!("a {} rwlock", self.kind.name()));
                 crate::watch::die(describe(&cycle, self.kind));
             }
             crate::thread::yield_now();

@@ -28,6 +28,9 @@ struct Place {
     cpu: Option<usize>,
     /// Which of its operations the thread is in (`begin_segment`).
     segment: u64,
+    /// The kernel functions it is in, outermost first (`kernel_fn`); an
+    /// interrupt's handler stacks on the code it interrupted after "irq".
+    funcs: Vec<&'static str>,
 }
 
 struct Watch {
@@ -43,14 +46,25 @@ struct Watch {
     /// Under shuttle, the first failure's report, for the harness to take
     /// when its scheduler ends the execution (`take_failure`).
     failure: Option<Box<dyn std::any::Any + Send>>,
+    /// Where the failure was found: the function stack of each thread it
+    /// involves (`failure_site`).
+    site: Vec<String>,
     places: Vec<Place>,
 }
 
 impl Watch {
     /// Constant, so that the thread-local needs no lazy initialisation:
     /// every C function the `c` design enters ticks it.
-    const NEW: Watch =
-        Watch { ticks: 0, limit: None, deadline: None, quiet: false, fired: false, failure: None, places: Vec::new() };
+    const NEW: Watch = Watch {
+        ticks: 0,
+        limit: None,
+        deadline: None,
+        quiet: false,
+        fired: false,
+        failure: None,
+        site: Vec::new(),
+        places: Vec::new(),
+    };
 }
 
 thread_local! {
@@ -136,6 +150,7 @@ pub(crate) fn enter_irq() -> (&'static str, u64) {
     with_place(k, |p| {
         saved = (p.op, p.arg);
         p.irq = true;
+        p.funcs.push("irq");
     });
     saved
 }
@@ -146,7 +161,75 @@ pub(crate) fn leave_irq((op, arg): (&'static str, u64)) {
         p.irq = false;
         p.op = op;
         p.arg = arg;
+        if let Some(at) = p.funcs.iter().rposition(|f| *f == "irq") {
+            p.funcs.truncate(at);
+        }
     });
+}
+
+/// The current thread is in kernel function `name` until the guard drops:
+/// what a finding's signature and report name.
+pub fn kernel_fn(name: &'static str) -> KernelFn {
+    let k = task_index();
+    let mut depth = 0;
+    with_place(k, |p| {
+        depth = p.funcs.len();
+        p.funcs.push(name);
+    });
+    KernelFn { task: k, depth }
+}
+
+#[must_use = "the function is left when the guard drops"]
+pub struct KernelFn {
+    task: usize,
+    depth: usize,
+}
+
+impl Drop for KernelFn {
+    fn drop(&mut self) {
+        // An execution that ended abandons its threads where they stand;
+        // the next one starts with fresh places.
+        WATCH.with(|w| {
+            if let Some(p) = w.borrow_mut().places.get_mut(self.task) {
+                p.funcs.truncate(self.depth);
+            }
+        });
+    }
+}
+
+/// The innermost kernel function the current thread is in ("" if none).
+pub fn current_fn() -> &'static str {
+    let k = task_index();
+    WATCH.with(|w| w.borrow().places.get(k).and_then(|p| p.funcs.last().copied()).unwrap_or(""))
+}
+
+fn stack_of(w: &Watch, k: usize) -> String {
+    w.places.get(k).map_or(String::new(), |p| p.funcs.join(" > "))
+}
+
+/// The current thread's kernel functions, outermost first, " > " between.
+pub fn task_stack() -> String {
+    let k = task_index();
+    WATCH.with(|w| stack_of(&w.borrow(), k))
+}
+
+/// Name the threads a failure about to be reported involves (a deadlock's
+/// cycle) and what they wait on; by default it is the reporting thread
+/// alone.
+pub(crate) fn set_site(tasks: &[usize], on: &str) {
+    WATCH.with(|w| {
+        let mut w = w.borrow_mut();
+        if !w.fired {
+            w.site = tasks.iter().map(|&k| stack_of(&w, k)).collect();
+            w.site.push(format!("on {on}"));
+        }
+    });
+}
+
+/// Where this execution's failure was found: each involved thread's kernel
+/// functions, outermost first.
+pub fn failure_site() -> Vec<String> {
+    WATCH.with(|w| w.borrow().site.clone())
 }
 
 /// Name the current simulated thread ("cpu 2", "endpoint 1").
@@ -264,10 +347,14 @@ pub fn die_with(payload: Box<dyn std::any::Any + Send>) -> ! {
     if backend() != Backend::Shuttle {
         std::panic::resume_unwind(payload);
     }
+    let k = task_index();
     WATCH.with(|w| {
         let mut w = w.borrow_mut();
         if !std::mem::replace(&mut w.fired, true) {
             w.failure = Some(payload);
+            if w.site.is_empty() {
+                w.site = vec![stack_of(&w, k)];
+            }
         }
     });
     loop {

@@ -479,11 +479,13 @@ impl<'a> Call<'a> {
     }
 
     pub fn install_new_domain_invs(&self, state: usize) {
+        let _f = smmu_sync::kernel_fn("arm_smmu_install_new_domain_invs");
         // SAFETY: a prepared state.
         unsafe { (self.lib.fns.install_new)(state as P) }
     }
 
     pub fn install_old_domain_invs(&self, state: usize) {
+        let _f = smmu_sync::kernel_fn("arm_smmu_install_old_domain_invs");
         // SAFETY: a prepared state.
         unsafe { (self.lib.fns.install_old)(state as P) }
     }

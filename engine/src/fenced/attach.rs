@@ -96,6 +96,7 @@ fn current_invs<'a>(st: &AttachState<'a>, d: &'a Domain) -> &'a Invs {
 /// `arm_smmu_install_new_domain_invs`: "Must be installed before
 /// arm_smmu_install_ste_for_dev()".
 fn install_new_domain_invs<'a>(f: &'a Fenced, st: &AttachState<'a>, d: &'a Domain, new_invs: Invs) {
+    let _f = smmu_sync::kernel_fn("arm_smmu_install_new_domain_invs");
     publish_invs(f, st, d, new_invs);
 }
 
@@ -120,6 +121,7 @@ fn publish_invs<'a>(f: &'a Fenced, st: &AttachState<'a>, d: &'a Domain, mut new_
 /// Cannot fail: if the purge cannot allocate, the trash stays and walkers
 /// skip it.
 fn install_old_domain_invs<'a>(f: &'a Fenced, st: &AttachState<'a>, ms: &mut MasterState) {
+    let _f = smmu_sync::kernel_fn("arm_smmu_install_old_domain_invs");
     let k = st.k;
     let Some(d) = st.old.domain() else { return };
     let Some(to_unref) = ms.build_invs(st.m, &k.env, st.old_ats, st.ssid, d) else {

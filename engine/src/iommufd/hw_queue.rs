@@ -26,6 +26,7 @@ impl Ictx {
     /// `IOMMU_IOAS_UNMAP`: EBUSY while an access pins any of it. The oracle
     /// reports an unmap under a queue the hardware still reads.
     pub fn ioas_unmap(&self, drv: &Driver, ioas_id: u32, iova: u64, len: u64) -> Result<(), Errno> {
+        let _f = smmu_sync::kernel_fn("iommufd_ioas_unmap");
         let mut t = self.table.lock();
         let under = t.objs.iter().find_map(|(_, o)| match &o.data {
             Data::HwQueue(q) if overlaps((q.iova, q.length), (iova, len)) => Some(*q),
@@ -55,6 +56,7 @@ impl Ictx {
     /// pinning, and its `iommufd_hw_queue_depend` on the queue below. Any
     /// failure leaves no object, pin or dependency behind.
     pub fn hw_queue_alloc(&self, drv: &Driver, cmd: HwQueueAlloc) -> Result<HwQueue, Errno> {
+        let _f = smmu_sync::kernel_fn("iommufd_hw_queue_alloc_ioctl");
         if cmd.flags != 0 || cmd.ty == HW_QUEUE_TYPE_DEFAULT {
             return Err(Errno::EOPNOTSUPP);
         }

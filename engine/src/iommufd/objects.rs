@@ -208,6 +208,7 @@ impl Ictx {
     /// object depends on this one; otherwise its references and whatever
     /// it held (a queue's pin, a vDEVICE's virtual ID) are released.
     pub fn destroy(&self, drv: &Driver, id: u32) -> Result<(), Errno> {
+        let _f = smmu_sync::kernel_fn("iommufd_destroy");
         let mut t = self.table.lock();
         let o = t.objs.get(&id).ok_or(Errno::ENOENT)?;
         let ignore = matches!(o.data, Data::HwQueue(_)) && drv.env.mutant(Mutant::HwQueueDestroyIgnoresDependency);
@@ -251,6 +252,7 @@ impl Ictx {
         cmd: &mut HwptInvalidate,
         mem: UserMem,
     ) -> Result<(), Errno> {
+        let _f = smmu_sync::kernel_fn("iommufd_hwpt_invalidate");
         let mut array = UserArray {
             ty: cmd.data_type,
             mem,

@@ -132,6 +132,7 @@ impl Driver {
     /// issued and `entry_num` 0, so user space learns only where the
     /// failing batch starts.
     pub fn vsmmu_cache_invalidate(&self, cpu: &Cpu, v: &Vsmmu, array: &mut UserArray) -> Result<(), Errno> {
+        let _f = smmu_sync::kernel_fn("arm_vsmmu_cache_invalidate");
         if array.ty != DATA_ARM_SMMUV3 {
             array.entry_num = 0;
             return Err(Errno::EINVAL);

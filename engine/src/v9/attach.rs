@@ -88,6 +88,7 @@ fn current_invs<'a>(st: &AttachState<'a>, d: &'a Domain) -> &'a Invs {
 /// `arm_smmu_install_new_domain_invs`: "Must be installed before
 /// arm_smmu_install_ste_for_dev()".
 fn install_new_domain_invs<'a>(st: &AttachState<'a>, d: &'a Domain, new_invs: Invs) {
+    let _f = smmu_sync::kernel_fn("arm_smmu_install_new_domain_invs");
     publish_invs(st, d, new_invs);
 }
 
@@ -110,6 +111,7 @@ fn publish_invs<'a>(st: &AttachState<'a>, d: &'a Domain, mut new_invs: Invs) {
 /// the one `install_new_domain_invs` just published, which is the
 /// domain's current array.
 fn install_old_domain_invs<'a>(st: &AttachState<'a>, ms: &mut MasterState) {
+    let _f = smmu_sync::kernel_fn("arm_smmu_install_old_domain_invs");
     let k = st.k;
     let Some(d) = st.old.domain() else { return };
     let old_invs = current_invs(st, d);

@@ -10,7 +10,7 @@ fn ats_off_before_unref() {
   "config": {
     "scenario": "swarm",
     "scheduler": "pct",
-    "depth": 40,
+    "depth": 20,
     "mode": "model",
     "max_steps": null,
     "cpus": 3,
@@ -21,8 +21,8 @@ fn ats_off_before_unref() {
     "atc_inv_disabled": "error",
     "rwlock": null,
     "stop_at_violation": true,
-    "size": 3,
-    "skip_ops": 0,
+    "size": 2,
+    "skip_ops": 1,
     "series": {
       "paths": [
         "../shared/seeds/001_160d3a3c42ecf529.txt"
@@ -33,24 +33,25 @@ fn ats_off_before_unref() {
       ]
     }
   },
-  "chunk_seed": 16216909227801625985,
-  "schedule_index": 1904,
+  "chunk_seed": 4243624125471009561,
+  "schedule_index": 718,
   "kind": "atc-inv-ats-disabled",
   "explanation": "An ATC_INV was still in flight when ATS was disabled at its endpoint. A device may ignore an invalidation that races the disable, and the CMD_SYNC then times out. ATS was turned off while an invalidation built from the old array was outstanding: the unref did not fence readers with the array's write lock, or ATS was disabled too early.",
-  "detail": "ATC_INV sid 11 ssid 0 was in flight when ATS was disabled on EndpointId(2): the device may drop it",
-  "trace_hash": 10885353692369909658,
-  "preemptions": 5,
+  "detail": "ATC_INV sid 7 ssid 0 was in flight when ATS was disabled on EndpointId(1): the device may drop it",
+  "signature": "atc-inv-ats-disabled: ATC_INV sent by arm_smmu_domain_inv_range; ATS turned off by arm_smmu_attach_prepare",
+  "trace_hash": 2326278031511857214,
+  "preemptions": 2,
   "shrunk": true,
   "odds": {
     "drain": 4,
     "refetch": 2,
     "cfg_evict": 8,
     "irq": 2,
-    "fault_ppm": 100000
+    "fault_ppm": 20000
   },
   "schedule": {
-    "steps": 59,
-    "prefer": 6,
+    "steps": 30,
+    "prefer": 2,
     "starve": 120,
     "switches": [
       {
@@ -66,55 +67,24 @@ fn ats_off_before_unref() {
         "after": [
           1,
           2,
-          14
+          16
         ],
         "task": 0,
-        "preempt": true
-      },
-      {
-        "after": [
-          0,
-          0,
-          2
-        ],
-        "task": 2,
-        "preempt": true
-      },
-      {
-        "after": [
-          2,
-          1,
-          17
-        ],
-        "task": 0,
-        "preempt": true
-      },
-      {
-        "after": [
-          1,
-          2,
-          18
-        ],
-        "task": 2,
         "preempt": true
       }
     ],
     "data": [
-      18138893635752794434,
-      2816934999945530427,
-      0,
-      0,
-      0,
-      0,
-      15731370742776537784,
-      7329552708242487868,
+      17072730181585753288,
+      17527289389501359658,
       0,
       0,
       0,
       0,
       0,
+      9657255430664046506,
       0,
-      5260283912115175979,
+      0,
+      0,
       0,
       0,
       0,
@@ -167,26 +137,6 @@ fn ats_off_before_unref() {
       ],
       [
         1,
-        1
-      ],
-      [
-        1,
-        1
-      ],
-      [
-        1,
-        1
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
         2
       ],
       [
@@ -218,24 +168,28 @@ fn ats_off_before_unref() {
         1
       ],
       [
-        0,
-        0
+        2,
+        1
       ],
       [
         2,
-        2
+        1
       ],
       [
         2,
-        2
+        1
       ],
       [
         2,
-        2
+        1
       ],
       [
         2,
-        2
+        1
+      ],
+      [
+        2,
+        1
       ]
     ]
   },

@@ -10,7 +10,7 @@ fn ats_off_before_unref_timeout() {
   "config": {
     "scenario": "swarm",
     "scheduler": "pct",
-    "depth": 40,
+    "depth": 20,
     "mode": "model",
     "max_steps": null,
     "cpus": 3,
@@ -21,8 +21,8 @@ fn ats_off_before_unref_timeout() {
     "atc_inv_disabled": "timeout",
     "rwlock": null,
     "stop_at_violation": true,
-    "size": 3,
-    "skip_ops": 0,
+    "size": 2,
+    "skip_ops": 1,
     "series": {
       "paths": [
         "../shared/seeds/001_160d3a3c42ecf529.txt"
@@ -33,24 +33,25 @@ fn ats_off_before_unref_timeout() {
       ]
     }
   },
-  "chunk_seed": 16216909227801625985,
-  "schedule_index": 1904,
+  "chunk_seed": 4243624125471009561,
+  "schedule_index": 718,
   "kind": "cmd-sync-timeout",
   "explanation": "A CMD_SYNC completed with CERROR_ATC_INV_SYNC: an ATC_INV before it raced an ATS disable and the device never answered. On real hardware the invalidating CPU waits out the ATS completion timeout (a second or more, possibly with interrupts off) before the driver gives up with -ETIMEDOUT.",
-  "detail": "CMD_SYNC 14 on SmmuId(1): CERROR_ATC_INV_SYNC, an ATC_INV before it was never answered; the invalidation waited out the completion timeout and the driver got -ETIMEDOUT",
-  "trace_hash": 9395210580253509244,
-  "preemptions": 5,
+  "detail": "CMD_SYNC 4 on SmmuId(0): CERROR_ATC_INV_SYNC, an ATC_INV before it was never answered; the invalidation waited out the completion timeout and the driver got -ETIMEDOUT",
+  "signature": "cmd-sync-timeout: ATC_INV sent by arm_smmu_domain_inv_range; ATS turned off by arm_smmu_attach_prepare",
+  "trace_hash": 16790922044636846734,
+  "preemptions": 2,
   "shrunk": true,
   "odds": {
     "drain": 4,
     "refetch": 2,
     "cfg_evict": 8,
     "irq": 2,
-    "fault_ppm": 100000
+    "fault_ppm": 20000
   },
   "schedule": {
-    "steps": 60,
-    "prefer": 6,
+    "steps": 32,
+    "prefer": 2,
     "starve": 120,
     "switches": [
       {
@@ -66,55 +67,24 @@ fn ats_off_before_unref_timeout() {
         "after": [
           1,
           2,
-          14
+          16
         ],
         "task": 0,
-        "preempt": true
-      },
-      {
-        "after": [
-          0,
-          0,
-          2
-        ],
-        "task": 2,
-        "preempt": true
-      },
-      {
-        "after": [
-          2,
-          1,
-          17
-        ],
-        "task": 0,
-        "preempt": true
-      },
-      {
-        "after": [
-          1,
-          2,
-          18
-        ],
-        "task": 2,
         "preempt": true
       }
     ],
     "data": [
-      18138893635752794434,
-      2816934999945530427,
-      0,
-      0,
-      0,
-      0,
-      15731370742776537784,
-      7329552708242487868,
+      17072730181585753288,
+      17527289389501359658,
       0,
       0,
       0,
       0,
       0,
+      9657255430664046506,
       0,
-      5260283912115175979,
+      0,
+      0,
       0,
       0,
       0,
@@ -167,26 +137,6 @@ fn ats_off_before_unref_timeout() {
       ],
       [
         1,
-        1
-      ],
-      [
-        1,
-        1
-      ],
-      [
-        1,
-        1
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
         2
       ],
       [
@@ -218,24 +168,28 @@ fn ats_off_before_unref_timeout() {
         1
       ],
       [
-        0,
-        0
+        2,
+        1
       ],
       [
         2,
-        2
+        1
       ],
       [
         2,
-        2
+        1
       ],
       [
         2,
-        2
+        1
       ],
       [
         2,
-        2
+        1
+      ],
+      [
+        2,
+        1
       ]
     ]
   },

@@ -21,8 +21,8 @@ fn purge_err_ptr() {
     "atc_inv_disabled": "error",
     "rwlock": null,
     "stop_at_violation": true,
-    "size": null,
-    "skip_ops": 720911,
+    "size": 1,
+    "skip_ops": 0,
     "series": {
       "paths": [
         "../shared/seeds/001_160d3a3c42ecf529.txt"
@@ -33,72 +33,37 @@ fn purge_err_ptr() {
       ]
     }
   },
-  "chunk_seed": 4243624125471009561,
-  "schedule_index": 554,
+  "chunk_seed": 13745821264412957511,
+  "schedule_index": 5689,
   "kind": "err-ptr-deref",
   "explanation": "The driver dereferenced an error pointer: an allocation failed, its ERR_PTR was published as a domain's invalidation array because the caller only checked for NULL, and the next walker or attach read through it. On a real machine this is a kernel oops.",
-  "detail": "err-ptr-deref: the series' C dereferenced DomainId(2)'s invalidation array, which is ERR_PTR(12)",
-  "trace_hash": 16808276272975220862,
+  "detail": "err-ptr-deref: the series' C dereferenced DomainId(1)'s invalidation array, which is ERR_PTR(12)",
+  "signature": "err-ptr-deref: an ERR_PTR published as the array",
+  "trace_hash": 17717905663478683579,
   "preemptions": 0,
   "shrunk": true,
   "odds": null,
   "schedule": {
-    "steps": 109,
-    "prefer": 3,
-    "starve": 62,
+    "steps": 48,
+    "prefer": 6,
+    "starve": 114,
     "switches": [],
     "data": [
-      15229422668497220940,
-      1070114047297651301,
-      5424425218531903784,
-      16621764049875221339,
+      15580707176867933090,
+      10833446993009768790,
       0,
       0,
       0,
       0,
+      3932093526333461765,
+      8414301523293918508,
       0,
       0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      10480420367760617087,
-      2222527927820929394,
-      17769153382664977600,
-      0,
+      514863168490732726,
+      9494962752075342233,
+      1059361386612034438,
+      2935049640235777277,
+      11179319495828994903,
       0,
       0,
       0
@@ -125,72 +90,16 @@ fn purge_err_ptr() {
         0
       ],
       [
-        3,
-        3
+        0,
+        0
       ],
       [
-        3,
-        3
+        0,
+        0
       ],
       [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
-      ],
-      [
-        3,
-        3
+        0,
+        0
       ],
       [
         2,
@@ -231,94 +140,6 @@ fn purge_err_ptr() {
       [
         2,
         1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        3
       ]
     ]
   },

@@ -22,7 +22,7 @@ fn purge_loses_has_ats() {
     "rwlock": null,
     "stop_at_violation": true,
     "size": 1,
-    "skip_ops": 1,
+    "skip_ops": 0,
     "series": {
       "paths": [
         "../shared/seeds/001_160d3a3c42ecf529.txt"
@@ -34,11 +34,12 @@ fn purge_loses_has_ats() {
     }
   },
   "chunk_seed": 11295244218662764067,
-  "schedule_index": 19,
+  "schedule_index": 190,
   "kind": "array-invariant",
   "explanation": "A published invalidation array broke facts 1-2: entries not strictly sorted by (smmu, type, id, ssid), num_trashes/num_invs/max_invs out of order, a trash count that does not match, or trash in a freshly built array.",
   "detail": "DomainId(1) publishing: array holds ATS entries but has_ats is false",
-  "trace_hash": 5825564696714228036,
+  "signature": "array-invariant: in arm_smmu_install_old_domain_invs",
+  "trace_hash": 11591387371805984399,
   "preemptions": 0,
   "shrunk": true,
   "odds": {
@@ -46,16 +47,25 @@ fn purge_loses_has_ats() {
     "refetch": 2,
     "cfg_evict": 8,
     "irq": 2,
-    "fault_ppm": 100000
+    "fault_ppm": 0
   },
   "schedule": {
-    "steps": 33,
+    "steps": 43,
     "prefer": 1,
-    "starve": 60,
     "switches": [],
     "data": [
-      14703022143292901472,
-      10893151108311408875,
+      9835224565155576037,
+      7273570617326314725,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      7359535184633069365,
+      0,
+      0,
+      0,
       0,
       0,
       0,
@@ -104,32 +114,72 @@ fn purge_loses_has_ats() {
         0
       ],
       [
-        1,
-        2
+        0,
+        0
       ],
       [
         1,
-        2
+        1
       ],
       [
         1,
-        2
+        1
       ],
       [
         1,
-        2
+        1
       ],
       [
         1,
-        2
+        1
       ],
       [
         1,
-        2
+        1
       ],
       [
         1,
-        2
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
       ]
     ]
   },

@@ -10,7 +10,7 @@ fn read_lock_in_irq_fair() {
   "config": {
     "scenario": "swarm",
     "scheduler": "pct",
-    "depth": 20,
+    "depth": 40,
     "mode": "model",
     "max_steps": null,
     "cpus": 3,
@@ -22,7 +22,7 @@ fn read_lock_in_irq_fair() {
     "rwlock": null,
     "stop_at_violation": true,
     "size": null,
-    "skip_ops": 65537,
+    "skip_ops": 65536,
     "series": {
       "paths": [
         "../shared/seeds/001_160d3a3c42ecf529.txt"
@@ -33,42 +33,77 @@ fn read_lock_in_irq_fair() {
       ]
     }
   },
-  "chunk_seed": 9629988215794192063,
-  "schedule_index": 3491,
+  "chunk_seed": 18142591217469882136,
+  "schedule_index": 41756,
   "kind": "deadlock",
   "explanation": "Every simulated thread is blocked on another: no thread can make progress, and on a real machine the CPUs involved hang.",
-  "detail": "deadlock: cpu 1 (in irq) waits for cpu 3 waits for cpu 1 (in irq), each spinning on a fair rwlock that only the next can release",
-  "trace_hash": 6303031478990365710,
-  "preemptions": 2,
+  "detail": "deadlock: cpu 3 (in irq) waits for cpu 1 waits for cpu 3 (in irq), each spinning on a fair rwlock that only the next can release",
+  "signature": "deadlock: in arm_smmu_domain_inv_range interrupted by arm_smmu_domain_inv_range; in arm_smmu_install_old_domain_invs; on a fair rwlock",
+  "trace_hash": 7681105633270012404,
+  "preemptions": 4,
   "shrunk": true,
   "odds": null,
   "schedule": {
-    "steps": 71,
-    "prefer": 7,
-    "starve": 196,
+    "steps": 103,
+    "prefer": 6,
+    "starve": 80,
     "switches": [
       {
         "after": [
           1,
-          3,
-          9
+          1,
+          19
         ],
-        "task": 4,
+        "task": 2,
         "preempt": true
       },
       {
         "after": [
-          5,
+          2,
+          1,
+          1
+        ],
+        "task": 5,
+        "preempt": false
+      },
+      {
+        "after": [
+          1,
+          1,
+          31
+        ],
+        "task": 5,
+        "preempt": true
+      },
+      {
+        "after": [
+          7,
           0,
-          3
+          13
         ],
         "task": 3,
+        "preempt": true
+      },
+      {
+        "after": [
+          3,
+          3,
+          9
+        ],
+        "task": 6,
         "preempt": true
       }
     ],
     "data": [
-      14588654298342830212,
-      8963484621774791149,
+      13198673149853692545,
+      17560415590284593197,
+      8103165390685111301,
+      0,
+      0,
+      0,
+      14567774078260912034,
+      12739322531597562912,
+      5414912904581133063,
       0,
       0,
       0,
@@ -77,26 +112,10 @@ fn read_lock_in_irq_fair() {
       0,
       0,
       0,
-      11414751892716420283,
-      9961973830110951579,
-      6005663785052520155,
       0,
       0,
       0,
-      0,
-      0,
-      0,
-      0,
-      9500547532624419146,
-      0,
-      0,
-      0,
-      0,
-      6993562312340661911,
-      0,
-      0,
-      0,
-      0,
+      5796235878213769263,
       0,
       0,
       0,
@@ -120,7 +139,7 @@ fn read_lock_in_irq_fair() {
       0,
       0,
       0,
-      0,
+      1755262647466944591,
       0,
       0,
       0
@@ -163,195 +182,159 @@ fn read_lock_in_irq_fair() {
         0
       ],
       [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
+        1,
+        1
       ],
       [
         1,
-        2
+        1
       ],
       [
         1,
-        2
+        1
       ],
       [
         1,
-        2
+        1
       ],
       [
         1,
-        3
+        1
       ],
       [
         1,
-        3
+        1
       ],
       [
         1,
-        3
+        1
       ],
       [
         1,
-        3
+        1
       ],
       [
         1,
-        3
-      ],
-      [
-        1,
-        3
-      ],
-      [
-        1,
-        3
-      ],
-      [
-        1,
-        3
-      ],
-      [
-        1,
-        3
-      ],
-      [
-        4,
-        0
+        1
       ],
       [
         5,
         0
       ],
       [
-        5,
+        7,
         0
       ],
       [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        4,
-        0
-      ],
-      [
-        5,
-        0
-      ],
-      [
-        5,
+        7,
         0
       ],
       [
         1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        1,
+        1
+      ],
+      [
+        5,
+        0
+      ],
+      [
+        7,
+        0
+      ],
+      [
+        7,
+        0
+      ],
+      [
+        3,
+        2
+      ],
+      [
+        3,
+        2
+      ],
+      [
+        3,
+        2
+      ],
+      [
+        3,
         3
       ],
       [
-        1,
+        3,
         3
       ],
       [
-        1,
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
         3
       ]
     ]

@@ -38,6 +38,7 @@ fn s1_clear_continue_spins() {
   "kind": "livelock",
   "explanation": "The schedule ran past its step bound or its wall-clock watchdog: some thread loops without making progress (a walker that never advances, a wait that is never satisfied). The report says where each thread was.",
   "detail": "livelock: 130059 steps without finishing (bound 130000); where each thread is: main: map 0x1400000; cpu 2: domain_inv_range 0x1",
+  "signature": "livelock: in arm_smmu_domain_inv_range",
   "trace_hash": 6970861223211530734,
   "preemptions": 0,
   "shrunk": true,

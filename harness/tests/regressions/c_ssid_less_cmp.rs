@@ -10,10 +10,10 @@ fn ssid_less_cmp() {
   "config": {
     "scenario": "swarm",
     "scheduler": "pct",
-    "depth": 10,
+    "depth": 20,
     "mode": "model",
     "max_steps": null,
-    "cpus": 3,
+    "cpus": 1,
     "engine": "c",
     "mutant": null,
     "seed": 2026,
@@ -21,8 +21,8 @@ fn ssid_less_cmp() {
     "atc_inv_disabled": "error",
     "rwlock": null,
     "stop_at_violation": true,
-    "size": null,
-    "skip_ops": 458752,
+    "size": 3,
+    "skip_ops": 3,
     "series": {
       "paths": [
         "../shared/seeds/001_160d3a3c42ecf529.txt"
@@ -33,43 +33,49 @@ fn ssid_less_cmp() {
       ]
     }
   },
-  "chunk_seed": 11295244218662764067,
-  "schedule_index": 396,
+  "chunk_seed": 4243624125471009561,
+  "schedule_index": 553,
   "kind": "stale-translation",
   "explanation": "A DMA issued after unmap() returned produced the physical page that unmap removed. Some IOTLB or ATC entry survived the invalidation: an array entry was missed by the walker, a command was issued too early or to the wrong queue, or the page-table write was not yet visible when the SMMU walked. The device can now read or corrupt memory it no longer owns.",
-  "detail": "EndpointId(0) sid 2 ssid 2 iova 0x1202000 -> pa 0x100043000 via Atc (mapped at page-table generation 11); DomainId(3) unmapped iova 0x1202000 at event 116 (0 CMD_SYNCs ago)",
-  "trace_hash": 3036736835574601557,
+  "detail": "EndpointId(0) sid 1 ssid 3 iova 0x601000 -> pa 0x100016000 via Atc (mapped at page-table generation 2); DomainId(1) unmapped iova 0x601000 at event 84 (0 CMD_SYNCs ago)",
+  "signature": "stale-translation: the unmap walks the array loaded by arm_smmu_domain_inv_range; the unmap's ATC_INVs reach the stream but not its substream; via Atc",
+  "trace_hash": 15307998508061445198,
   "preemptions": 1,
   "shrunk": true,
   "odds": {
     "drain": 4,
     "refetch": 2,
     "cfg_evict": 8,
-    "irq": 0,
+    "irq": 2,
     "fault_ppm": 0
   },
   "schedule": {
-    "steps": 33,
-    "prefer": 6,
-    "starve": 102,
+    "steps": 35,
+    "prefer": 3,
+    "starve": 8,
     "switches": [
       {
         "after": [
           0,
           0,
-          4
+          2
         ],
-        "task": 4,
+        "task": 2,
         "preempt": true
       }
     ],
     "data": [
-      12795813111184918384,
-      1910669764108542606,
+      15717411590142336789,
+      6435794165736645475,
       0,
-      5097410965272627124,
-      13558749119108034343,
-      10622660449400594817,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      4804157386471141654,
+      0,
       0,
       0,
       0,
@@ -102,24 +108,44 @@ fn ssid_less_cmp() {
         0
       ],
       [
-        4,
+        0,
         0
       ],
       [
-        3,
-        4
+        0,
+        0
       ],
       [
-        3,
-        4
+        0,
+        0
       ],
       [
-        3,
-        4
+        0,
+        0
       ],
       [
-        3,
-        4
+        2,
+        0
+      ],
+      [
+        1,
+        3
+      ],
+      [
+        1,
+        3
+      ],
+      [
+        1,
+        3
+      ],
+      [
+        1,
+        3
+      ],
+      [
+        1,
+        3
       ]
     ]
   },

@@ -10,7 +10,7 @@ fn replace_no_tlb_flush_before_ats() {
   "config": {
     "scenario": "swarm",
     "scheduler": "pct",
-    "depth": 5,
+    "depth": 20,
     "mode": "model",
     "max_steps": null,
     "cpus": 3,
@@ -22,14 +22,15 @@ fn replace_no_tlb_flush_before_ats() {
     "rwlock": null,
     "stop_at_violation": true,
     "size": null,
-    "skip_ops": 68865
+    "skip_ops": 196613
   },
-  "chunk_seed": 15060255946110009807,
-  "schedule_index": 4845,
+  "chunk_seed": 12266134354359691756,
+  "schedule_index": 185517,
   "kind": "stale-translation",
   "explanation": "A DMA issued after unmap() returned produced the physical page that unmap removed. Some IOTLB or ATC entry survived the invalidation: an array entry was missed by the walker, a command was issued too early or to the wrong queue, or the page-table write was not yet visible when the SMMU walked. The device can now read or corrupt memory it no longer owns.",
-  "detail": "EndpointId(2) sid 10 ssid 0 iova 0xc01000 -> pa 0x100402000 via Atc (mapped at page-table generation 7); DomainId(1) unmapped iova 0xc01000 at event 154 (0 CMD_SYNCs ago)",
-  "trace_hash": 13929565615170651378,
+  "detail": "EndpointId(1) sid 3 ssid 0 iova 0x600000 -> pa 0x100805000 via Atc (mapped at page-table generation 1); DomainId(2) unmapped iova 0x600000 at event 154 (0 CMD_SYNCs ago)",
+  "signature": "stale-translation: arm_smmu_attach_commit turns ATS on while the unmap runs; arm_smmu_install_new_domain_invs publishes a newer array than the unmap walks; the unmap sends no ATC_INV that reaches it; the unmap walks the array loaded by arm_smmu_domain_inv_range; via Atc",
+  "trace_hash": 10781763247174883306,
   "preemptions": 3,
   "shrunk": true,
   "odds": {
@@ -37,12 +38,12 @@ fn replace_no_tlb_flush_before_ats() {
     "refetch": 2,
     "cfg_evict": 8,
     "irq": 0,
-    "fault_ppm": 20000
+    "fault_ppm": 100000
   },
   "schedule": {
-    "steps": 228,
-    "prefer": 1,
-    "starve": 144,
+    "steps": 145,
+    "prefer": 2,
+    "starve": 4,
     "switches": [
       {
         "after": [
@@ -56,8 +57,8 @@ fn replace_no_tlb_flush_before_ats() {
       {
         "after": [
           3,
-          2,
-          71
+          3,
+          28
         ],
         "task": 0,
         "preempt": true
@@ -69,26 +70,30 @@ fn replace_no_tlb_flush_before_ats() {
           5
         ],
         "task": 5,
+        "preempt": false
+      },
+      {
+        "after": [
+          1,
+          2,
+          4
+        ],
+        "task": 3,
         "preempt": true
       },
       {
         "after": [
           3,
-          3,
-          46
+          4,
+          58
         ],
-        "task": 5,
+        "task": 4,
         "preempt": false
       }
     ],
     "data": [
-      10112006220292037900,
-      4688368518886516562,
-      0,
-      0,
-      6771878225067780518,
-      11031456417812231034,
-      4059219896606227547,
+      847410692862491470,
+      5087380807970138066,
       0,
       0,
       0,
@@ -96,15 +101,9 @@ fn replace_no_tlb_flush_before_ats() {
       0,
       0,
       0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      16814293502371366944,
+      15293702268809731463,
+      13143920530445578500,
+      7524165761870300626,
       0,
       0,
       0,
@@ -119,26 +118,9 @@ fn replace_no_tlb_flush_before_ats() {
       0,
       0,
       0,
+      7913335683433587946,
       0,
       0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      5520200713003211809,
       0,
       0,
       0,
@@ -203,64 +185,20 @@ fn replace_no_tlb_flush_before_ats() {
         0
       ],
       [
-        1,
-        2
+        0,
+        0
       ],
       [
-        1,
-        2
+        0,
+        0
       ],
       [
-        1,
-        2
+        0,
+        0
       ],
       [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
+        0,
+        0
       ],
       [
         0,
@@ -268,135 +206,59 @@ fn replace_no_tlb_flush_before_ats() {
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
+        3
       ],
       [
         3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
+        3
       ],
       [
         0,
@@ -427,75 +289,103 @@ fn replace_no_tlb_flush_before_ats() {
         0
       ],
       [
-        2,
+        1,
         2
       ],
       [
-        2,
+        1,
         2
       ],
       [
-        2,
-        2
-      ],
-      [
-        3,
+        1,
         2
       ],
       [
         3,
-        2
+        4
       ],
       [
         3,
-        2
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
         3,
-        3
+        4
       ],
       [
-        5,
+        3,
+        4
+      ],
+      [
+        3,
+        4
+      ],
+      [
+        3,
+        4
+      ],
+      [
+        3,
+        4
+      ],
+      [
+        3,
+        4
+      ],
+      [
+        3,
+        4
+      ],
+      [
+        3,
+        4
+      ],
+      [
+        4,
+        0
+      ],
+      [
+        4,
         0
       ],
       [
@@ -503,35 +393,15 @@ fn replace_no_tlb_flush_before_ats() {
         0
       ],
       [
-        6,
-        0
-      ],
-      [
-        6,
-        0
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
         5,
         0
       ],
       [
-        5,
-        0
+        1,
+        2
       ],
       [
-        6,
+        4,
         0
       ]
     ]

@@ -29,6 +29,7 @@ fn ats_enabled_flag_late() {
   "kind": "stale-translation",
   "explanation": "A DMA issued after unmap() returned produced the physical page that unmap removed. Some IOTLB or ATC entry survived the invalidation: an array entry was missed by the walker, a command was issued too early or to the wrong queue, or the page-table write was not yet visible when the SMMU walked. The device can now read or corrupt memory it no longer owns.",
   "detail": "EndpointId(1) sid 2 ssid 0 iova 0x100000 -> pa 0x100006000 via Atc (mapped at page-table generation 1); DomainId(1) unmapped iova 0x100000 at event 49 (1 CMD_SYNCs ago)",
+  "signature": "stale-translation: arm_smmu_attach_commit turns ATS on while the unmap runs; the unmap sends no ATC_INV that reaches it; via Atc",
   "trace_hash": 11282041151313700317,
   "preemptions": 3,
   "shrunk": true,

@@ -29,6 +29,7 @@ fn ats_off_in_prepare() {
   "kind": "atc-inv-ats-disabled",
   "explanation": "An ATC_INV was still in flight when ATS was disabled at its endpoint. A device may ignore an invalidation that races the disable, and the CMD_SYNC then times out. ATS was turned off while an invalidation built from the old array was outstanding: the unref did not fence readers with the array's write lock, or ATS was disabled too early.",
   "detail": "ATC_INV sid 2 ssid 0 was in flight when ATS was disabled on EndpointId(0): the device may drop it",
+  "signature": "atc-inv-ats-disabled: ATC_INV sent by arm_smmu_domain_inv_range; ATS turned off by arm_smmu_attach_prepare",
   "trace_hash": 3172837666462656558,
   "preemptions": 1,
   "shrunk": true,

@@ -29,6 +29,7 @@ fn ats_off_in_prepare_timeout() {
   "kind": "cmd-sync-timeout",
   "explanation": "A CMD_SYNC completed with CERROR_ATC_INV_SYNC: an ATC_INV before it raced an ATS disable and the device never answered. On real hardware the invalidating CPU waits out the ATS completion timeout (a second or more, possibly with interrupts off) before the driver gives up with -ETIMEDOUT.",
   "detail": "CMD_SYNC 7 on SmmuId(0): CERROR_ATC_INV_SYNC, an ATC_INV before it was never answered; the invalidation waited out the completion timeout and the driver got -ETIMEDOUT",
+  "signature": "cmd-sync-timeout: ATC_INV sent by arm_smmu_domain_inv_range; ATS turned off by arm_smmu_attach_prepare",
   "trace_hash": 16508577372716007964,
   "preemptions": 1,
   "shrunk": true,

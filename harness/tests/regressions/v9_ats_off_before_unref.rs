@@ -10,7 +10,7 @@ fn ats_off_before_unref() {
   "config": {
     "scenario": "swarm",
     "scheduler": "pct",
-    "depth": 20,
+    "depth": 5,
     "mode": "model",
     "max_steps": null,
     "cpus": 3,
@@ -21,54 +21,64 @@ fn ats_off_before_unref() {
     "atc_inv_disabled": "error",
     "rwlock": null,
     "stop_at_violation": true,
-    "size": null,
-    "skip_ops": 0
+    "size": 3,
+    "skip_ops": 65537
   },
-  "chunk_seed": 4243624125471009561,
-  "schedule_index": 831,
+  "chunk_seed": 6128011265923041867,
+  "schedule_index": 4542,
   "kind": "atc-inv-ats-disabled",
   "explanation": "An ATC_INV was still in flight when ATS was disabled at its endpoint. A device may ignore an invalidation that races the disable, and the CMD_SYNC then times out. ATS was turned off while an invalidation built from the old array was outstanding: the unref did not fence readers with the array's write lock, or ATS was disabled too early.",
-  "detail": "ATC_INV sid 7 ssid 0 was in flight when ATS was disabled on EndpointId(1): the device may drop it",
-  "trace_hash": 17577445160502328132,
-  "preemptions": 2,
+  "detail": "ATC_INV sid 4 ssid 0 was in flight when ATS was disabled on EndpointId(2): the device may drop it",
+  "signature": "atc-inv-ats-disabled: ATC_INV sent by arm_smmu_domain_inv_range; ATS turned off by arm_smmu_attach_prepare",
+  "trace_hash": 14036424112982906386,
+  "preemptions": 1,
   "shrunk": true,
-  "odds": null,
+  "odds": {
+    "drain": 4,
+    "refetch": 2,
+    "cfg_evict": 8,
+    "irq": 2,
+    "fault_ppm": 0
+  },
   "schedule": {
-    "steps": 126,
+    "steps": 121,
     "prefer": 7,
-    "starve": 248,
+    "starve": 116,
     "switches": [
       {
         "after": [
+          7,
           0,
-          0,
-          8
+          6
         ],
-        "task": 8,
+        "task": 3,
         "preempt": false
       },
       {
         "after": [
-          8,
-          0,
-          3
-        ],
-        "task": 2,
-        "preempt": true
-      },
-      {
-        "after": [
+          3,
           2,
-          2,
-          17
+          10
         ],
-        "task": 5,
+        "task": 1,
         "preempt": true
       }
     ],
     "data": [
-      4307215772864202026,
-      285144437848593668,
+      14648523107939979997,
+      8674045587683694738,
+      0,
+      0,
+      0,
+      0,
+      0,
+      6513545642782475415,
+      0,
+      0,
+      0,
+      0,
+      14233099704873632184,
+      14499128913070908197,
       0,
       0,
       0,
@@ -76,12 +86,6 @@ fn ats_off_before_unref() {
       0,
       0,
       0,
-      14835948975990818050,
-      9283754276591868733,
-      2588659192364470576,
-      0,
-      0,
-      1879697707601225260,
       0,
       0,
       0,
@@ -89,17 +93,6 @@ fn ats_off_before_unref() {
       0,
       0,
       0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      6965014282984296937,
-      4691921406611783869,
-      13008405393961598162,
-      0,
-      6129092346558857067,
       0,
       0,
       0,
@@ -169,100 +162,80 @@ fn ats_off_before_unref() {
         0
       ],
       [
-        8,
-        0
-      ],
-      [
-        8,
-        0
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
-        1
-      ],
-      [
-        2,
+        3,
         2
       ],
       [
-        2,
+        3,
         2
       ],
       [
-        2,
-        2
-      ],
-      [
-        2,
-        2
-      ],
-      [
-        2,
+        3,
         2
       ],
       [
         1,
-        1
+        2
       ],
       [
         1,
-        1
+        2
       ],
       [
         1,
-        1
+        2
       ],
       [
         1,
-        1
+        2
       ],
       [
         1,
-        1
+        2
       ],
       [
         1,
-        1
+        2
+      ],
+      [
+        1,
+        2
+      ],
+      [
+        1,
+        2
+      ],
+      [
+        1,
+        2
+      ],
+      [
+        1,
+        2
+      ],
+      [
+        1,
+        2
+      ],
+      [
+        1,
+        2
+      ],
+      [
+        1,
+        2
+      ],
+      [
+        1,
+        2
+      ],
+      [
+        1,
+        2
+      ],
+      [
+        1,
+        2
       ]
     ]
   },

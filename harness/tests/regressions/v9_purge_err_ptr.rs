@@ -22,77 +22,37 @@ fn purge_err_ptr() {
     "rwlock": null,
     "stop_at_violation": true,
     "size": null,
-    "skip_ops": 853767
+    "skip_ops": 197379
   },
   "chunk_seed": 11295244218662764067,
-  "schedule_index": 365,
+  "schedule_index": 321,
   "kind": "err-ptr-deref",
   "explanation": "The driver dereferenced an error pointer: an allocation failed, its ERR_PTR was published as a domain's invalidation array because the caller only checked for NULL, and the next walker or attach read through it. On a real machine this is a kernel oops.",
-  "detail": "err-ptr-deref: arm_smmu_attach_prepare_invs dereferenced DomainId(1)'s invalidation array, which is ERR_PTR(-ENOMEM (12))",
-  "trace_hash": 15152276429670824214,
+  "detail": "err-ptr-deref: the next use of the array dereferenced DomainId(2)'s invalidation array, which is ERR_PTR(-ENOMEM (12))",
+  "signature": "err-ptr-deref: an ERR_PTR published as the array",
+  "trace_hash": 3549429121740257377,
   "preemptions": 0,
   "shrunk": true,
   "odds": null,
   "schedule": {
-    "steps": 126,
-    "prefer": 2,
-    "starve": 1012,
+    "steps": 67,
+    "prefer": 9,
+    "starve": 1022,
     "switches": [],
     "data": [
-      9316318765145446139,
-      11699361546470637068,
-      5643090443599075872,
+      1730631582668739826,
+      3474420103244507010,
+      0,
+      5339024310246494177,
       0,
       0,
       0,
       0,
+      17422319745339301449,
+      15704200528454993122,
       0,
       0,
       0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      10727942408038458248,
-      7441188962841500479,
-      7546529580211562565,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      18072836282641419681,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      8903912053648627805,
-      17570550400207707026,
-      2483296563818998716,
       0,
       0,
       0
@@ -119,212 +79,48 @@ fn purge_err_ptr() {
         0
       ],
       [
-        0,
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        4,
         0
       ],
       [
-        0,
+        5,
         0
       ],
       [
-        0,
+        5,
         0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        0,
-        0
-      ],
-      [
-        1,
-        4
-      ],
-      [
-        1,
-        4
-      ],
-      [
-        1,
-        4
-      ],
-      [
-        1,
-        4
-      ],
-      [
-        1,
-        4
-      ],
-      [
-        1,
-        4
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
       ]
     ]
   },

@@ -10,7 +10,7 @@ fn read_lock_in_irq_fair() {
   "config": {
     "scenario": "swarm",
     "scheduler": "pct",
-    "depth": 3,
+    "depth": 20,
     "mode": "model",
     "max_steps": null,
     "cpus": 3,
@@ -21,28 +21,38 @@ fn read_lock_in_irq_fair() {
     "atc_inv_disabled": "error",
     "rwlock": null,
     "stop_at_violation": true,
-    "size": null,
-    "skip_ops": 5
+    "size": 3,
+    "skip_ops": 512
   },
-  "chunk_seed": 17651294543366894114,
-  "schedule_index": 291333,
+  "chunk_seed": 9629988215794192063,
+  "schedule_index": 3362,
   "kind": "deadlock",
   "explanation": "Every simulated thread is blocked on another: no thread can make progress, and on a real machine the CPUs involved hang.",
   "detail": "deadlock: cpu 3 (in irq) waits for cpu 2 waits for cpu 3 (in irq), each spinning on a fair rwlock that only the next can release",
+  "signature": "deadlock: in arm_smmu_domain_inv_range interrupted by arm_smmu_domain_inv_range; in arm_smmu_install_old_domain_invs; on a fair rwlock",
   "trace_hash": 17307995288939348457,
   "preemptions": 3,
   "shrunk": true,
   "odds": null,
   "schedule": {
-    "steps": 115,
-    "prefer": 1,
-    "starve": 48,
+    "steps": 198,
+    "prefer": 7,
+    "starve": 210,
     "switches": [
       {
         "after": [
+          2,
+          3,
+          62
+        ],
+        "task": 5,
+        "preempt": true
+      },
+      {
+        "after": [
+          5,
           0,
-          0,
-          3
+          6
         ],
         "task": 3,
         "preempt": true
@@ -50,30 +60,16 @@ fn read_lock_in_irq_fair() {
       {
         "after": [
           3,
-          2,
-          3
-        ],
-        "task": 0,
-        "preempt": true
-      },
-      {
-        "after": [
-          0,
-          0,
+          3,
           6
         ],
-        "task": 6,
+        "task": 7,
         "preempt": true
       }
     ],
     "data": [
-      1289923678299322979,
-      4676413372241080212,
-      0,
-      0,
-      0,
-      17967354069475468533,
-      13532079424683700926,
+      8315471402787575173,
+      11942389602744330614,
       0,
       0,
       0,
@@ -85,6 +81,9 @@ fn read_lock_in_irq_fair() {
       0,
       0,
       0,
+      15295346119003791587,
+      7792822147217927409,
+      11541106158770609968,
       0,
       0,
       0,
@@ -96,7 +95,57 @@ fn read_lock_in_irq_fair() {
       0,
       0,
       0,
-      12142962365689480319,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      440577371968085529,
       0,
       0,
       0
@@ -131,75 +180,43 @@ fn read_lock_in_irq_fair() {
         0
       ],
       [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        1,
-        2
-      ],
-      [
-        3,
-        1
-      ],
-      [
-        3,
-        1
-      ],
-      [
-        3,
-        1
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
-      ],
-      [
-        3,
-        2
+        0,
+        0
       ],
       [
         0,
         0
       ],
       [
-        6,
+        0,
         0
       ],
       [
-        6,
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
         0
       ],
       [
@@ -215,8 +232,208 @@ fn read_lock_in_irq_fair() {
         1
       ],
       [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        1
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        2,
+        3
+      ],
+      [
+        5,
+        0
+      ],
+      [
+        5,
+        0
+      ],
+      [
         3,
-        2
+        1
+      ],
+      [
+        3,
+        1
+      ],
+      [
+        3,
+        1
       ],
       [
         3,
@@ -232,7 +449,31 @@ fn read_lock_in_irq_fair() {
       ],
       [
         3,
-        2
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
+      ],
+      [
+        3,
+        3
       ]
     ]
   },

@@ -25,10 +25,11 @@ fn s1_clear_continue_spins() {
     "skip_ops": 0
   },
   "chunk_seed": 11295244218662764067,
-  "schedule_index": 10,
+  "schedule_index": 24,
   "kind": "livelock",
   "explanation": "The schedule ran past its step bound or its wall-clock watchdog: some thread loops without making progress (a walker that never advances, a wait that is never satisfied). The report says where each thread was.",
   "detail": "livelock: 120001 steps without finishing (bound 120000); where each thread is: main: map 0x800000; cpu 1: domain_inv_range 0x1",
+  "signature": "livelock: in arm_smmu_domain_inv_range",
   "trace_hash": 336198313094528129,
   "preemptions": 0,
   "shrunk": true,

@@ -22,45 +22,43 @@ fn ssid_less_cmp() {
     "rwlock": null,
     "stop_at_violation": true,
     "size": null,
-    "skip_ops": 768
+    "skip_ops": 3
   },
   "chunk_seed": 11295244218662764067,
-  "schedule_index": 120,
+  "schedule_index": 420,
   "kind": "stale-translation",
   "explanation": "A DMA issued after unmap() returned produced the physical page that unmap removed. Some IOTLB or ATC entry survived the invalidation: an array entry was missed by the walker, a command was issued too early or to the wrong queue, or the page-table write was not yet visible when the SMMU walked. The device can now read or corrupt memory it no longer owns.",
-  "detail": "EndpointId(0) sid 3 ssid 2 iova 0x601000 -> pa 0x100407000 via Atc (mapped at page-table generation 2); DomainId(2) unmapped iova 0x601000 at event 146 (0 CMD_SYNCs ago)",
-  "trace_hash": 11341061059966204576,
+  "detail": "EndpointId(0) sid 1 ssid 2 iova 0x600000 -> pa 0x100036000 via Atc (mapped at page-table generation 1); DomainId(3) unmapped iova 0x600000 at event 238 (0 CMD_SYNCs ago)",
+  "signature": "stale-translation: the unmap walks the array loaded by arm_smmu_domain_inv_range; the unmap's ATC_INVs reach the stream but not its substream; via Atc",
+  "trace_hash": 4642612062162279655,
   "preemptions": 1,
   "shrunk": true,
-  "odds": null,
+  "odds": {
+    "drain": 4,
+    "refetch": 2,
+    "cfg_evict": 8,
+    "irq": 32,
+    "fault_ppm": 0
+  },
   "schedule": {
-    "steps": 87,
-    "prefer": 5,
-    "starve": 44,
+    "steps": 43,
+    "prefer": 8,
+    "starve": 492,
     "switches": [
       {
         "after": [
-          1,
-          1,
-          47
+          0,
+          0,
+          4
         ],
         "task": 4,
         "preempt": true
       }
     ],
     "data": [
-      13412534001143180524,
-      14519059953427581736,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      741391614456831122,
-      4865945916673092975,
-      1154849023641435703,
+      15947653161663209621,
+      1342238323863048453,
+      2334298428183000705,
       0,
       0,
       0,
@@ -80,6 +78,24 @@ fn ssid_less_cmp() {
       0,
       0,
       0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      9716815389215292180,
+      15481109595671318912,
+      8638691778777205418,
+      3362991445415572214,
       0,
       0,
       0,
@@ -142,91 +158,115 @@ fn ssid_less_cmp() {
         0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        1,
-        1
+        0,
+        0
       ],
       [
-        4,
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
+        0
+      ],
+      [
+        0,
         0
       ],
       [
@@ -234,28 +274,40 @@ fn ssid_less_cmp() {
         0
       ],
       [
-        1,
-        2
+        4,
+        0
+      ],
+      [
+        0,
+        0
       ],
       [
         1,
-        2
+        3
       ],
       [
         1,
-        2
+        3
       ],
       [
         1,
-        2
+        3
       ],
       [
         1,
-        2
+        3
       ],
       [
         1,
-        2
+        3
+      ],
+      [
+        1,
+        3
+      ],
+      [
+        1,
+        3
       ],
       [
         4,
