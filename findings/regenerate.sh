@@ -5,7 +5,8 @@
 # the kernel before it; c: the series' own C, whose findings are v9's), its
 # scenario (swarm unless the entry names one) runs with every *other*
 # finding known, so the first failure is this one.
-#   findings/regenerate.sh   # (ENGINES="v9 legacy c") writes findings/{v9,legacy,c}/*.json and
+#   findings/regenerate.sh   # (ENGINES="v9 legacy c") writes findings/{v9,legacy,c}/*.json, their
+#                            # --report texts (*.report.txt) and
 #                            # harness/tests/regressions/{v9,legacy,c}_*.rs,
 #                            # prints a table; c reads the series from
 #                            # SMMU_SERIES (default: seed 001 beside the clone)
@@ -42,6 +43,8 @@ for f in known['findings']:
     src = fail['shrunk_file'] or fail['replay_file']
     dst = f'findings/{engine}/{f["id"]}.json'
     shutil.copy(src, dst)
+    report = subprocess.run(['target/release/stress', '--report', dst], capture_output=True, text=True, check=True)
+    open(f'findings/{engine}/{f["id"]}.report.txt', 'w').write(report.stdout)
     test = subprocess.run(['target/release/stress', '--emit-test', dst], capture_output=True, text=True, check=True)
     open(f'harness/tests/regressions/{engine}_{f["id"].replace("-", "_")}.rs', 'w').write(test.stdout)
     print(f"{f['id']:30} {fail['kind']:22} {scenario:15} {mode:8} {fail['schedule_index'] + 1:>9} {run['seconds']:>8.2f}  {dst}")

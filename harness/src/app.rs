@@ -93,6 +93,18 @@ where
     if let (Some(path), Some(f)) = (&cli.replay, replaying) {
         return replay_file(&cli, path, f);
     }
+    if let Some(path) = &cli.report {
+        return match crate::lore::report(path) {
+            Ok(text) => {
+                print!("{text}");
+                EXIT_OK
+            }
+            Err(msg) => {
+                eprintln!("stress: error: {msg}");
+                EXIT_USAGE
+            }
+        };
+    }
     if let Some(path) = &cli.emit_test {
         return match crate::regression::emit(path) {
             Ok(text) => {

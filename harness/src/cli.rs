@@ -131,6 +131,11 @@ pub struct Cli {
     /// Time to spend shrinking each failure found
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub shrink_budget: f64,
+    /// A failure file as plain text for a reply on the list: the cause,
+    /// the interleaving in CPU columns, the model's assumptions, the
+    /// replay command (to stdout)
+    #[arg(long, value_name = "FAILURE_FILE")]
+    pub report: Option<PathBuf>,
     /// Write a Rust regression test that replays this failure file and
     /// asserts its verdict (to stdout)
     #[arg(long, value_name = "FAILURE_FILE")]

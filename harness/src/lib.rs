@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod failure;
 pub mod known;
+pub mod lore;
 pub mod picture;
 pub mod regression;
 pub mod report;

@@ -192,3 +192,37 @@ pub fn text(lines: &[Line], detail: &str, verdict_seq: u64) -> String {
     }
     out
 }
+
+/// The story alone as CPU columns, the way kernel commit messages draw a
+/// race: one column per CPU, SMMU and device, each event with the kernel
+/// function it was made in.
+pub fn columns(lines: &[Line], detail: &str, verdict_seq: u64) -> String {
+    const COL: usize = 44;
+    let clues = clues(detail);
+    // The world's building and the store buffers' drains are not the race.
+    let story: Vec<&Line> = lines
+        .iter()
+        .filter(|l| !l.actor.starts_with("setup") && !l.actor.ends_with("drain"))
+        .filter(|l| mark(l, &clues, verdict_seq) != Mark::Plain)
+        .collect();
+    let story = &story[story.len().saturating_sub(30)..];
+    let shown: Vec<Line> = story.iter().map(|l| (*l).clone()).collect();
+    let lanes = lanes(&shown);
+    let cell = |s: String| -> String { s.chars().take(COL - 2).collect() };
+    let mut out: String = lanes.iter().map(|l| format!("{:<COL$}", cell(l.clone()))).collect::<String>();
+    out = out.trim_end().to_string() + "\n";
+    // A lane names its kernel function when it enters it, as a heading
+    // over the events made there.
+    let mut current: Vec<&str> = vec![""; lanes.len()];
+    for l in story {
+        let lane = lanes.iter().position(|a| *a == l.actor).unwrap_or(0);
+        let pad = " ".repeat(COL * lane);
+        if !l.func.is_empty() && current[lane] != l.func {
+            current[lane] = &l.func;
+            out += &format!("{pad}{}\n", cell(format!("{}():", l.func)));
+        }
+        let indent = if l.func.is_empty() { "" } else { "  " };
+        out += &format!("{pad}{}\n", cell(format!("{indent}{}", l.event)));
+    }
+    out
+}

@@ -148,3 +148,29 @@ fn a_run_with_every_finding_known_passes_and_one_left_out_fails_naming_it() {
     assert_eq!(new.len(), 1, "{r}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn report_is_paste_ready_text_or_a_one_line_error() {
+    let f = root().join("findings/v9/ats-join-stale-iotlb.json");
+    let o = stress(&["--report", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    // The cause, a column per CPU with the functions heading their events,
+    // the assumptions and the replay line.
+    assert!(text.starts_with("stale-translation in v9 (replace scenario"), "{text}");
+    assert!(text.contains("publishes a newer array than the unmap walks"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("cpu ") && l.contains("endpoint 0")), "{text}");
+    assert!(text.contains("arm_smmu_install_new_domain_invs():"), "{text}");
+    assert!(text.contains("--atc-inv-disabled"), "{text}");
+    assert!(text.contains(&format!("Reproduce: stress --replay {}", f.display())), "{text}");
+    // A failure that ended its threads has no trace but still a report.
+    let f = root().join("findings/v9/s1-clear-continue-spins.json");
+    let o = stress(&["--report", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("No event trace"));
+    for bad in ["/nonexistent.json", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")] {
+        let o = stress(&["--report", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    }
+}
