@@ -93,20 +93,13 @@ where
     if let (Some(path), Some(f)) = (&cli.replay, replaying) {
         return replay_file(&cli, path, f);
     }
-    if let Some(path) = &cli.report {
-        return match crate::lore::report(path) {
-            Ok(text) => {
-                print!("{text}");
-                EXIT_OK
-            }
-            Err(msg) => {
-                eprintln!("stress: error: {msg}");
-                EXIT_USAGE
-            }
-        };
-    }
-    if let Some(path) = &cli.emit_test {
-        return match crate::regression::emit(path) {
+    // Text made from a failure file, to stdout.
+    let from_file = [
+        (&cli.report, crate::lore::report as fn(&Path) -> Result<String, String>),
+        (&cli.emit_test, crate::regression::emit),
+    ];
+    if let Some((path, make)) = from_file.into_iter().find_map(|(p, make)| p.as_deref().map(|p| (p, make))) {
+        return match make(path) {
             Ok(text) => {
                 print!("{text}");
                 EXIT_OK
