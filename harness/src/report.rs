@@ -125,7 +125,7 @@ impl RunRow {
                 steps: s.max_steps,
                 miss,
             }),
-            known: s.known.clone(),
+            known: s.known(),
             signatures: s
                 .signatures
                 .iter()

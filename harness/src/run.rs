@@ -278,8 +278,6 @@ pub struct RunStats {
     pub max_threads: usize,
     /// Schedules explored under each PCT depth.
     pub pct_schedules: BTreeMap<usize, u64>,
-    /// Schedules that showed a known finding, by its id.
-    pub known: BTreeMap<String, u64>,
     /// Each known signature seen: how often, and the first schedule.
     pub signatures: BTreeMap<String, Seen>,
 }
@@ -320,9 +318,6 @@ impl RunStats {
         for (d, n) in &other.pct_schedules {
             *self.pct_schedules.entry(*d).or_default() += n;
         }
-        for (id, n) in &other.known {
-            *self.known.entry(id.clone()).or_default() += n;
-        }
         for (sig, seen) in &other.signatures {
             match self.signatures.get_mut(sig) {
                 Some(mine) => mine.count += seen.count,
@@ -334,9 +329,17 @@ impl RunStats {
         }
     }
 
+    /// Schedules that showed a known finding, by its id.
+    pub fn known(&self) -> BTreeMap<String, u64> {
+        let mut by_id = BTreeMap::new();
+        for seen in self.signatures.values() {
+            *by_id.entry(seen.id.clone()).or_default() += seen.count;
+        }
+        by_id
+    }
+
     /// A schedule (the `index`th) showed known finding `id`.
     fn saw_known(&mut self, id: &str, signature: &str, index: u64) {
-        *self.known.entry(id.to_string()).or_default() += 1;
         let seen = self.signatures.entry(signature.to_string()).or_insert(Seen {
             id: id.to_string(),
             count: 0,

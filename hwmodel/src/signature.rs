@@ -171,19 +171,19 @@ fn dma_story(trace: &[Step], sid: u32, ssid: u32, pa: u64, source: Source) -> Ve
         (Actor::Walker(w), Event::Cached { sid: cs, ssid: css, .. }) if cs == sid && css == ssid => Some(w),
         _ => None,
     });
-    let sent = (begin..u).find(|&k| {
-        before[k].actor == unmapper
-            && matches!(before[k].event, Event::Submit { cmd, smmu: to }
-                if smmu.is_none_or(|s| s == to) && reaches(&cmd, source, sid, ssid, iova))
-    });
+    // What the unmap sent to the device's SMMU, where it was sent.
+    let sent_to_device: Vec<(usize, Cmd)> = (begin..u)
+        .filter_map(|k| match before[k].event {
+            Event::Submit { cmd, smmu: to } if before[k].actor == unmapper && smmu.is_none_or(|s| s == to) => {
+                Some((k, cmd))
+            }
+            _ => None,
+        })
+        .collect();
+    let sent = sent_to_device.iter().find(|(_, c)| reaches(c, source, sid, ssid, iova)).map(|(k, _)| *k);
     // An ATC_INV to the device's stream that misses its substream is a
     // different mistake from none at all.
-    let to_stream = source == Source::Atc
-        && (begin..u).any(|k| {
-            before[k].actor == unmapper
-                && matches!(before[k].event, Event::Submit { cmd, smmu: to }
-                    if smmu.is_none_or(|s| s == to) && cmd.op == Opcode::AtcInv && cmd.sid == sid)
-        });
+    let to_stream = source == Source::Atc && sent_to_device.iter().any(|(_, c)| c.op == Opcode::AtcInv && c.sid == sid);
     t.push(match (sent, fill) {
         (None, _) if to_stream => "the unmap's ATC_INVs reach the stream but not its substream".into(),
         (None, _) => format!("the unmap sends no {name} that reaches it"),
