@@ -34,7 +34,7 @@ for f in known['findings']:
     scenario = f.get('scenario', 'swarm')
     out = f'{work}/{f["id"]}'
     p = subprocess.run(['target/release/stress', '--engine', engine, '--atc-inv-disabled', mode, '--scenario', scenario,
-                        '--seed', seed, '--jobs', '1', '--time-budget', '120', '--iterations', '100000000', '--known', kf, '--out', out, '--json'] + extra,
+                        '--seed', seed, '--jobs', '1', '--time-budget', '120', '--iterations', '100000000', '--known', kf, '--stop-at-new', '--out', out, '--json'] + extra,
                        capture_output=True, text=True)
     run = json.loads(p.stdout)['runs'][0]
     fail = run['failure']

@@ -1,7 +1,7 @@
 //! What `stress` does with a parsed command line.
 
 use crate::cli::{self, Cli, Parsed, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION};
-use crate::config::{Config, ModeKind, SchedulerKind, SeriesRef, CHUNK};
+use crate::config::{Config, ModeKind, SchedulerKind, SeriesRef};
 use crate::failure::{FailureFile, FORMAT};
 use crate::known::Known;
 use crate::report::{self, MutantRow, RunRow};
@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use scenarios::{Params, Scenario, CATALOGUE};
 use smmu_sync::plain::Mutex;
 use smmu_sync::{enter, Backend};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,6 +42,12 @@ where
     if cli.list {
         print!("{}", cli::list());
         return EXIT_OK;
+    }
+    if env!("STRESS_OPT_LEVEL") == "0" {
+        eprintln!(
+            "stress: warning: this build is not optimised (opt-level 0): every schedule runs about twenty times \
+             slower than under cargo run --release"
+        );
     }
     // A failure must reach disk: find out now, not when one is found.
     if let Err(e) = writable(&cli.out) {
@@ -183,13 +190,15 @@ struct Explored {
 
 /// Explore `total` schedules of the scenario `cfg` names in chunks, over
 /// `cli.jobs` workers, keeping only this shard's chunks; stop everyone at
-/// the first failure.
+/// the first failure, unless `--known` says to explore past it.
 fn explore(cli: &Cli, cfg: &Config, total: u64, deadline: Option<Instant>, pb: &ProgressBar) -> Explored {
     let sc = cfg.scenario().expect("a scenario the command line named");
     let params = cfg.world;
+    let chunk_len = cfg.chunk();
     let chunks: Vec<u64> =
-        (0..total.div_ceil(CHUNK)).filter(|i| cli.shard.is_none_or(|s| i % s.count == s.index)).collect();
+        (0..total.div_ceil(chunk_len)).filter(|i| cli.shard.is_none_or(|s| i % s.count == s.index)).collect();
     let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let past_new = KNOWN.get().is_some() && !cli.stop_at_new;
     let results = Mutex::new(Vec::new());
     let start = Instant::now();
     std::thread::scope(|s| {
@@ -200,7 +209,7 @@ fn explore(cli: &Cli, cfg: &Config, total: u64, deadline: Option<Instant>, pb: &
                     break;
                 }
                 let chunk = chunks[k];
-                let n = CHUNK.min(total - chunk * CHUNK);
+                let n = chunk_len.min(total - chunk * chunk_len);
                 let seed = chunk_seed(params.seed, sc.name, chunk);
                 let plan = Plan {
                     scheduler: cfg.scheduler,
@@ -210,13 +219,15 @@ fn explore(cli: &Cli, cfg: &Config, total: u64, deadline: Option<Instant>, pb: &
                     deadline,
                     max_steps: cfg.max_steps,
                     known: KNOWN.get(),
+                    past_new,
                     policy: (None, 0),
+                    explore: cfg.explore,
                 };
                 let r = match cfg.mode {
                     ModeKind::Model => run::explore(sc, params, plan),
                     ModeKind::Threads => run::threads(sc, params, n, &plan),
                 };
-                stop.fetch_or(r.found.is_some(), Relaxed);
+                stop.fetch_or(r.found.is_some() && !past_new, Relaxed);
                 pb.inc(r.schedules);
                 results.lock().push((chunk, seed, r));
             });
@@ -227,12 +238,12 @@ fn explore(cli: &Cli, cfg: &Config, total: u64, deadline: Option<Instant>, pb: &
     let mut out = Explored { stats: RunStats::default(), chunk_seed: 0, index: 0 };
     for (chunk, seed, r) in results {
         let s = &mut out.stats;
-        s.absorb(&r);
+        s.absorb(&r, chunk * chunk_len);
         if s.found.is_none() {
             if let Some(f) = r.found {
-                out.index = chunk * CHUNK + f.index;
+                out.index = chunk * chunk_len + f.index;
                 out.chunk_seed = seed;
-                s.found = Some(f);
+                s.found = Some(Found { index: out.index, ..f });
             }
         }
     }
@@ -256,7 +267,7 @@ fn progress(cli: &Cli, total: u64) -> ProgressBar {
 /// configuration it ran under, with its chunk's PCT depth and `world` (a
 /// shrinker's narrower one, if shrunk).
 fn failure_file(cfg: &Config, world: Params, e: &Explored, f: &Found, shrunk: bool) -> FailureFile {
-    let config = Config { depth: Some(cfg.depth_of(e.index / CHUNK)), world, ..cfg.clone() };
+    let config = Config { depth: Some(cfg.depth_of(e.index / cfg.chunk())), world, ..cfg.clone() };
     let replayable = cfg.mode == ModeKind::Model && cfg.scheduler != SchedulerKind::Loom;
     FailureFile {
         format: FORMAT,
@@ -317,7 +328,7 @@ fn record_failure(cli: &Cli, cfg: &Config, e: &Explored, tell: bool) -> report::
     };
     let full = Params { full_trace: true, ..params };
     let again = run::replay(sc, full, &f.schedule, cfg.max_steps, KNOWN.get());
-    let g = again.found.as_ref().filter(|g| g.kind == f.kind && g.trace_hash == f.trace_hash);
+    let g = again.failure(&f.signature).filter(|g| g.kind == f.kind && g.trace_hash == f.trace_hash);
     if tell {
         let same =
             if g.is_some() { "same violation, same trace hash" } else { "DIVERGED: the model is not deterministic" };
@@ -374,6 +385,40 @@ fn record_failure(cli: &Cli, cfg: &Config, e: &Explored, tell: bool) -> report::
     row
 }
 
+/// Signatures a run records at most: a cause that changes with every
+/// schedule would otherwise shrink forever.
+const MAX_RECORDED: usize = 32;
+
+/// The first failure of each signature a `--known` run saw, written and
+/// shrunk like the run's own (`failure`, already recorded): each one's
+/// replay file (shrunk, else the original), by signature. New ones are
+/// told as they are.
+fn record_signatures(
+    cli: &Cli,
+    cfg: &Config,
+    stats: &RunStats,
+    failure: Option<&report::FailureRow>,
+) -> BTreeMap<String, String> {
+    let mut replays = BTreeMap::new();
+    if let Some(f) = failure {
+        replays.insert(f.signature.clone(), f.shrunk_file.clone().unwrap_or_else(|| f.replay_file.clone()));
+    }
+    for (sig, seen) in &stats.signatures {
+        if replays.len() >= MAX_RECORDED {
+            break;
+        }
+        if replays.contains_key(sig) {
+            continue;
+        }
+        let index = seen.first.index;
+        let only = RunStats { found: Some(seen.first.clone()), ..RunStats::default() };
+        let e = Explored { stats: only, chunk_seed: seen.chunk_seed, index };
+        let row = record_failure(cli, cfg, &e, seen.id.is_none());
+        replays.insert(sig.clone(), row.shrunk_file.unwrap_or(row.replay_file));
+    }
+    replays
+}
+
 /// Scenarios the command line selects, plus a note for each one skipped.
 fn selected(cli: &Cli, cfg: &Config) -> Vec<&'static Scenario> {
     let all: Vec<&'static Scenario> = if !cli.scenario.is_empty() {
@@ -412,7 +457,8 @@ fn stress(cli: &Cli, config: &Config) -> i32 {
         let cfg = config.for_scenario(sc);
         let e = explore(cli, &cfg, total_of(sc), deadline, &pb);
         let failure = e.stats.found.is_some().then(|| pb.suspend(|| record_failure(cli, &cfg, &e, true)));
-        rows.push(RunRow::new(&cfg, &e.stats, failure));
+        let replays = pb.suspend(|| record_signatures(cli, &cfg, &e.stats, failure.as_ref()));
+        rows.push(RunRow::new(&cfg, &e.stats, failure, &replays));
     }
     pb.finish_and_clear();
     report::runs(cli.json, config.world.seed, &rows);
@@ -457,7 +503,7 @@ fn loom_run(cli: &Cli, config: &Config) -> i32 {
     };
     let e = Explored { index: stats.schedules.saturating_sub(1), stats, chunk_seed: 0 };
     let failure = e.stats.found.is_some().then(|| record_failure(cli, &cfg, &e, true));
-    report::runs(cli.json, cfg.world.seed, &[RunRow::new(&cfg, &e.stats, failure)]);
+    report::runs(cli.json, cfg.world.seed, &[RunRow::new(&cfg, &e.stats, failure, &BTreeMap::new())]);
     if e.stats.found.is_some() {
         EXIT_VIOLATION
     } else {
@@ -548,7 +594,7 @@ fn replay_file(cli: &Cli, path: &Path, f: FailureFile) -> i32 {
             let e = Explored { stats: r.stats.clone(), chunk_seed: f.chunk_seed, index: f.schedule_index };
             let mut row = report::FailureRow::new(g, f.schedule_index, path.display().to_string());
             row.replay_matches = Some(true);
-            report::runs(cli.json, w.seed, &[RunRow::new(&f.config, &e.stats, Some(row))]);
+            report::runs(cli.json, w.seed, &[RunRow::new(&f.config, &e.stats, Some(row), &BTreeMap::new())]);
             EXIT_VIOLATION
         }
         Err(msg) => bad(msg),

@@ -1,7 +1,7 @@
 //! The `stress` command line, as specified in DESIGN.md. Every bad input is
 //! turned into one line of text and exit code 2.
 
-use crate::config::{Config, ModeKind, SchedulerKind, SeriesRef};
+use crate::config::{Config, ExploreKind, ModeKind, SchedulerKind, SeriesRef};
 use clap::Parser;
 use engine::{Engine, Mutant};
 use hwmodel::AtcInvDisabled;
@@ -100,6 +100,11 @@ pub struct Cli {
     pub rwlock: Option<RwLockKind>,
     #[arg(long, value_enum, default_value_t = ModeKind::Model)]
     pub mode: ModeKind,
+    /// How schedules are made: each drawn fresh by --scheduler, or
+    /// feedback: mutations of earlier schedules that reached rare coverage
+    /// goals, mixed with fresh ones
+    #[arg(long, value_enum, default_value_t = ExploreKind::Fresh)]
+    pub explore: ExploreKind,
     /// Inject one catalogued bug
     #[arg(long, value_name = "NAME", conflicts_with = "mutants", value_parser = parse_mutant)]
     pub mutant: Option<Mutant>,
@@ -109,9 +114,14 @@ pub struct Cli {
     /// Re-run a saved failure exactly
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
-    /// Known findings to count and explore past (JSON; see findings/)
+    /// Known findings to count and explore past (JSON; see findings/):
+    /// the run goes on past every failure, counts each distinct signature,
+    /// shrinks the first of each and fails only if one is not known
     #[arg(long, value_name = "FILE")]
     pub known: Option<PathBuf>,
+    /// With --known: end the run at the first failure no finding explains
+    #[arg(long, requires = "known")]
+    pub stop_at_new: bool,
     /// Run only shard K of N of the seed space
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<Shard>,
@@ -197,6 +207,12 @@ fn validate(cli: &Cli) -> Result<(), String> {
         let s = if cli.scheduler == SchedulerKind::Loom { "loom" } else { "dfs" };
         return Err(format!("--scheduler {s} explores the model's schedules; --mode threads has none to explore"));
     }
+    let unguided = matches!(cli.scheduler, SchedulerKind::Loom | SchedulerKind::Dfs) || cli.mode == ModeKind::Threads;
+    if cli.explore == ExploreKind::Feedback && unguided {
+        return Err(
+            "--explore feedback mutates recorded schedules: it needs --scheduler pct or random, --mode model".into()
+        );
+    }
     if cli.scheduler == SchedulerKind::Loom {
         if cli.engine.is_some_and(|e| e != Engine::Fenced) {
             return Err("the loom model is the default engine's barrier pairing; it has no other --engine".into());
@@ -246,6 +262,7 @@ impl Cli {
             series,
             scenario: self.scenario.join(","),
             scheduler: self.scheduler,
+            explore: self.explore,
             depth: self.depth,
             mode: self.mode,
             max_steps: self.max_steps,
@@ -348,6 +365,10 @@ mod tests {
             &["--engine", "v10"],
             &["--atc-inv-disabled", "maybe"],
             &["--known"],
+            &["--stop-at-new"],
+            &["--explore", "aimless"],
+            &["--explore", "feedback", "--scheduler", "dfs"],
+            &["--explore", "feedback", "--mode", "threads"],
             &["--engine", "c"],
             &["--series", "x.patch"],
             &["--engine", "c", "--series", "x.patch", "--mode", "threads"],

@@ -33,6 +33,25 @@ impl SchedulerKind {
     }
 }
 
+/// How schedules are made: each drawn anew by the scheduler, or guided by
+/// what earlier ones reached (`guide`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExploreKind {
+    #[default]
+    Fresh,
+    Feedback,
+}
+
+impl ExploreKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExploreKind::Fresh => "fresh",
+            ExploreKind::Feedback => "feedback",
+        }
+    }
+}
+
 impl ModeKind {
     pub fn name(self) -> &'static str {
         match self {
@@ -50,7 +69,9 @@ impl ModeKind {
 pub const DEPTHS: [usize; 5] = [10, 20, 3, 40, 5];
 
 /// Schedules explored under one seed; the unit of `--jobs` and `--shard`.
-pub const CHUNK: u64 = 500;
+const CHUNK: u64 = 500;
+/// A guided chunk is longer: its corpus learns only within it.
+const FEEDBACK_CHUNK: u64 = 10_000;
 
 /// The series `--engine c` compiled: where it was read and a hash of its
 /// text, so that a replay runs the same C.
@@ -70,6 +91,10 @@ pub struct Config {
     /// selected, comma-separated, or empty for the whole catalogue.
     pub scenario: String,
     pub scheduler: SchedulerKind,
+    /// How schedules are made (files written before guided exploration
+    /// were all fresh).
+    #[serde(default)]
+    pub explore: ExploreKind,
     /// PCT depth; `None`: each chunk takes its own from `DEPTHS`.
     pub depth: Option<usize>,
     pub mode: ModeKind,
@@ -91,6 +116,14 @@ impl Config {
     pub fn for_scenario(&self, sc: &Scenario) -> Config {
         let cpus = if self.world.cpus == 0 { sc.cpus } else { self.world.cpus };
         Config { scenario: sc.name.into(), world: Params { cpus, ..self.world }, ..self.clone() }
+    }
+
+    /// Schedules per chunk, each chunk under its own seed.
+    pub fn chunk(&self) -> u64 {
+        match self.explore {
+            ExploreKind::Fresh => CHUNK,
+            ExploreKind::Feedback => FEEDBACK_CHUNK,
+        }
     }
 
     /// The PCT depth of chunk `chunk`.
@@ -116,11 +149,12 @@ impl std::fmt::Display for Config {
         let fault = w.fault_ppm.map_or_else(|| each.to_string(), |p| format!("{} ppm", p));
         write!(
             f,
-            "seed {} · scenario {scenario} · engine {} · scheduler {} (depth {depth}) · mode {} · \
+            "seed {} · scenario {scenario} · engine {} · scheduler {} (depth {depth}) · explore {} · mode {} · \
              atc-inv-disabled {} · rwlock {rwlock} · mutant {mutant} · cpus {cpus} · fault rate {fault}",
             w.seed,
             w.engine.name(),
             self.scheduler.name(),
+            self.explore.name(),
             self.mode.name(),
             w.atc_inv_disabled.name()
         )?;

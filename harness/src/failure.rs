@@ -122,7 +122,9 @@ impl FailureFile {
     /// The violation `r` ended in, if it is this file's: same kind, same
     /// trace hash.
     pub fn verdict<'r>(&self, r: &'r Replayed) -> Result<&'r Found, String> {
-        match &r.stats.found {
+        // A finding `--known` counts is not the replay's failure, but is
+        // still this file's.
+        match r.stats.failure(&self.signature).or(r.stats.found.as_ref()) {
             Some(g) if g.kind == self.kind && g.trace_hash == self.trace_hash => Ok(g),
             Some(g) => Err(format!(
                 "replay diverged: got {} with trace hash {:#x}, the file has {} with {:#x}",

@@ -2,11 +2,13 @@
 //! every decision recorded so a failure can be replayed exactly, or real OS
 //! threads.
 
-use crate::config::SchedulerKind;
+use crate::config::{ExploreKind, SchedulerKind};
+use crate::guide::{Guide, Learn};
 use crate::known::Known;
+use crate::schedule::{default_task, Progress};
+pub use crate::schedule::{Follow, Recorded, Switch, NO_TASK};
 use hwmodel::Coverage;
 use scenarios::{Outcome, Params, Scenario};
-use serde::{Deserialize, Serialize};
 use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler, Schedule, Scheduler, Task, TaskId};
 use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
 use smmu_sync::plain::Mutex;
@@ -23,169 +25,6 @@ const MAX_STEPS: usize = 4_000_000;
 /// The wall-clock watchdog of one schedule; a correct one takes well under
 /// a millisecond.
 pub const WATCHDOG: Duration = Duration::from_secs(20);
-
-/// One scheduling decision that was not the default one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Switch {
-    /// Where it happens: the task that had been running (`NO_TASK` before
-    /// the first), the operation it was in (`smmu_sync::begin_segment`) and
-    /// how many decisions had followed its steps in that operation before.
-    /// Anchored to that task's own progress rather than to the schedule's
-    /// step count, a switch stays where it was when a shrinker drops an
-    /// earlier switch or leaves out an earlier operation.
-    pub after: (usize, u64, u64),
-    pub task: usize,
-    /// Whether it took the CPU from a task that could have gone on.
-    pub preempt: bool,
-}
-
-/// One schedule as data: each scheduling decision that differed from the
-/// default (see `default_task`), and every data choice with the task that
-/// drew it. That is enough to replay it exactly, and it is what a shrinker
-/// edits: drop a switch and the default takes over there, zero a data
-/// choice and the model takes its smallest option (every draw of 0 is).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recorded {
-    /// Scheduling decisions in all: the schedule's length in steps.
-    pub steps: u64,
-    /// A task the default runs whenever it can (a shrinker's choice: the
-    /// thread whose steps the story is about, first).
-    #[serde(default)]
-    pub prefer: Option<usize>,
-    /// Tasks (a bit each) the default runs only when nothing else can (a
-    /// shrinker's choice: threads the story does not need before its end).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub starve: u64,
-    pub switches: Vec<Switch>,
-    pub data: Vec<u64>,
-    /// The task, and its operation, that drew each of `data`: each gets its
-    /// own draws back in order however the tasks interleave and whichever
-    /// operations run.
-    pub data_from: Vec<(usize, u64)>,
-}
-
-/// The "running task" before the first decision.
-pub const NO_TASK: usize = usize::MAX;
-
-/// Decisions so far that followed each task's steps in its current
-/// operation: where a switch is anchored (`Switch::after`).
-#[derive(Default)]
-struct Progress {
-    /// By task id: its operation and the decisions in it so far. The
-    /// decision before any task ran is the only one after `NO_TASK`.
-    decisions: Vec<(u64, u64)>,
-    /// The task chosen last: the one drawing data now.
-    running: usize,
-}
-
-impl Progress {
-    /// A decision after `current`'s step: its anchor.
-    fn decide(&mut self, current: Option<TaskId>) -> (usize, u64, u64) {
-        let Some(c) = current.map(usize::from) else { return (NO_TASK, 0, 0) };
-        if self.decisions.len() <= c {
-            self.decisions.resize(c + 1, (0, 0));
-        }
-        let segment = smmu_sync::segment_of(c);
-        let d = &mut self.decisions[c];
-        if d.0 != segment {
-            *d = (segment, 0);
-        }
-        d.1 += 1;
-        (c, segment, d.1 - 1)
-    }
-
-    /// Who draws a data choice now.
-    fn drawer(&self) -> (usize, u64) {
-        (self.running, smmu_sync::segment_of(self.running))
-    }
-}
-
-impl Recorded {
-    /// Switches that took the CPU from a task that could have gone on.
-    pub fn preemptions(&self) -> usize {
-        self.switches.iter().filter(|s| s.preempt).count()
-    }
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
-}
-
-/// What a schedule does where it says nothing, among the runnable tasks not
-/// starved (all of them if every one is): the preferred task if it can run
-/// and is not spinning; a task that yields (it is spinning) hands over to
-/// the next runnable task in id order; otherwise the running task goes on;
-/// a task that cannot, to the lowest runnable one.
-fn default_task(
-    runnable: &[&Task],
-    current: Option<TaskId>,
-    yielding: bool,
-    (prefer, starve): (Option<usize>, u64),
-) -> TaskId {
-    let all: Vec<usize> = runnable.iter().map(|t| usize::from(t.id())).collect();
-    let fed: Vec<usize> = all.iter().copied().filter(|&t| t >= 64 || starve >> t & 1 == 0).collect();
-    let ids = if fed.is_empty() { all } else { fed };
-    let cur = current.map(usize::from).filter(|c| ids.contains(c));
-    if let Some(p) = prefer.filter(|p| ids.contains(p) && !(yielding && cur == Some(*p))) {
-        return TaskId::from(p);
-    }
-    let pick = match cur {
-        Some(c) if yielding => ids.iter().copied().filter(|&t| t > c).min().or_else(|| ids.iter().copied().min()),
-        Some(c) => Some(c),
-        None => ids.iter().copied().min(),
-    };
-    TaskId::from(pick.unwrap_or(0))
-}
-
-/// Replays a `Recorded`: its switches where the task can run, the default
-/// elsewhere; each task's data choices, then zeros.
-pub struct Follow {
-    policy: (Option<usize>, u64),
-    switches: BTreeMap<(usize, u64, u64), usize>,
-    data: BTreeMap<(usize, u64), std::collections::VecDeque<u64>>,
-    progress: Progress,
-    started: bool,
-}
-
-impl Follow {
-    pub fn new(rec: Recorded) -> Self {
-        let mut data: BTreeMap<(usize, u64), std::collections::VecDeque<u64>> = BTreeMap::new();
-        for (v, from) in rec.data.iter().zip(&rec.data_from) {
-            data.entry(*from).or_default().push_back(*v);
-        }
-        Self {
-            policy: (rec.prefer, rec.starve),
-            switches: rec.switches.iter().map(|s| (s.after, s.task)).collect(),
-            data,
-            progress: Progress::default(),
-            started: false,
-        }
-    }
-}
-
-impl Scheduler for Follow {
-    fn new_execution(&mut self) -> Option<Schedule> {
-        if std::mem::replace(&mut self.started, true) {
-            return None;
-        }
-        Some(Schedule::new(0))
-    }
-
-    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
-        let forced = self.switches.get(&self.progress.decide(current)).copied();
-        let can = |t: usize| runnable.iter().any(|r| usize::from(r.id()) == t);
-        let t = match forced.filter(|&t| can(t)) {
-            Some(t) => TaskId::from(t),
-            None => default_task(runnable, current, yielding, self.policy),
-        };
-        self.progress.running = t.into();
-        Some(t)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.data.get_mut(&self.progress.drawer()).and_then(|q| q.pop_front()).unwrap_or(0)
-    }
-}
 
 /// A schedule that violated the oracle, or panicked.
 #[derive(Clone, Debug)]
@@ -278,17 +117,19 @@ pub struct RunStats {
     pub max_threads: usize,
     /// Schedules explored under each PCT depth.
     pub pct_schedules: BTreeMap<usize, u64>,
-    /// Each known signature seen: how often, and the first schedule.
+    /// With `--known`, every signature seen, known or not.
     pub signatures: BTreeMap<String, Seen>,
 }
 
-/// A known signature in a run: the finding's id, how many schedules
-/// showed it, and the index of the first.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// A signature in a run with `--known`: the finding it is (none if the
+/// file lacks it), how many schedules showed it, and the first of them,
+/// complete, with the seed of the chunk that ran it.
+#[derive(Clone, Debug)]
 pub struct Seen {
-    pub id: String,
+    pub id: Option<String>,
     pub count: u64,
-    pub first_schedule: u64,
+    pub first: Found,
+    pub chunk_seed: u64,
 }
 
 impl RunStats {
@@ -305,9 +146,9 @@ impl RunStats {
         self.trace_hash = (self.trace_hash ^ trace_hash).wrapping_mul(0x100_0000_01b3);
     }
 
-    /// Add a chunk's figures (not its failure) to the run's.
-    pub fn absorb(&mut self, other: &RunStats) {
-        let offset = self.schedules;
+    /// Add a chunk's figures (not its failure) to the run's; its schedules
+    /// are numbered from `offset` in the run.
+    pub fn absorb(&mut self, other: &RunStats, offset: u64) {
         self.schedules += other.schedules;
         self.steps += other.steps;
         self.fold_trace(other.trace_hash);
@@ -322,7 +163,8 @@ impl RunStats {
             match self.signatures.get_mut(sig) {
                 Some(mine) => mine.count += seen.count,
                 None => {
-                    let first = Seen { first_schedule: offset + seen.first_schedule, ..seen.clone() };
+                    let mut first = seen.clone();
+                    first.first.index += offset;
                     self.signatures.insert(sig.clone(), first);
                 }
             }
@@ -333,19 +175,18 @@ impl RunStats {
     pub fn known(&self) -> BTreeMap<String, u64> {
         let mut by_id = BTreeMap::new();
         for seen in self.signatures.values() {
-            *by_id.entry(seen.id.clone()).or_default() += seen.count;
+            if let Some(id) = &seen.id {
+                *by_id.entry(id.clone()).or_default() += seen.count;
+            }
         }
         by_id
     }
 
-    /// A schedule (the `index`th) showed known finding `id`.
-    fn saw_known(&mut self, id: &str, signature: &str, index: u64) {
-        let seen = self.signatures.entry(signature.to_string()).or_insert(Seen {
-            id: id.to_string(),
-            count: 0,
-            first_schedule: index,
-        });
-        seen.count += 1;
+    /// The failure with this signature: the run's own, or the first of a
+    /// signature `--known` counted.
+    pub fn failure(&self, signature: &str) -> Option<&Found> {
+        let own = self.found.as_ref().filter(|f| f.signature == signature);
+        own.or_else(|| self.signatures.get(signature).map(|s| &s.first))
     }
 
     /// PCT's guarantee for a bug of depth `d`: each schedule run with PCT
@@ -374,6 +215,48 @@ struct Shared {
     stats: RunStats,
     /// Highest task id seen in the current schedule.
     top_task: usize,
+    /// The current schedule's failure was kept before its last decisions
+    /// (`complete` adds them).
+    incomplete: bool,
+    /// The goals the schedule that just ended reached, for the scheduler
+    /// to learn from (`Learn`).
+    reached: Option<Coverage>,
+}
+
+impl Shared {
+    /// The schedule now ending (the `index`th) ended in `f`, which is the
+    /// finding `id` of `--known`, or none of them. A run with `--known`
+    /// counts it under its signature; the first failure no finding explains
+    /// is the run's, and ends it unless `past_new`.
+    fn note(&mut self, f: Found, id: Option<&str>, plan: (Option<&Known>, bool)) {
+        let (known, past_new) = plan;
+        if known.is_some() {
+            let seen = self.stats.signatures.entry(f.signature.clone()).or_insert_with(|| Seen {
+                id: id.map(str::to_string),
+                count: 0,
+                first: f.clone(),
+                chunk_seed: 0,
+            });
+            seen.count += 1;
+        }
+        if id.is_none() && self.stats.found.is_none() {
+            self.stats.found = Some(f);
+            self.stop = !past_new;
+        }
+    }
+
+    /// Give a failure kept while its schedule was still running the
+    /// decisions that came after: a replay must make them too.
+    fn complete(&mut self) {
+        if !std::mem::take(&mut self.incomplete) {
+            return;
+        }
+        let index = self.stats.schedules.saturating_sub(1);
+        let firsts = self.stats.signatures.values_mut().map(|s| &mut s.first);
+        for f in firsts.chain(self.stats.found.as_mut()).filter(|f| f.index == index) {
+            f.schedule = self.current.clone();
+        }
+    }
 }
 
 /// Wraps a scheduler and writes down every decision it makes that the
@@ -386,14 +269,15 @@ struct Recorder<S> {
     /// The default the schedule is written against (`Recorded::prefer`,
     /// `Recorded::starve`).
     policy: (Option<usize>, u64),
-    /// Findings to count and explore past.
+    /// Findings to count and explore past, and whether to explore past
+    /// the others too (`Plan`).
     known: Option<&'static Known>,
+    past_new: bool,
 }
 
 impl<S> Recorder<S> {
     /// The execution ended in `report` (a verdict, a livelock or a
-    /// deadlock): a known finding is counted and exploration goes on;
-    /// anything else is the run's failure, and the run stops.
+    /// deadlock), at its last decision: `Shared::note`.
     fn conclude(&self, report: Box<dyn std::any::Any + Send>) {
         let mut s = self.shared.lock();
         let index = s.stats.schedules;
@@ -412,20 +296,22 @@ impl<S> Recorder<S> {
             }
         };
         s.stats.fold_trace(found.trace_hash);
-        match self.known.and_then(|k| k.matches(&found.signature)) {
-            Some(id) if s.stats.found.is_none() => s.stats.saw_known(id, &found.signature, index),
-            _ => {
-                s.stats.found.get_or_insert(found);
-                s.stop = true;
-            }
-        }
+        let id = self.known.and_then(|k| k.matches(&found.signature));
+        s.note(found, id, (self.known, self.past_new));
     }
 }
 
-impl<S: Scheduler> Scheduler for Recorder<S> {
+impl<S: Scheduler + Learn> Scheduler for Recorder<S> {
     fn new_execution(&mut self) -> Option<Schedule> {
-        if self.shared.lock().stop {
-            return None;
+        {
+            let mut sh = self.shared.lock();
+            if sh.stop {
+                return None;
+            }
+            sh.complete();
+            if let Some(reached) = sh.reached.take() {
+                self.inner.learn(&sh.current, &reached);
+            }
         }
         let s = self.inner.new_execution()?;
         // The execution's first decisions come before its body starts: the
@@ -503,9 +389,14 @@ pub struct Plan {
     pub max_steps: Option<u64>,
     /// Findings to count and explore past.
     pub known: Option<&'static Known>,
+    /// With `known`: explore past failures it does not explain too, each
+    /// signature counted, instead of stopping at the first.
+    pub past_new: bool,
     /// The default scheduling policy's preferred and starved tasks (a
     /// replay's).
     pub policy: (Option<usize>, u64),
+    /// Fresh schedules from `scheduler`, or guided ones.
+    pub explore: ExploreKind,
 }
 
 /// The bounds one schedule starts under.
@@ -519,8 +410,8 @@ pub fn explore(sc: &'static Scenario, params: Params, plan: Plan) -> RunStats {
     let start = Instant::now();
     let n = plan.schedules as usize;
     let mut r = match plan.scheduler {
-        SchedulerKind::Pct => drive(sc, params, PctScheduler::new_from_seed(plan.seed, plan.depth, n), &plan),
-        SchedulerKind::Random => drive(sc, params, RandomScheduler::new_from_seed(plan.seed, n), &plan),
+        SchedulerKind::Pct => guided(sc, params, PctScheduler::new_from_seed(plan.seed, plan.depth, n), &plan),
+        SchedulerKind::Random => guided(sc, params, RandomScheduler::new_from_seed(plan.seed, n), &plan),
         SchedulerKind::Dfs => drive(sc, params, DfsScheduler::new(Some(n), true), &plan),
         SchedulerKind::Loom => unreachable!("loom runs its own model"),
     };
@@ -531,9 +422,29 @@ pub fn explore(sc: &'static Scenario, params: Params, plan: Plan) -> RunStats {
     r
 }
 
+/// `fresh`'s schedules, or a guide's that draws its fresh ones from it.
+fn guided<S: Scheduler + Learn + 'static>(sc: &'static Scenario, params: Params, fresh: S, plan: &Plan) -> RunStats {
+    match plan.explore {
+        ExploreKind::Fresh => drive(sc, params, fresh, plan),
+        ExploreKind::Feedback => drive(sc, params, Guide::new(fresh, plan.seed, plan.schedules), plan),
+    }
+}
+
 /// A plan that runs one given schedule.
 fn once(max_steps: Option<u64>, known: Option<&'static Known>, policy: (Option<usize>, u64)) -> Plan {
-    Plan { scheduler: SchedulerKind::Random, seed: 0, schedules: 1, depth: 0, deadline: None, max_steps, known, policy }
+    let (scheduler, seed, schedules, depth, deadline) = (SchedulerKind::Random, 0, 1, 0, None);
+    Plan {
+        scheduler,
+        seed,
+        schedules,
+        depth,
+        deadline,
+        max_steps,
+        known,
+        past_new: false,
+        policy,
+        explore: ExploreKind::Fresh,
+    }
 }
 
 /// Run exactly `schedule` once; its failure is the first violation that is
@@ -556,16 +467,16 @@ pub fn follow(sc: &'static Scenario, params: Params, schedule: &Recorded, max_st
 }
 
 /// Run shuttle until it stops.
-fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S, plan: &Plan) -> RunStats {
-    let (deadline, max_steps, known) = (plan.deadline, plan.max_steps, plan.known);
+fn drive<S: Scheduler + Learn + 'static>(sc: &'static Scenario, params: Params, inner: S, plan: &Plan) -> RunStats {
+    let (deadline, max_steps, known, past_new) = (plan.deadline, plan.max_steps, plan.known, plan.past_new);
     let shared = Arc::new(Mutex::new(Shared::default()));
     let mut config = Config::new();
     config.failure_persistence = FailurePersistence::None;
     config.silence_warnings = true;
     config.max_steps = MaxSteps::FailAfter(MAX_STEPS);
     config.max_time = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    let recorder =
-        Recorder { inner, shared: shared.clone(), progress: Progress::default(), policy: plan.policy, known };
+    let progress = Progress::default();
+    let recorder = Recorder { inner, shared: shared.clone(), progress, policy: plan.policy, known, past_new };
     let runner = Runner::new(recorder, config);
     let body = {
         let shared = shared.clone();
@@ -581,20 +492,14 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
             s.stats.max_threads = s.stats.max_threads.max(s.top_task + 1);
             s.stats.add_ages(&outcome.stale_ages);
             s.stats.coverage.add(&outcome.coverage);
-            let is_known = |v: &&hwmodel::Violation| known.and_then(|k| k.matches(&v.signature));
-            match outcome.violations.iter().find(|v| is_known(v).is_none()) {
-                Some(v) if s.stats.found.is_none() => {
-                    let found = Found::from_outcome(s.stats.schedules - 1, s.current.clone(), &outcome, v);
-                    s.stats.found = Some(found);
-                    s.stop = true;
-                }
-                Some(_) => {}
-                None => {
-                    if let Some(v) = outcome.violations.first() {
-                        let index = s.stats.schedules - 1;
-                        s.stats.saw_known(is_known(&v).unwrap_or_default(), &v.signature, index);
-                    }
-                }
+            s.reached = Some(outcome.coverage.clone());
+            // The schedule's failure: one no finding explains, if any.
+            let id = |v: &hwmodel::Violation| known.and_then(|k| k.matches(&v.signature));
+            let v = outcome.violations.iter().find(|v| id(v).is_none()).or(outcome.violations.first());
+            if let Some(v) = v.filter(|_| !s.stop) {
+                let found = Found::from_outcome(s.stats.schedules - 1, s.current.clone(), &outcome, v);
+                s.note(found, id(v), (known, past_new));
+                s.incomplete = true;
             }
             s.stats.fold_trace(outcome.trace_hash);
         }
@@ -606,11 +511,9 @@ fn drive<S: Scheduler + 'static>(sc: &'static Scenario, params: Params, inner: S
     let r = catch_unwind(AssertUnwindSafe(|| runner.run(body)));
     QUIET_PANICS.with(|q| q.set(false));
     let mut s = shared.lock();
-    // The recorder stops after a failure, so the last schedule it wrote down
-    // is the failing one, complete with the decisions after its body.
-    let last = s.current.clone();
-    if let Some(f) = s.stats.found.as_mut() {
-        f.schedule = last;
+    s.complete();
+    for seen in s.stats.signatures.values_mut() {
+        seen.chunk_seed = plan.seed;
     }
     if let Err(p) = r {
         let index = s.stats.schedules;

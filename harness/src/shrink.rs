@@ -54,7 +54,9 @@ impl Shrinker {
                 deadline: Some(self.deadline),
                 max_steps: self.max_steps,
                 known: None,
+                past_new: false,
                 policy: (None, 0),
+                explore: crate::config::ExploreKind::Fresh,
             };
             run::explore(self.sc, p, plan)
         };

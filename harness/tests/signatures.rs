@@ -121,7 +121,7 @@ fn mutants_with_a_v9_findings_kind_get_their_own_signature_unless_theirs_is_its_
 }
 
 #[test]
-fn a_run_with_every_finding_known_passes_and_one_left_out_fails_naming_it() {
+fn a_run_with_every_finding_known_passes_and_each_one_left_out_is_named_new() {
     let out = out_dir("known");
     let o_ = out.to_str().unwrap();
     let full = root().join("findings/v9-known.json");
@@ -133,19 +133,46 @@ fn a_run_with_every_finding_known_passes_and_one_left_out_fails_naming_it() {
     let table = json(&o)["runs"][0]["signatures"].as_array().cloned().unwrap();
     assert!(table.len() >= 2, "{table:?}");
 
+    // Two findings left out: the run goes on past both, names each as new
+    // with a replay of its first, and fails.
     let text = std::fs::read_to_string(&full).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let gone = v["findings"].as_array().unwrap().iter().position(|f| f["id"] == "ssid-less-cmp").unwrap();
-    let removed = v["findings"].as_array_mut().unwrap().remove(gone);
+    let gone = ["ssid-less-cmp", "purge-err-ptr"];
+    let removed: Vec<serde_json::Value> = gone
+        .iter()
+        .map(|id| {
+            let all = v["findings"].as_array_mut().unwrap();
+            all.remove(all.iter().position(|f| f["id"] == *id).unwrap())
+        })
+        .collect();
     std::fs::create_dir_all(&out).unwrap();
     let partial = out.join("known.json");
     std::fs::write(&partial, v.to_string()).unwrap();
     let o = stress(&[&args[..], &["--known", partial.to_str().unwrap(), "--out", o_]].concat());
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let r = &json(&o)["runs"][0];
-    assert_eq!(r["failure"]["signature"], removed["signature"], "{r}");
-    let new: Vec<_> = r["signatures"].as_array().unwrap().iter().filter(|s| s["id"].is_null()).collect();
-    assert_eq!(new.len(), 1, "{r}");
+    assert_eq!(r["schedules"], 20000, "the run explores past new signatures: {r}");
+    let new: Vec<_> = r["signatures"].as_array().unwrap().iter().filter(|s| s["id"].is_null()).cloned().collect();
+    let mut want: Vec<_> = removed.iter().map(|f| f["signature"].clone()).collect();
+    let mut got: Vec<_> = new.iter().map(|s| s["signature"].clone()).collect();
+    want.sort_by_key(|s| s.to_string());
+    got.sort_by_key(|s| s.to_string());
+    assert_eq!(got, want, "{r}");
+    assert_eq!(r["violations"], 2, "{r}");
+    assert!(want.contains(&r["failure"]["signature"]), "{r}");
+    // Each new signature's replay reproduces it.
+    for s in &new {
+        let file = s["replay"].as_str().unwrap();
+        let o = stress(&["--replay", file, "--json"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert_eq!(json(&o)["runs"][0]["failure"]["signature"], s["signature"], "{file}");
+    }
+    // Told to, the run ends at the first new one instead.
+    let o = stress(&[&args[..], &["--known", partial.to_str().unwrap(), "--stop-at-new", "--out", o_]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r = &json(&o)["runs"][0];
+    assert!(r["schedules"].as_u64().unwrap() < 20000, "{r}");
+    assert!(want.contains(&r["failure"]["signature"]), "{r}");
     let _ = std::fs::remove_dir_all(&out);
 }
 

@@ -58,11 +58,40 @@ goals! {
     IrqInvalidation => "irq-invalidation": "an invalidation ran in an interrupt handler",
     AtsJoinedMidWalk => "ats-joined-mid-walk":
         "a walker finished on an array older than one that added an ATS master it does not invalidate",
+    // Interleaving goals (`orders`): both orders of each race the series'
+    // argument is about.
+    LoadBeforePublish => "load-before-publish": "a walker held its array when an attach published a newer one",
+    PublishBeforeLoad => "publish-before-load":
+        "an attach published a new array while an unmap ran, before its walker loaded one",
+    LoadBeforePurge => "load-before-purge": "a walker held its array when a detach published a purged copy",
+    PurgeBeforeLoad => "purge-before-load":
+        "a detach published a purged array while an unmap ran, before its walker loaded one",
+    AtcInvInFlightAtAtsOff => "atc-inv-in-flight-at-ats-off":
+        "ATS was turned off with an ATC_INV submitted and not yet done",
+    AtsOffBeforeAtcInv => "ats-off-before-atc-inv":
+        "a walker sent an ATC_INV after an ATS disable that came after its array load",
+    PteDrainedBeforeSte => "pte-drained-before-ste": "a PTE store drained while an STE store issued after it was buffered",
+    SteDrainedBeforePte => "ste-drained-before-pte": "an STE store drained while a PTE store issued before it was buffered",
+    IrqReadWriterWaiting => "irq-read-writer-waiting": "an interrupt asked for an rwlock's read side while a writer waited",
+    IrqReadNoWriter => "irq-read-no-writer": "an interrupt asked for an rwlock's read side with no writer waiting",
+}
+
+impl Goal {
+    /// An ordering goal rather than a state one.
+    pub fn is_order(self) -> bool {
+        self >= Goal::LoadBeforePublish
+    }
 }
 
 /// Counts per goal.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Coverage([u64; Goal::ALL.len()]);
+
+impl Default for Coverage {
+    fn default() -> Self {
+        Coverage([0; Goal::ALL.len()])
+    }
+}
 
 impl Coverage {
     pub fn hit(&mut self, g: Goal) {

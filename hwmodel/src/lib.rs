@@ -11,6 +11,7 @@ pub mod machine;
 pub mod mem;
 pub mod odds;
 pub mod oracle;
+mod orders;
 pub mod pgtable;
 pub mod signature;
 pub mod smmu;

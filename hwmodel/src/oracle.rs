@@ -277,6 +277,7 @@ struct State {
     mapped: HashMap<(DomainId, u64), (u64, u64)>,
     violations: Vec<Violation>,
     stale_ages: BTreeMap<u64, u64>,
+    orders: crate::orders::Orders,
 }
 
 pub struct Oracle {
@@ -309,8 +310,9 @@ impl Oracle {
                 mapped: HashMap::default(),
                 violations: Vec::new(),
                 stale_ages: BTreeMap::new(),
+                orders: Default::default(),
             }),
-            goals: Default::default(),
+            goals: std::array::from_fn(|_| plain::AtomicU64::new(0)),
         }
     }
 
@@ -356,6 +358,7 @@ impl Oracle {
             Actor::Cpu(_) | Actor::Irq(_) => smmu_sync::current_fn(),
             _ => "",
         };
+        s.orders.see(s.seq, actor, &event, func);
         s.tail.push_back(Step { seq: s.seq, actor, event, func });
         s.seq
     }
@@ -392,10 +395,13 @@ impl Oracle {
     }
 
     pub fn coverage(&self) -> Coverage {
-        let mut c = Coverage::default();
+        let mut c = self.state().orders.reached.clone();
         for g in Goal::ALL {
             c.add_count(*g, self.goals[*g as usize].load(std::sync::atomic::Ordering::Relaxed));
         }
+        let [waiting, none] = smmu_sync::irq_reads();
+        c.add_count(Goal::IrqReadWriterWaiting, waiting);
+        c.add_count(Goal::IrqReadNoWriter, none);
         c
     }
 

@@ -166,11 +166,19 @@ fn dma_story(trace: &[Step], sid: u32, ssid: u32, pa: u64, source: Source) -> Ve
         t.push(format!("the unmap walks the array loaded by {}", by(&before[l])));
     }
     let name = if source == Source::Atc { "ATC_INV" } else { "TLBI" };
-    // The device's SMMU, as its walks show: stream IDs are per SMMU.
-    let smmu = before.iter().rev().find_map(|s| match (s.actor, s.event) {
-        (Actor::Walker(w), Event::Cached { sid: cs, ssid: css, .. }) if cs == sid && css == ssid => Some(w),
-        _ => None,
-    });
+    // The device's SMMU, as its walks show: stream IDs are per SMMU, so
+    // the walk that translated this page, else any walk of the stream.
+    let walked_by = |same_page: bool| {
+        before.iter().rev().find_map(|s| match (s.actor, s.event) {
+            (Actor::Walker(w), Event::Cached { sid: cs, ssid: css, pa: cpa, .. })
+                if cs == sid && css == ssid && (!same_page || page(cpa) == page(pa)) =>
+            {
+                Some(w)
+            }
+            _ => None,
+        })
+    };
+    let smmu = walked_by(true).or_else(|| walked_by(false));
     // What the unmap sent to the device's SMMU, where it was sent.
     let sent_to_device: Vec<(usize, Cmd)> = (begin..u)
         .filter_map(|k| match before[k].event {
@@ -203,13 +211,10 @@ fn dma_story(trace: &[Step], sid: u32, ssid: u32, pa: u64, source: Source) -> Ve
     });
     let in_flight = attach_since.filter(|&a| matches!(before[a].event, Event::AttachBegin { .. }));
     let since = in_flight.unwrap_or(from);
-    let toggled = before[since..to.max(since)]
+    let mut toggled = before[since..to.max(since)]
         .iter()
         .rev()
         .find(|s| matches!(s.event, Event::Ats { ep: e, .. } if Some(e) == ep));
-    if let Some(s @ Step { event: Event::Ats { enabled, .. }, .. }) = toggled {
-        t.push(format!("{} turns ATS {} while the unmap runs", by(s), if *enabled { "on" } else { "off" }));
-    }
     // An array newer than the one the unmap walked, published before the
     // fill: published after the walk, or before it but not yet visible to
     // the walking CPU.
@@ -218,13 +223,31 @@ fn dma_story(trace: &[Step], sid: u32, ssid: u32, pa: u64, source: Source) -> Ve
         _ => None,
     });
     if let (Some(v), Some(f)) = (walked, fill) {
-        let newer = before[..f].iter().find(|s| {
+        // Only an attach of this very device and substream brings it into
+        // the array: anyone else's publish is a bystander.
+        let joins = |k: usize| {
+            before[..k].iter().rev().filter(|b| b.actor == before[k].actor).find_map(|b| match b.event {
+                Event::AttachBegin { ep: e, ssid: es, .. } => Some(Some(e) == ep && es == ssid),
+                _ => None,
+            }) == Some(true)
+        };
+        let newer = (0..f).map(|k| &before[k]).enumerate().find(|(k, s)| {
             s.actor != unmapper
                 && matches!(s.event, Event::Publish { domain: d, version } if d == domain && version > v)
+                && joins(*k)
         });
+        let newer = newer.map(|(_, s)| s);
         if let Some(s) = newer {
             t.push(format!("{} publishes a newer array than the unmap walks", by(s)));
         }
+        // The device joined the array after the walk: whether it turned
+        // ATS on then or had it on already is how, not why.
+        if newer.is_some() {
+            toggled = toggled.filter(|s| matches!(s.event, Event::Ats { enabled: false, .. }));
+        }
+    }
+    if let Some(s @ Step { event: Event::Ats { enabled, .. }, .. }) = toggled {
+        t.push(format!("{} turns ATS {} while the unmap runs", by(s), if *enabled { "on" } else { "off" }));
     }
     t
 }

@@ -152,11 +152,22 @@ thread_local! {
     /// this OS thread), innermost last: a thread spinning in its interrupt
     /// handler is stuck there, whatever its interrupted code waited for.
     static WAITS: RefCell<Vec<Wait>> = const { RefCell::new(Vec::new()) };
+    /// This execution's interrupt read-lock attempts: with a writer
+    /// waiting, and without.
+    static IRQ_READS: std::cell::Cell<[u64; 2]> = const { std::cell::Cell::new([0; 2]) };
 }
 
 /// A new execution: nobody waits.
 pub(crate) fn reset() {
     WAITS.with(|w| w.borrow_mut().clear());
+    IRQ_READS.with(|c| c.set([0; 2]));
+}
+
+/// How often this execution's interrupt handlers asked for an rwlock's
+/// read side while a writer waited, and with no writer waiting: the two
+/// orders of the interrupt-reader deadlock (an "interleaving goal").
+pub fn irq_reads() -> [u64; 2] {
+    IRQ_READS.with(std::cell::Cell::get)
 }
 
 /// A cycle of spinners from `me` back to `me`, if the wait-for graph has
@@ -249,6 +260,14 @@ impl RwLock {
         let me = crate::watch::task_id();
         let irq = crate::irq::in_interrupt();
         let mut waiting = false;
+        if irq && !write {
+            let k = usize::from(self.state.lock().writers_waiting.is_empty());
+            IRQ_READS.with(|c| {
+                let mut n = c.get();
+                n[k] += 1;
+                c.set(n);
+            });
+        }
         loop {
             if self.try_take(me, write, irq) {
                 break;

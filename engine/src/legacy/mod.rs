@@ -99,7 +99,7 @@ impl Design for Legacy {
     }
 
     /// No arrays, no fallible array copies, no SMMU removal under a
-    /// walker, and no domain on several SMMUs.
+    /// walker, no domain on several SMMUs, and no rwlock.
     fn can_reach(&self, g: Goal) -> bool {
         use Goal::*;
         !matches!(
@@ -116,6 +116,13 @@ impl Design for Legacy {
                 | AtsOffOlderArray
                 | SmmuRemovedAttached
                 | StalePointerLoaded
+                | LoadBeforePublish
+                | PublishBeforeLoad
+                | LoadBeforePurge
+                | PurgeBeforeLoad
+                | AtsOffBeforeAtcInv
+                | IrqReadWriterWaiting
+                | IrqReadNoWriter
         )
     }
 

@@ -38,7 +38,7 @@ fn ats_join_stale_iotlb() {
   "kind": "stale-translation",
   "explanation": "A DMA issued after unmap() returned produced the physical page that unmap removed. Some IOTLB or ATC entry survived the invalidation: an array entry was missed by the walker, a command was issued too early or to the wrong queue, or the page-table write was not yet visible when the SMMU walked. The device can now read or corrupt memory it no longer owns.",
   "detail": "EndpointId(0) sid 2 ssid 0 iova 0x101000 -> pa 0x100015000 via Atc (mapped at page-table generation 2); DomainId(1) unmapped iova 0x101000 at event 151 (1 CMD_SYNCs ago)",
-  "signature": "stale-translation: arm_smmu_attach_commit turns ATS on while the unmap runs; arm_smmu_install_new_domain_invs publishes a newer array than the unmap walks; the unmap sends no ATC_INV that reaches it; the unmap walks the array loaded by arm_smmu_domain_inv_range; via Atc",
+  "signature": "stale-translation: arm_smmu_install_new_domain_invs publishes a newer array than the unmap walks; the unmap sends no ATC_INV that reaches it; the unmap walks the array loaded by arm_smmu_domain_inv_range; via Atc",
   "trace_hash": 16900240921891909083,
   "preemptions": 8,
   "shrunk": true,

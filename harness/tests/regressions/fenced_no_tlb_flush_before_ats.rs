@@ -29,7 +29,7 @@ fn replace_no_tlb_flush_before_ats() {
   "kind": "stale-translation",
   "explanation": "A DMA issued after unmap() returned produced the physical page that unmap removed. Some IOTLB or ATC entry survived the invalidation: an array entry was missed by the walker, a command was issued too early or to the wrong queue, or the page-table write was not yet visible when the SMMU walked. The device can now read or corrupt memory it no longer owns.",
   "detail": "EndpointId(1) sid 3 ssid 0 iova 0x600000 -> pa 0x100805000 via Atc (mapped at page-table generation 1); DomainId(2) unmapped iova 0x600000 at event 154 (0 CMD_SYNCs ago)",
-  "signature": "stale-translation: arm_smmu_attach_commit turns ATS on while the unmap runs; arm_smmu_install_new_domain_invs publishes a newer array than the unmap walks; the unmap sends no ATC_INV that reaches it; the unmap walks the array loaded by arm_smmu_domain_inv_range; via Atc",
+  "signature": "stale-translation: arm_smmu_install_new_domain_invs publishes a newer array than the unmap walks; the unmap sends no ATC_INV that reaches it; the unmap walks the array loaded by arm_smmu_domain_inv_range; via Atc",
   "trace_hash": 10781763247174883306,
   "preemptions": 3,
   "shrunk": true,
