@@ -236,3 +236,29 @@ fn a_reviewers_one_line_fix_removes_its_finding_and_no_other() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Three failures the series' own C showed in a whole-catalogue run, each
+/// once, that a signature first took for new causes: a joining master that
+/// already had ATS on, a bystander's attach publishing while ssid-less-cmp
+/// struck, and ssid-less-cmp on a device whose stream ID and page another
+/// device on another SMMU shares. Each is a known finding.
+#[test]
+fn signatures_name_the_cause_not_its_bystanders() {
+    let Some(series) = seed() else { return };
+    let known: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../findings/v9-known.json")).unwrap(),
+    )
+    .unwrap();
+    let signature_of =
+        |id: &str| known["findings"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap()["signature"].clone();
+    for (file, id) in [
+        ("c-join-with-ats-on.json", "ats-join-stale-iotlb"),
+        ("c-ssid-with-bystander-publish.json", "ssid-less-cmp"),
+        ("c-ssid-stream-on-two-smmus.json", "ssid-less-cmp"),
+    ] {
+        let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+        let o = stress(&["--replay", &path, "--series", &series, "--json"]);
+        assert_eq!(o.status.code(), Some(1), "{file}: {}", stderr(&o));
+        assert_eq!(json(&o)["runs"][0]["failure"]["signature"], signature_of(id), "{file}");
+    }
+}
