@@ -45,19 +45,7 @@ fn main() {
     for name in SCENARIOS {
         let sc = scenarios::find(name).expect("a catalogue scenario");
         let cost = |engine: Engine| {
-            let params = Params {
-                cpus: sc.cpus,
-                engine,
-                mutant: None,
-                seed: SEED,
-                fault_ppm: None,
-                atc_inv_disabled: Default::default(),
-                rwlock: None,
-                full_trace: false,
-                stop_at_violation: false,
-                size: None,
-                skip_ops: 0,
-            };
+            let params = Params::plain(sc, engine, SEED);
             let plan = Plan {
                 scheduler: SchedulerKind::Pct,
                 seed: SEED,
@@ -69,6 +57,7 @@ fn main() {
                 past_new: true,
                 policy: (None, 0),
                 explore: ExploreKind::Fresh,
+                want: None,
             };
             let t = Instant::now();
             let r = explore(sc, params, plan);

@@ -11,11 +11,13 @@
 //! array with no barrier, pin or lock while the writer only sleeps: the
 //! machine's own tail for a call of that length, which no design can beat.
 //! Reader and writer are pinned to different cores when there are two.
+//! Both run natively (`Backend::Native`, a native machine): the reader's
+//! simulated accesses are counted and printed, and must be 0.
 
 use benches::{fixture, Design, Fixture};
 use engine::Target;
 use hdrhistogram::Histogram;
-use smmu_sync::AtomicBool;
+use smmu_sync::{enter, simulated_accesses, AtomicBool, Backend};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -100,25 +102,30 @@ struct Measured {
     reader: Histogram<u64>,
     /// Replaced arrays the reader thread freed itself.
     reader_frees: u64,
+    /// What the reader's calls did through the simulation.
+    simulated: u64,
     writer: Histogram<u64>,
 }
 
 fn measure(run: &Run, secs: f64) -> Measured {
     pin(0);
+    let _native = enter(Backend::Native);
     let f = Arc::new(fixture(live(), false, run.writer_reclaims));
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let (f, stop, design) = (f.clone(), stop.clone(), run.design);
         std::thread::spawn(move || {
             pin(1);
+            let _native = enter(Backend::Native);
             let cpu = f.driver(design).cpu(1);
             let mut h = histogram();
+            let before = simulated_accesses();
             while !stop.load(Relaxed) {
                 let t = Instant::now();
                 f.invalidate(design, &cpu);
                 h.saturating_record(t.elapsed().as_nanos() as u64);
             }
-            (h, smmu_sync::frees_on_this_thread())
+            (h, smmu_sync::frees_on_this_thread(), simulated_accesses() - before)
         })
     };
     let cpu = f.driver(run.design).cpu(2);
@@ -136,8 +143,8 @@ fn measure(run: &Run, secs: f64) -> Measured {
         }
     }
     stop.store(true, Relaxed);
-    let (reader, reader_frees) = reader.join().expect("reader");
-    Measured { reader, reader_frees, writer }
+    let (reader, reader_frees, simulated) = reader.join().expect("reader");
+    Measured { reader, reader_frees, simulated, writer }
 }
 
 /// The histogram in HdrHistogram's `.hgrm` percentile text format.
@@ -220,8 +227,10 @@ fn main() {
         "writer steps"
     );
     let mut results = Vec::new();
+    let mut simulated = 0;
     for run in &RUNS {
         let m = measure(run, secs);
+        simulated += m.simulated;
         let h = &m.reader;
         println!(
             "{:<22} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>12} {:>11} {:>12}",
@@ -239,6 +248,7 @@ fn main() {
         std::fs::write(out.join(format!("{}.hgrm", run.name)), hgrm(h)).expect("write .hgrm");
         results.push((run.name, m.reader));
     }
+    println!("simulated accesses: {simulated}");
     std::fs::write(out.join("latency.svg"), svg(&results)).expect("write svg");
     println!("wrote {}/{{*.hgrm,latency.svg}}", out.display());
 }

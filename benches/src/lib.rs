@@ -63,10 +63,10 @@ fn live_descs(asid: u16, live: usize) -> Vec<InvDesc> {
     std::iter::once(s1).chain(ats).collect()
 }
 
-/// A driver on a counting machine with one ATS SMMU, a master whose stream
+/// A driver on a native machine (`Machine::native`) with one ATS SMMU, a master whose stream
 /// IDs are 0..n, and a mover with stream ID 511.
 fn driver(engine: Engine, sids: usize, writer_reclaims: bool) -> (Driver, Master, Master) {
-    let mut m = Machine::counting(8);
+    let mut m = Machine::native(8);
     let smmu = m.add_smmu(ats());
     let ids: Vec<u32> = (0..sids as u32).collect();
     let ep = m.add_endpoint(smmu, &ids, true);

@@ -18,3 +18,28 @@ fn every_design_issues_the_same_commands() {
         assert_eq!(t.commands_per_call(Design::Epoch, &t.epoch.cpu(1)), want, "trash must be skipped");
     }
 }
+
+/// The benches time the design, not the model: under the native backend
+/// no design's invalidation goes through the simulation, also when a
+/// writer has just replaced the array (a walker then meets trash and ATS
+/// changes). Fails if the walker's array words, its pointer load, its
+/// trace event, a watchdog tick or a model lock come back on the fast path
+/// (each was there before the native backend).
+#[test]
+fn the_native_fast_path_makes_no_simulated_access() {
+    let _native = smmu_sync::enter(smmu_sync::Backend::Native);
+    for live in [1, 8] {
+        let f = fixture(live, true, false);
+        let writer = f.epoch.cpu(2);
+        for design in Design::ALL {
+            let cpu = f.driver(design).cpu(1);
+            for step in 0..4 {
+                let before = smmu_sync::simulated_accesses();
+                f.invalidate(design, &cpu);
+                assert_eq!(smmu_sync::simulated_accesses(), before, "{} at {live}, step {step}", design.name());
+                let to = if step % 2 == 0 { engine::Target::Domain(f.dom.clone()) } else { engine::Target::Blocked };
+                f.epoch.attach(&writer, &f.epoch_mover, 0, to, true).expect("attach");
+            }
+        }
+    }
+}

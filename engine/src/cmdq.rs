@@ -8,6 +8,7 @@ use crate::kernel::{Cpu, Kernel};
 use crate::types::{InvDesc, InvType};
 use crate::Mutant;
 use hwmodel::{Cmd, Features, Goal, Opcode, SmmuId, ViolationKind};
+use smallvec::SmallVec;
 use std::borrow::Borrow;
 
 /// Commands per submission, the closing CMD_SYNC included.
@@ -52,30 +53,30 @@ pub(crate) struct Batch<'a> {
     k: &'a Kernel,
     cpu: &'a Cpu,
     smmu: SmmuId,
-    cmds: [Cmd; BATCH],
-    num: usize,
+    /// Filled as commands are added, like the kernel's on-stack batch:
+    /// nothing is written ahead of use.
+    cmds: SmallVec<[Cmd; BATCH]>,
     issued: usize,
 }
 
 impl<'a> Batch<'a> {
     pub(crate) fn new(k: &'a Kernel, cpu: &'a Cpu) -> Self {
-        Self { k, cpu, smmu: SmmuId(0), cmds: [Cmd::sync(); BATCH], num: 0, issued: 0 }
+        Self { k, cpu, smmu: SmmuId(0), cmds: SmallVec::new(), issued: 0 }
     }
 
     /// `arm_smmu_cmdq_batch_add`.
     pub(crate) fn add(&mut self, smmu: SmmuId, cmd: Cmd) {
-        if self.num > 0 && (self.smmu != smmu || self.num == BATCH - 1) {
+        if !self.cmds.is_empty() && (self.smmu != smmu || self.cmds.len() == BATCH - 1) {
             self.submit();
         }
         self.smmu = smmu;
-        self.cmds[self.num] = cmd;
-        self.num += 1;
+        self.cmds.push(cmd);
         self.issued += 1;
     }
 
     /// Commands waiting for the next submit.
     pub(crate) fn pending(&self) -> usize {
-        self.num
+        self.cmds.len()
     }
 
     /// Commands added so far.
@@ -85,18 +86,19 @@ impl<'a> Batch<'a> {
 
     /// `arm_smmu_cmdq_batch_submit`.
     pub(crate) fn submit(&mut self) {
-        if self.num == 0 {
+        if self.cmds.is_empty() {
             return;
         }
-        self.cmds[self.num] = Cmd::sync();
-        self.k.machine.submit(self.cpu.id, self.smmu, &self.cmds[..=self.num]);
-        self.num = 0;
+        self.cmds.push(Cmd::sync());
+        self.k.machine.submit(self.cpu.id, self.smmu, &self.cmds);
+        self.cmds.clear();
     }
 
     /// `arm_smmu_cmdq_batch_add_range`: TLBIs covering [iova, iova + size).
     fn add_range(&mut self, inv: &InvDesc, cmd: Cmd, iova: u64, size: u64, granule: u64) {
         let f = self.k.machine.smmu(inv.smmu).features;
         for cmd in RangeCmds::new(f, u32::from(inv.pgsize), cmd, iova, size, granule) {
+            self.k.tick();
             self.add(inv.smmu, cmd);
         }
     }
@@ -113,7 +115,10 @@ impl<'a> Batch<'a> {
             }
         };
         match inv.ty {
-            InvType::S1Asid | InvType::S2Vmid if size_too_big(f, size, granule) => {
+            InvType::S1Asid | InvType::S2Vmid
+                if size_too_big(f, size, granule)
+                    && !(self.k.env.mutant(Mutant::SizeTooBigIgnored) && size != 0 && size != u64::MAX) =>
+            {
                 self.add(inv.smmu, tlbi(inv.nsize_opcode))
             }
             InvType::S1Asid | InvType::S2Vmid => self.add_range(inv, tlbi(inv.size_opcode), iova, size, granule),
@@ -165,7 +170,6 @@ impl Iterator for RangeCmds {
         if self.iova >= self.end {
             return None;
         }
-        smmu_sync::tick();
         let step = if self.range_inv {
             let scale = self.num_pages.trailing_zeros();
             let num = (self.num_pages >> scale) & 31;
@@ -192,12 +196,13 @@ pub struct Walk {
     pub poisoned: bool,
 }
 
-/// The most commands one entry may take for a range at `granule`.
+/// The most commands one entry may take for a range at `granule`: at
+/// MAX_TLBI_OPS granules a range is too big, and one command serves.
 pub(crate) fn command_bound(f: Features, granule: u64) -> usize {
     if f.range_inv {
         MAX_RANGE_CMDS
     } else {
-        max_tlbi_ops(granule) as usize
+        (max_tlbi_ops(granule) as usize - 1).max(1)
     }
 }
 
@@ -235,7 +240,7 @@ pub fn inv_entries<E: Borrow<InvDesc>>(
     let mut walk = Walk::default();
     let mut live = live.peekable();
     while let Some(inv) = live.next() {
-        smmu_sync::tick();
+        k.tick();
         let inv = inv.borrow();
         walk.poisoned |= poisoned();
         let f = k.machine.smmu(inv.smmu).features;
@@ -243,7 +248,7 @@ pub fn inv_entries<E: Borrow<InvDesc>>(
         batch.emit(inv, iova, size, granule, leaf);
         // None: the last entry; Some(None): the batch goes on.
         let why = live.peek().map(|next| end_batch(k, inv, next.borrow()));
-        if batch.num > 0 && why.is_none_or(|w| w.is_some()) {
+        if batch.pending() > 0 && why.is_none_or(|w| w.is_some()) {
             if let Some(Some(g)) = why {
                 k.machine.oracle.cover(g);
             }

@@ -32,6 +32,14 @@ impl Kernel {
         Self { machine, env, writer_reclaims: false, collector: Collector::new(), asid_lock: Mutex::new(()) }
     }
 
+    /// A watchdog tick: loops that a bug could make endless count their
+    /// turns. A native machine runs no watchdog.
+    pub(crate) fn tick(&self) {
+        if !self.machine.is_native() {
+            smmu_sync::tick();
+        }
+    }
+
     pub fn cpu(&self, id: usize) -> Cpu {
         Cpu { id: CpuId(id), epoch: self.collector.register() }
     }
@@ -48,6 +56,11 @@ impl Kernel {
         g: &'g Guard,
     ) -> &'g T {
         let mem = &self.machine.mem;
+        if mem.is_native() {
+            // The pointer itself, acquire-loaded: no model word, no trace,
+            // no scheduling point.
+            return rcu.peek(g);
+        }
         mem.before_load();
         let (v, obj) = rcu.load_version(g, || mem.peek(cpu.id, ptr));
         self.machine.oracle.record(Actor::on(cpu.id), Event::ArrayLoad { domain, version: v });

@@ -9,6 +9,8 @@
 //! may not yet have made visible.
 
 use hwmodel::{Addr, CpuId, Machine, Memory, PAGE};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 /// A CPU's view of simulated memory.
 #[derive(Clone, Copy)]
@@ -28,60 +30,98 @@ const NUM_INVS: u64 = 0;
 const HAS_ATS: u64 = 8;
 const USERS: u64 = 16;
 
-/// Where an array's reader-visible words live, once it is placed in
-/// memory. An array never placed (a domain's first, empty one) reads as
-/// zeroed memory: no entries, no ATS.
+/// Where an array's reader-visible words live, once it is placed. An
+/// array never placed (a domain's first, empty one) reads as zeroed
+/// memory: no entries, no ATS. On a native machine the words are the
+/// array's own plain atomics, accessed at the kernel's orderings: a
+/// writer churning arrays would otherwise fill native memory, which never
+/// frees.
 #[derive(Default)]
-pub struct ArrayWords(Option<Addr>);
+pub struct ArrayWords(Place);
+
+#[derive(Default)]
+enum Place {
+    #[default]
+    Nowhere,
+    Simulated(Addr),
+    Native(Box<[AtomicU64]>),
+}
 
 impl ArrayWords {
     /// The allocation's initialising stores, buffered on `cpu` like any
     /// others: until they drain, another CPU reads zero, as from the
     /// kzalloc'ed memory they fill.
     pub(crate) fn place(&mut self, m: &Machine, cpu: CpuId, num_invs: usize, has_ats: bool, users: &[u32]) {
-        let words = 2 + users.len() as u64;
-        let base = m.alloc((8 * words).next_power_of_two().max(PAGE));
         let vals: Vec<u64> =
             [num_invs as u64, u64::from(has_ats)].into_iter().chain(users.iter().map(|&u| u64::from(u))).collect();
+        if m.is_native() {
+            // Published by the release store of the array's pointer.
+            self.0 = Place::Native(vals.into_iter().map(AtomicU64::new).collect());
+            return;
+        }
+        let base = m.alloc((8 * vals.len() as u64).next_power_of_two().max(PAGE));
         m.mem.store_words(cpu, base, &vals);
-        self.0 = Some(base);
+        self.0 = Place::Simulated(base);
+    }
+
+    /// The word at byte offset `off`, wherever it lives: a store or RMW by
+    /// a writer with a view, or a read by a walker.
+    fn word<R>(&self, off: u64, sim: impl FnOnce(Addr) -> R, native: impl FnOnce(&AtomicU64) -> R) -> Option<R> {
+        match &self.0 {
+            Place::Nowhere => None,
+            Place::Simulated(base) => Some(sim(base + off)),
+            Place::Native(words) => Some(native(&words[(off / 8) as usize])),
+        }
     }
 
     /// WRITE_ONCE of entry `k`'s user count.
     pub(crate) fn store_users(&self, v: Option<View>, k: usize, users: u32) {
-        if let (Some(base), Some(v)) = (self.0, v) {
-            v.mem.store(v.cpu, base + USERS + 8 * k as u64, u64::from(users));
+        if let Some(v) = v {
+            self.word(
+                USERS + 8 * k as u64,
+                |a| v.mem.store(v.cpu, a, u64::from(users)),
+                |w| w.store(u64::from(users), Relaxed),
+            );
         }
     }
 
     /// A fully ordered decrement of entry `k`'s user count
     /// (`refcount_dec_and_test`): earlier stores first, then the RMW.
     pub(crate) fn dec_users(&self, v: Option<View>, k: usize) {
-        if let (Some(base), Some(v)) = (self.0, v) {
-            v.mem.smp_mb(v.cpu);
-            v.mem.fetch_add(v.cpu, base + USERS + 8 * k as u64, -1);
+        if let Some(v) = v {
+            let sim = |a| {
+                v.mem.smp_mb(v.cpu);
+                v.mem.fetch_add(v.cpu, a, -1);
+            };
+            self.word(USERS + 8 * k as u64, sim, |w| {
+                w.fetch_sub(1, SeqCst);
+            });
         }
     }
 
     /// WRITE_ONCE of `num_invs`.
     pub(crate) fn store_num_invs(&self, v: Option<View>, n: usize) {
-        if let (Some(base), Some(v)) = (self.0, v) {
-            v.mem.store(v.cpu, base + NUM_INVS, n as u64);
+        if let Some(v) = v {
+            self.word(NUM_INVS, |a| v.mem.store(v.cpu, a, n as u64), |w| w.store(n as u64, Relaxed));
         }
     }
 
     /// READ_ONCE(num_invs) by a walker on `v`'s CPU.
     pub fn num_invs(&self, v: View) -> usize {
-        self.0.map_or(0, |b| v.mem.peek(v.cpu, b + NUM_INVS) as usize)
+        self.read(v, NUM_INVS) as usize
     }
 
     /// `has_ats` as a walker reads it.
     pub fn has_ats(&self, v: View) -> bool {
-        self.0.is_some_and(|b| v.mem.peek(v.cpu, b + HAS_ATS) != 0)
+        self.read(v, HAS_ATS) != 0
     }
 
     /// Entry `k`'s user count as a walker reads it.
     pub fn users(&self, v: View, k: usize) -> u32 {
-        self.0.map_or(0, |b| v.mem.peek(v.cpu, b + USERS + 8 * k as u64) as u32)
+        self.read(v, USERS + 8 * k as u64) as u32
+    }
+
+    fn read(&self, v: View, off: u64) -> u64 {
+        self.word(off, |a| v.mem.peek(v.cpu, a), |w| w.load(Relaxed)).unwrap_or(0)
     }
 }

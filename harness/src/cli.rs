@@ -325,9 +325,10 @@ pub fn list() -> String {
     ] {
         out.push_str(&format!("  {name:<18} {what}\n"));
     }
-    out.push_str("mutants (caught by):\n");
+    out.push_str("mutants (caught by, as):\n");
     for m in Mutant::ALL {
-        out.push_str(&format!("  {:<36} {:<18} {}\n", m.name(), scenarios::catcher(*m).name, m.what()));
+        let (by, kind) = (scenarios::catcher(*m).name, m.expected_kind().name());
+        out.push_str(&format!("  {:<36} {by:<18} {kind:<24} {}\n", m.name(), m.what()));
     }
     out
 }

@@ -157,7 +157,9 @@ pub struct MutantRow {
     pub caught: bool,
     pub schedules_to_failure: Option<u64>,
     pub seconds: f64,
+    /// What the run failed on, if it did; caught only as `expected_kind`.
     pub kind: Option<String>,
+    pub expected_kind: &'static str,
     /// The failure file, its shrunk copy and picture, and how much smaller.
     pub failure: Option<FailureRow>,
 }
@@ -262,16 +264,23 @@ pub fn mutants(json: bool, rows: &[MutantRow]) {
             "{:<36} {:<18} {:>7} {:>10} {:>8.2}  {:<23} {:>13} {:>11}\n",
             r.name,
             r.scenario,
-            if r.caught { "yes" } else { "NO" },
+            match (r.caught, &r.kind) {
+                (true, _) => "yes",
+                (false, Some(_)) => "other",
+                (false, None) => "NO",
+            },
             r.schedules_to_failure.map_or("-".into(), |n| n.to_string()),
             r.seconds,
-            r.kind.as_deref().unwrap_or("-"),
+            match &r.kind {
+                Some(k) if k != r.expected_kind => format!("{k} (not {})", r.expected_kind),
+                k => k.clone().unwrap_or_else(|| "-".into()),
+            },
             pre,
             steps
         ));
     }
     let caught = rows.iter().filter(|r| r.caught).count();
-    t.push_str(&format!("{caught}/{} mutants caught\n", rows.len()));
+    t.push_str(&format!("{caught}/{} mutants caught as the bug each plants\n", rows.len()));
     say(json, &t);
     if json {
         let v = serde_json::json!({ "mutants": rows, "caught": caught, "total": rows.len() });

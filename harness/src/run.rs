@@ -119,6 +119,10 @@ pub struct RunStats {
     pub pct_schedules: BTreeMap<usize, u64>,
     /// With `--known`, every signature seen, known or not.
     pub signatures: BTreeMap<String, Seen>,
+    /// In a run after one kind (`Plan::want`), the first failure of
+    /// another kind, with its chunk's seed: reported, not taken for the
+    /// one wanted.
+    pub other: Option<(Found, u64)>,
 }
 
 /// A signature in a run with `--known`: the finding it is (none if the
@@ -158,6 +162,9 @@ impl RunStats {
         self.max_threads = self.max_threads.max(other.max_threads);
         for (d, n) in &other.pct_schedules {
             *self.pct_schedules.entry(*d).or_default() += n;
+        }
+        if self.other.is_none() {
+            self.other = other.other.clone().map(|(f, seed)| (Found { index: f.index + offset, ..f }, seed));
         }
         for (sig, seen) in &other.signatures {
             match self.signatures.get_mut(sig) {
@@ -227,9 +234,14 @@ impl Shared {
     /// The schedule now ending (the `index`th) ended in `f`, which is the
     /// finding `id` of `--known`, or none of them. A run with `--known`
     /// counts it under its signature; the first failure no finding explains
-    /// is the run's, and ends it unless `past_new`.
-    fn note(&mut self, f: Found, id: Option<&str>, plan: (Option<&Known>, bool)) {
-        let (known, past_new) = plan;
+    /// is the run's, and ends it unless `past_new`. A run after one kind
+    /// keeps a failure of another aside and goes on.
+    fn note(&mut self, f: Found, id: Option<&str>, plan: Pursuit) {
+        let Pursuit { known, past_new, want } = plan;
+        if want.is_some_and(|k| f.kind != k.name()) {
+            self.stats.other.get_or_insert((f, 0));
+            return;
+        }
         if known.is_some() {
             let seen = self.stats.signatures.entry(f.signature.clone()).or_insert_with(|| Seen {
                 id: id.map(str::to_string),
@@ -253,7 +265,8 @@ impl Shared {
         }
         let index = self.stats.schedules.saturating_sub(1);
         let firsts = self.stats.signatures.values_mut().map(|s| &mut s.first);
-        for f in firsts.chain(self.stats.found.as_mut()).filter(|f| f.index == index) {
+        let other = self.stats.other.as_mut().map(|(f, _)| f);
+        for f in firsts.chain(self.stats.found.as_mut()).chain(other).filter(|f| f.index == index) {
             f.schedule = self.current.clone();
         }
     }
@@ -269,10 +282,15 @@ struct Recorder<S> {
     /// The default the schedule is written against (`Recorded::prefer`,
     /// `Recorded::starve`).
     policy: (Option<usize>, u64),
-    /// Findings to count and explore past, and whether to explore past
-    /// the others too (`Plan`).
+    pursuit: Pursuit,
+}
+
+/// Which failures end a run (`Plan`'s `known`, `past_new` and `want`).
+#[derive(Clone, Copy)]
+struct Pursuit {
     known: Option<&'static Known>,
     past_new: bool,
+    want: Option<hwmodel::ViolationKind>,
 }
 
 impl<S> Recorder<S> {
@@ -296,8 +314,8 @@ impl<S> Recorder<S> {
             }
         };
         s.stats.fold_trace(found.trace_hash);
-        let id = self.known.and_then(|k| k.matches(&found.signature));
-        s.note(found, id, (self.known, self.past_new));
+        let id = self.pursuit.known.and_then(|k| k.matches(&found.signature));
+        s.note(found, id, self.pursuit);
     }
 }
 
@@ -397,6 +415,9 @@ pub struct Plan {
     pub policy: (Option<usize>, u64),
     /// Fresh schedules from `scheduler`, or guided ones.
     pub explore: ExploreKind,
+    /// Stop only at a failure of this kind (a mutant's expected one),
+    /// keeping the first of any other aside (`RunStats::other`).
+    pub want: Option<hwmodel::ViolationKind>,
 }
 
 /// The bounds one schedule starts under.
@@ -444,6 +465,7 @@ fn once(max_steps: Option<u64>, known: Option<&'static Known>, policy: (Option<u
         past_new: false,
         policy,
         explore: ExploreKind::Fresh,
+        want: None,
     }
 }
 
@@ -468,7 +490,8 @@ pub fn follow(sc: &'static Scenario, params: Params, schedule: &Recorded, max_st
 
 /// Run shuttle until it stops.
 fn drive<S: Scheduler + Learn + 'static>(sc: &'static Scenario, params: Params, inner: S, plan: &Plan) -> RunStats {
-    let (deadline, max_steps, known, past_new) = (plan.deadline, plan.max_steps, plan.known, plan.past_new);
+    let (deadline, max_steps, known) = (plan.deadline, plan.max_steps, plan.known);
+    let pursuit = Pursuit { known, past_new: plan.past_new, want: plan.want };
     let shared = Arc::new(Mutex::new(Shared::default()));
     let mut config = Config::new();
     config.failure_persistence = FailurePersistence::None;
@@ -476,7 +499,7 @@ fn drive<S: Scheduler + Learn + 'static>(sc: &'static Scenario, params: Params, 
     config.max_steps = MaxSteps::FailAfter(MAX_STEPS);
     config.max_time = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let progress = Progress::default();
-    let recorder = Recorder { inner, shared: shared.clone(), progress, policy: plan.policy, known, past_new };
+    let recorder = Recorder { inner, shared: shared.clone(), progress, policy: plan.policy, pursuit };
     let runner = Runner::new(recorder, config);
     let body = {
         let shared = shared.clone();
@@ -495,10 +518,13 @@ fn drive<S: Scheduler + Learn + 'static>(sc: &'static Scenario, params: Params, 
             s.reached = Some(outcome.coverage.clone());
             // The schedule's failure: one no finding explains, if any.
             let id = |v: &hwmodel::Violation| known.and_then(|k| k.matches(&v.signature));
-            let v = outcome.violations.iter().find(|v| id(v).is_none()).or(outcome.violations.first());
+            let wanted = |v: &&hwmodel::Violation| pursuit.want.is_none_or(|k| v.kind == k);
+            let v = (outcome.violations.iter().filter(wanted).find(|v| id(v).is_none()))
+                .or(outcome.violations.iter().find(|v| id(v).is_none()))
+                .or(outcome.violations.first());
             if let Some(v) = v.filter(|_| !s.stop) {
                 let found = Found::from_outcome(s.stats.schedules - 1, s.current.clone(), &outcome, v);
-                s.note(found, id(v), (known, past_new));
+                s.note(found, id(v), pursuit);
                 s.incomplete = true;
             }
             s.stats.fold_trace(outcome.trace_hash);
@@ -514,6 +540,9 @@ fn drive<S: Scheduler + Learn + 'static>(sc: &'static Scenario, params: Params, 
     s.complete();
     for seen in s.stats.signatures.values_mut() {
         seen.chunk_seed = plan.seed;
+    }
+    if let Some((_, seed)) = s.stats.other.as_mut() {
+        *seed = plan.seed;
     }
     if let Err(p) = r {
         let index = s.stats.schedules;

@@ -57,6 +57,7 @@ impl Shrinker {
                 past_new: false,
                 policy: (None, 0),
                 explore: crate::config::ExploreKind::Fresh,
+                want: None,
             };
             run::explore(self.sc, p, plan)
         };

@@ -35,6 +35,7 @@ fn list_names_every_scenario_and_mutant_with_its_catcher() {
             .find(|l| l.trim_start().starts_with(m.name()))
             .unwrap_or_else(|| panic!("{} missing", m.name()));
         assert!(line.contains(scenarios::catcher(*m).name), "{line}");
+        assert!(line.contains(m.expected_kind().name()), "{line}");
     }
     assert!(scenarios::CATALOGUE.len() >= 10);
     for s in scenarios::CATALOGUE {
@@ -177,6 +178,19 @@ fn the_mutation_score_catches_every_mutant() {
     assert_eq!(v["caught"], v["total"], "{v}");
     assert_eq!(v["total"], engine::Mutant::ALL.len());
     assert_eq!(o.status.code(), Some(0));
+    // Each caught as the bug it plants, not on any violation.
+    for row in v["mutants"].as_array().unwrap() {
+        assert_eq!(row["kind"], row["expected_kind"], "{row}");
+    }
+    // And what catches it is the switch: every catching scenario runs
+    // clean at the same seed and budget (a fifth of its default length).
+    let catchers: std::collections::BTreeSet<&str> =
+        engine::Mutant::ALL.iter().map(|m| scenarios::catcher(*m).name).collect();
+    for name in catchers {
+        let budget = (scenarios::find(name).unwrap().schedules / 5).to_string();
+        let o = stress(&["--seed", "1", "--scenario", name, "--iterations", &budget, "--jobs", "2", "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{name} without a mutant: {}", String::from_utf8_lossy(&o.stderr));
+    }
 }
 
 #[test]

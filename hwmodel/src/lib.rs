@@ -9,6 +9,7 @@ pub mod coverage;
 pub mod iopgtable;
 pub mod machine;
 pub mod mem;
+mod native;
 pub mod odds;
 pub mod oracle;
 mod orders;

@@ -167,13 +167,19 @@ impl Machine {
         self.odds
     }
 
-    /// A machine whose command queues only count what they are given: the
-    /// floor under the driver's cost in benchmarks. Nothing takes effect.
-    pub fn counting(cpus: usize) -> Self {
-        Self { count_only: true, ..Self::new(cpus) }
+    /// A machine for timing the driver alone: native memory (plain atomics
+    /// at the kernel's orderings, `Memory::native`), an oracle that judges
+    /// nothing, and command queues that only count what they are given.
+    pub fn native(cpus: usize) -> Self {
+        let oracle = Arc::new(Oracle::off());
+        Self { mem: Memory::native(cpus), oracle, count_only: true, ..Self::new(cpus) }
     }
 
-    /// Commands submitted to a counting machine so far.
+    pub fn is_native(&self) -> bool {
+        self.mem.is_native()
+    }
+
+    /// Commands submitted to a native machine so far.
     pub fn counted(&self) -> u64 {
         self.counted.load(Relaxed)
     }
@@ -370,7 +376,8 @@ impl Machine {
     /// orders them.
     pub fn submit(&self, cpu: CpuId, smmu: SmmuId, cmds: &[Cmd]) {
         if self.count_only {
-            self.mem.smp_mb(cpu);
+            // The barrier before the producer index update.
+            self.mem.dma_wmb(cpu);
             self.counted.fetch_add(cmds.len() as u64, Relaxed);
             return;
         }

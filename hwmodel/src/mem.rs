@@ -17,13 +17,14 @@
 //! scheduling point; the interesting interleavings come from the explicit
 //! scheduling points at each access.
 
+use crate::native::Native;
 use crate::odds::Odds;
 use crate::oracle::Oracle;
 use crate::types::{Actor, Addr, CpuId, Event, Word};
 use rustc_hash::FxHashMap as HashMap;
 use smmu_sync::{plain, random_below, schedule_point};
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{self, Relaxed};
 use std::sync::Arc;
 
 struct Pending {
@@ -62,6 +63,8 @@ pub struct Memory {
     observer: Option<Arc<Oracle>>,
     /// One access in this many drains a buffered store (`Odds::drain`).
     drain_odds: u64,
+    /// A native machine's words; then no store is ever buffered.
+    native: Option<Native>,
 }
 
 impl Memory {
@@ -72,7 +75,18 @@ impl Memory {
             buffered: plain::AtomicUsize::new(0),
             observer: None,
             drain_odds: Odds::DEFAULT.drain,
+            native: None,
         }
+    }
+
+    /// Memory for timing the driver alone: plain atomics at the kernel's
+    /// orderings, nothing buffered, nothing traced (`native`).
+    pub fn native(cpus: usize) -> Self {
+        Self { native: Some(Native::new()), ..Self::new(cpus) }
+    }
+
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
     }
 
     /// Record followed stores, and when they drain, in `oracle`'s trace.
@@ -116,6 +130,10 @@ impl Memory {
     }
 
     fn push(&self, cpu: CpuId, addr: Addr, val: u64, what: Option<Word>) {
+        if let Some(n) = &self.native {
+            return n.store(addr, val, Relaxed);
+        }
+        smmu_sync::simulate();
         if smmu_sync::is_quiet() && self.buffer(cpu).entries.is_empty() {
             self.visible().insert(addr, val);
             return;
@@ -136,6 +154,9 @@ impl Memory {
     /// reaches memory only after every earlier store of `cpu`; later stores
     /// may still overtake it.
     pub fn store_release(&self, cpu: CpuId, addr: Addr, val: u64, what: Word) {
+        if let Some(n) = &self.native {
+            return n.store(addr, val, Ordering::Release);
+        }
         self.dma_wmb(cpu);
         self.store_as(cpu, addr, val, what);
     }
@@ -143,6 +164,13 @@ impl Memory {
     /// Stores to consecutive words with no scheduling point between them:
     /// initialising memory nothing else can reach yet (a new array).
     pub fn store_words(&self, cpu: CpuId, base: Addr, vals: &[u64]) {
+        if let Some(n) = &self.native {
+            for (k, &val) in vals.iter().enumerate() {
+                n.store(base + 8 * k as u64, val, Relaxed);
+            }
+            return;
+        }
+        smmu_sync::simulate();
         if smmu_sync::is_quiet() && self.buffer(cpu).entries.is_empty() {
             let mut v = self.visible();
             for (k, &val) in vals.iter().enumerate() {
@@ -165,13 +193,20 @@ impl Memory {
     /// they change, so everything the CPU stored before the unlock must be
     /// visible by then: a drain, as `smp_mb`.
     pub fn release(&self, cpu: CpuId) {
-        self.smp_mb(cpu);
+        // Natively the lock's own release orders the stores.
+        if self.native.is_none() {
+            self.smp_mb(cpu);
+        }
     }
 
     /// A relaxed atomic add (`atomic_inc`, `atomic_dec`): performed at the
     /// point of coherence, so visible to all at once, without ordering the
     /// CPU's other buffered stores. Returns the old value.
     pub fn fetch_add(&self, cpu: CpuId, addr: Addr, delta: i64) -> u64 {
+        if let Some(n) = &self.native {
+            return n.fetch_add(addr, delta);
+        }
+        smmu_sync::simulate();
         schedule_point();
         if self.buffer(cpu).entries.iter().any(|p| p.addr == addr) {
             // Coherence: the CPU's own plain stores to the word come first.
@@ -188,6 +223,10 @@ impl Memory {
     /// coherence, after the CPU's own buffered stores to the word, visible
     /// to all at once, without ordering the CPU's other stores.
     pub fn store_coherent(&self, cpu: CpuId, addr: Addr, val: u64) {
+        if let Some(n) = &self.native {
+            return n.store(addr, val, Relaxed);
+        }
+        smmu_sync::simulate();
         schedule_point();
         if self.buffer(cpu).entries.iter().any(|p| p.addr == addr) {
             self.smp_mb(cpu);
@@ -197,6 +236,9 @@ impl Memory {
 
     /// A CPU load: its own newest buffered store to `addr` if any, else memory.
     pub fn load(&self, cpu: CpuId, addr: Addr) -> u64 {
+        if let Some(n) = &self.native {
+            return n.load(addr, Relaxed);
+        }
         self.before_load();
         self.peek(cpu, addr)
     }
@@ -205,12 +247,20 @@ impl Memory {
     /// drain. For a caller that must read with `peek` under a lock of its
     /// own.
     pub fn before_load(&self) {
+        smmu_sync::simulate();
+        if self.native.is_some() {
+            return;
+        }
         schedule_point();
         self.drain_some();
     }
 
     /// A CPU load that is not a scheduling point.
     pub fn peek(&self, cpu: CpuId, addr: Addr) -> u64 {
+        if let Some(n) = &self.native {
+            return n.load(addr, Relaxed);
+        }
+        smmu_sync::simulate();
         let own = self.buffer(cpu).entries.iter().rev().find(|p| p.addr == addr).map(|p| p.val);
         own.unwrap_or_else(|| self.read_visible(addr))
     }
@@ -218,6 +268,10 @@ impl Memory {
     /// As `peek`, but `None` for a word no store has ever reached, in the
     /// CPU's buffer or in memory: memory the model does not follow.
     pub fn peek_opt(&self, cpu: CpuId, addr: Addr) -> Option<u64> {
+        if let Some(n) = &self.native {
+            return Some(n.load(addr, Relaxed));
+        }
+        smmu_sync::simulate();
         let own = self.buffer(cpu).entries.iter().rev().find(|p| p.addr == addr).map(|p| p.val);
         own.or_else(|| self.visible().get(&addr).copied())
     }
@@ -226,6 +280,10 @@ impl Memory {
     /// scheduling point: for a table no other thread writes (one being
     /// freed).
     pub fn peek_words(&self, cpu: CpuId, base: Addr, n: u64) -> Vec<u64> {
+        if let Some(native) = &self.native {
+            return (0..n).map(|k| native.load(base + 8 * k, Relaxed)).collect();
+        }
+        smmu_sync::simulate();
         let (buf, vis) = (self.buffer(cpu), self.visible());
         (0..n)
             .map(|k| {
@@ -238,6 +296,10 @@ impl Memory {
 
     /// A load by the SMMU or a device: drained memory only.
     pub fn load_dev(&self, addr: Addr) -> u64 {
+        if let Some(n) = &self.native {
+            return n.load(addr, Ordering::Acquire);
+        }
+        smmu_sync::simulate();
         schedule_point();
         self.drain_some();
         self.read_visible(addr)
@@ -251,6 +313,10 @@ impl Memory {
     /// An atomic RMW acts at the point of coherence, so the CPU's earlier
     /// stores are drained first and the result is visible to all at once.
     pub fn cmpxchg(&self, cpu: CpuId, addr: Addr, old: u64, new: u64) -> u64 {
+        if let Some(n) = &self.native {
+            return n.cmpxchg(addr, old, new);
+        }
+        smmu_sync::simulate();
         schedule_point();
         self.smp_mb(cpu);
         let mut v = self.visible();
@@ -264,6 +330,10 @@ impl Memory {
     /// `smp_mb`: every earlier store of `cpu` is visible before any later
     /// access.
     pub fn smp_mb(&self, cpu: CpuId) {
+        if self.native.is_some() {
+            return Native::fence(Ordering::SeqCst);
+        }
+        smmu_sync::simulate();
         if self.buffered.load(Relaxed) == 0 {
             // Nothing to drain: just the real barrier.
             smmu_sync::fence(std::sync::atomic::Ordering::SeqCst);
@@ -288,6 +358,10 @@ impl Memory {
     /// `dma_wmb`: earlier stores of `cpu` become visible before later ones;
     /// loads are not ordered.
     pub fn dma_wmb(&self, cpu: CpuId) {
+        if self.native.is_some() {
+            return Native::fence(Ordering::Release);
+        }
+        smmu_sync::simulate();
         self.buffer(cpu).fence += 1;
     }
 

@@ -361,6 +361,9 @@ impl Guest {
                         self.locate(drv, cpu, q, end)
                     };
                     self.cerror_ill(drv, q, at);
+                    if drv.env.mutant(Mutant::VmmResumesAfterBatch) {
+                        q.cons = q.cons.max(end);
+                    }
                 }
                 Err(e) => {
                     let detail = format!("IOMMU_HWPT_INVALIDATE of {} entries returned {e:?}", end - q.cons);

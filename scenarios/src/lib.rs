@@ -56,6 +56,24 @@ pub struct Params {
 pub const OPS_PER_WORKER: usize = 8;
 
 impl Params {
+    /// `sc` as written on `engine` from `seed`: no mutant, no faults beyond
+    /// the scenario's own, nothing recorded beyond a run's.
+    pub fn plain(sc: &Scenario, engine: Engine, seed: u64) -> Self {
+        Self {
+            cpus: sc.cpus,
+            engine,
+            mutant: None,
+            seed,
+            fault_ppm: None,
+            atc_inv_disabled: Default::default(),
+            rwlock: None,
+            full_trace: false,
+            stop_at_violation: false,
+            size: None,
+            skip_ops: 0,
+        }
+    }
+
     /// Whether worker `w`'s operation `k` is one a shrinker removed.
     pub fn skips_op(&self, w: usize, k: usize) -> bool {
         let bit = w * OPS_PER_WORKER + k;
@@ -93,6 +111,18 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// A scenario of one's own: `run` builds a world, spawns its threads
+    /// and returns what the oracle saw.
+    pub const fn new(
+        name: &'static str,
+        about: &'static str,
+        cpus: usize,
+        schedules: u64,
+        run: fn(&Params) -> Outcome,
+    ) -> Self {
+        Self { name, about, cpus, multi_smmu: false, schedules, run }
+    }
+
     /// Run once on the current backend.
     pub fn run(&self, p: &Params) -> Outcome {
         (self.run)(p)
@@ -141,6 +171,9 @@ pub fn catcher(m: Mutant) -> &'static Scenario {
         // since ATS-off waits a grace period whenever an array that held the
         // master's ATS entry was replaced; swarm at 5 346.
         Mutant::NoTlbFlushBeforeAts => "swarm",
+        Mutant::OldInvsWithNewAts => "replace",
+        Mutant::SizeTooBigIgnored => "swarm",
+        Mutant::VmmResumesAfterBatch => "vsmmu-malformed",
     };
     find(name).expect("catalogued scenario")
 }

@@ -6,7 +6,7 @@ pub use std::sync::atomic::Ordering;
 /// under shuttle.
 pub fn fence(order: Ordering) {
     match backend() {
-        Backend::Std => std::sync::atomic::fence(order),
+        Backend::Std | Backend::Native => std::sync::atomic::fence(order),
         Backend::Shuttle => shuttle::sync::atomic::fence(order),
         Backend::Loom => loom::sync::atomic::fence(order),
     }
@@ -42,7 +42,7 @@ macro_rules! atomic {
         impl $name {
             pub fn new(v: $t) -> Self {
                 Self(match backend() {
-                    Backend::Std => $inner::Std(std::sync::atomic::$name::new(v)),
+                    Backend::Std | Backend::Native => $inner::Std(std::sync::atomic::$name::new(v)),
                     Backend::Shuttle => $inner::Shuttle(std::sync::atomic::$name::new(v)),
                     Backend::Loom => $inner::Loom(loom::sync::atomic::$name::new(v)),
                 })

@@ -9,6 +9,10 @@ pub enum Backend {
     Shuttle,
     /// Inside a loom model: C11 atomics, exhaustive interleavings.
     Loom,
+    /// Real OS threads timed as the kernel would run: std primitives with
+    /// none of the model's instrumentation (rwlocks as a bare lock word, no
+    /// watchdog ticks, no interrupt bookkeeping). For benchmarks.
+    Native,
 }
 
 thread_local! {

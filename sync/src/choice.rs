@@ -13,7 +13,7 @@ thread_local! {
 pub fn random_below(n: u64) -> u64 {
     let r = match backend() {
         Backend::Shuttle => shuttle::rand::RngCore::next_u64(&mut shuttle::rand::thread_rng()),
-        Backend::Std => STD_RNG.with(|s| {
+        Backend::Std | Backend::Native => STD_RNG.with(|s| {
             let mut x = s.get();
             x ^= x << 13;
             x ^= x >> 7;

@@ -38,7 +38,7 @@ impl Collector {
     pub fn new() -> Self {
         Self(match backend() {
             Backend::Loom => None,
-            Backend::Std | Backend::Shuttle => Some(cb::Collector::new()),
+            Backend::Std | Backend::Native | Backend::Shuttle => Some(cb::Collector::new()),
         })
     }
 
@@ -156,7 +156,7 @@ impl<T: Retire> Rcu<T> {
                 ptr: loom::sync::atomic::AtomicPtr::new(Box::into_raw(Box::new(v))),
                 retired: crate::plain::Mutex::new(Vec::new()),
             },
-            Backend::Std | Backend::Shuttle => Slot::Epoch(cb::Atomic::new(v)),
+            Backend::Std | Backend::Native | Backend::Shuttle => Slot::Epoch(cb::Atomic::new(v)),
         };
         Self {
             slot,

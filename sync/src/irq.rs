@@ -78,7 +78,8 @@ pub fn clear_irq_handler() {
 
 /// `in_interrupt()`: whether the current thread is running its handler.
 pub fn in_interrupt() -> bool {
-    with_me(|me| me.in_irq)
+    // Natively no simulated interrupt ever runs.
+    crate::backend::backend() != crate::backend::Backend::Native && with_me(|me| me.in_irq)
 }
 
 /// Whether thread `k` (a task index) is running its handler.
@@ -88,17 +89,25 @@ pub(crate) fn task_in_irq(k: usize) -> bool {
 
 /// `local_irq_save`: interrupts stay off on this CPU until the guard drops
 /// (`local_irq_restore`). Nests.
+/// Natively there are no simulated interrupts to hold off: nothing to count.
 #[must_use = "interrupts are restored when the guard drops"]
-pub struct IrqSave(());
+pub struct IrqSave {
+    counted: bool,
+}
 
 pub fn local_irq_save() -> IrqSave {
-    with_me(|me| me.disabled += 1);
-    IrqSave(())
+    let counted = crate::backend::backend() != crate::backend::Backend::Native;
+    if counted {
+        with_me(|me| me.disabled += 1);
+    }
+    IrqSave { counted }
 }
 
 impl Drop for IrqSave {
     fn drop(&mut self) {
-        with_me(|me| me.disabled -= 1);
+        if self.counted {
+            with_me(|me| me.disabled -= 1);
+        }
     }
 }
 

@@ -24,12 +24,12 @@ pub use backend::{backend, enter, Backend, BackendGuard};
 pub use choice::random_below;
 pub use epoch::{frees_on_this_thread, Collector, Guard, Handle, Rcu, Retire, Retired};
 pub use irq::{clear_irq_handler, in_interrupt, local_irq_save, raise_irq, set_irq_handler, IrqSave};
-pub use lock::{irq_reads, Mutex, MutexGuard, RwLock, RwLockKind, RwLockReadGuard, RwLockWriteGuard};
+pub use lock::{irq_reads, Mutex, MutexGuard, RwLock, RwLockHeld, RwLockKind, RwLockReadGuard, RwLockWriteGuard};
 pub use thread::{schedule_point, spawn, steps, yield_now, JoinHandle};
 pub use watch::{
     begin_segment, current_fn, default_step_bound, die, die_with, failure_site, fired, is_quiet, kernel_fn, locate,
-    name_task, segment_of, set_quiet, set_task_cpu, take_failure, task_cpu, task_id, task_index, task_stack, tick,
-    tick_by, ticks, Bounds, KernelFn, StopOnFailure,
+    name_task, segment_of, set_quiet, set_task_cpu, simulate, simulated_accesses, take_failure, task_cpu, task_id,
+    task_index, task_stack, tick, tick_by, ticks, Bounds, KernelFn, StopOnFailure,
 };
 
 /// Start an execution on this thread: the watchdog armed with `bounds`,

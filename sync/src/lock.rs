@@ -29,7 +29,7 @@ enum MutexInner<T> {
 impl<T> Mutex<T> {
     pub fn new(v: T) -> Self {
         Self(match backend() {
-            Backend::Std => MutexInner::Std(std::sync::Mutex::new(v)),
+            Backend::Std | Backend::Native => MutexInner::Std(std::sync::Mutex::new(v)),
             Backend::Shuttle => MutexInner::Shuttle(shuttle::sync::Mutex::new(()), std::sync::Mutex::new(v)),
             Backend::Loom => MutexInner::Loom(loom::sync::Mutex::new(v)),
         })
@@ -216,52 +216,90 @@ fn describe(cycle: &[usize], kind: RwLockKind) -> String {
 }
 
 /// The kernel's `rwlock_t`, without data: the driver's rwlocks guard
-/// nothing but the order of events around them.
+/// nothing but the order of events around them. Under the native backend
+/// it is a bare lock word, as `qrwlock` is; otherwise the model's state.
 pub struct RwLock {
     kind: RwLockKind,
-    state: Shared,
+    state: Held,
+}
+
+enum Held {
+    /// Shared with the wait-for graph of spinners.
+    Model(Shared),
+    Native(native::Word),
 }
 
 impl RwLock {
     pub fn new(kind: RwLockKind) -> Self {
-        Self { kind, state: Shared::default() }
+        let state = match backend() {
+            Backend::Native => Held::Native(Default::default()),
+            Backend::Std | Backend::Shuttle | Backend::Loom => Held::Model(Shared::default()),
+        };
+        Self { kind, state }
     }
 
     /// `read_lock`: interrupts stay as they are.
-    pub fn read_lock(&self) -> RwLockReadGuard {
+    pub fn read_lock(&self) -> RwLockReadGuard<'_> {
         self.spin(false);
-        RwLockReadGuard { state: self.state.clone(), _irq: None }
+        RwLockReadGuard { lock: self, _irq: None }
     }
 
     /// `read_lock_irqsave`: interrupts off first, then the lock.
-    pub fn read_lock_irqsave(&self) -> RwLockReadGuard {
+    pub fn read_lock_irqsave(&self) -> RwLockReadGuard<'_> {
         let irq = crate::irq::local_irq_save();
         self.spin(false);
-        RwLockReadGuard { state: self.state.clone(), _irq: Some(irq) }
+        RwLockReadGuard { lock: self, _irq: Some(irq) }
     }
 
     /// `write_lock_irqsave`.
-    pub fn write_lock_irqsave(&self) -> RwLockWriteGuard {
+    pub fn write_lock_irqsave(&self) -> RwLockWriteGuard<'_> {
         let irq = crate::irq::local_irq_save();
         self.spin(true);
-        RwLockWriteGuard { state: self.state.clone(), _irq: Some(irq) }
+        RwLockWriteGuard { lock: self, _irq: Some(irq) }
     }
 
     /// `write_lock`: interrupts stay as they are.
-    pub fn write_lock(&self) -> RwLockWriteGuard {
+    pub fn write_lock(&self) -> RwLockWriteGuard<'_> {
         self.spin(true);
-        RwLockWriteGuard { state: self.state.clone(), _irq: None }
+        RwLockWriteGuard { lock: self, _irq: None }
+    }
+
+    /// The lock taken for a caller that unlocks in a later call (a C
+    /// caller's `read_unlock`): held until the returned value drops.
+    pub fn lock_shared(self: &std::sync::Arc<Self>, write: bool, irqsave: bool) -> RwLockHeld {
+        let irq = irqsave.then(crate::irq::local_irq_save);
+        self.spin(write);
+        RwLockHeld { lock: self.clone(), write, _irq: irq }
+    }
+
+    fn unlock(&self, write: bool) {
+        match &self.state {
+            Held::Native(word) if write => word.write_unlock(),
+            Held::Native(word) => word.read_unlock(),
+            Held::Model(state) if write => state.lock().writer = None,
+            Held::Model(state) => {
+                let me = crate::watch::task_id();
+                let mut st = state.lock();
+                if let Some(k) = st.readers.iter().rposition(|&t| t == me) {
+                    st.readers.swap_remove(k);
+                }
+            }
+        }
     }
 
     /// Spin until the lock is taken; report a deadlock if the spin can
     /// never end.
     fn spin(&self, write: bool) {
+        let state = match &self.state {
+            Held::Native(word) => return word.lock(write),
+            Held::Model(state) => state,
+        };
         crate::thread::schedule_point();
         let me = crate::watch::task_id();
         let irq = crate::irq::in_interrupt();
         let mut waiting = false;
         if irq && !write {
-            let k = usize::from(self.state.lock().writers_waiting.is_empty());
+            let k = usize::from(state.lock().writers_waiting.is_empty());
             IRQ_READS.with(|c| {
                 let mut n = c.get();
                 n[k] += 1;
@@ -269,12 +307,12 @@ impl RwLock {
             });
         }
         loop {
-            if self.try_take(me, write, irq) {
+            if self.try_take(state, me, write, irq) {
                 break;
             }
             if !waiting {
                 waiting = true;
-                let lock = self.state.clone();
+                let lock = state.clone();
                 WAITS.with(|w| w.borrow_mut().push(Wait { task: me, lock, kind: self.kind, write, irq }));
             }
             if let Some(cycle) = cycle_from(me) {
@@ -293,8 +331,8 @@ impl RwLock {
         }
     }
 
-    fn try_take(&self, me: usize, write: bool, irq: bool) -> bool {
-        let mut st = self.state.lock();
+    fn try_take(&self, state: &Shared, me: usize, write: bool, irq: bool) -> bool {
+        let mut st = state.lock();
         if write {
             if st.writer.is_none() && st.readers.is_empty() {
                 st.writers_waiting.retain(|&t| t != me);
@@ -315,32 +353,91 @@ impl RwLock {
     }
 }
 
-/// Held for read; dropping it is `read_unlock` (and `irqrestore`). It
-/// shares the lock's state, so it may outlive a borrow of the lock (a C
-/// caller unlocks in a later call).
-pub struct RwLockReadGuard {
-    state: Shared,
+/// Held for read; dropping it is `read_unlock` (and `irqrestore`).
+pub struct RwLockReadGuard<'a> {
+    lock: &'a RwLock,
     _irq: Option<crate::irq::IrqSave>,
 }
 
-impl Drop for RwLockReadGuard {
+impl Drop for RwLockReadGuard<'_> {
     fn drop(&mut self) {
-        let me = crate::watch::task_id();
-        let mut st = self.state.lock();
-        if let Some(k) = st.readers.iter().rposition(|&t| t == me) {
-            st.readers.swap_remove(k);
-        }
+        self.lock.unlock(false);
     }
 }
 
 /// Held for write; dropping it is `write_unlock` (and `irqrestore`).
-pub struct RwLockWriteGuard {
-    state: Shared,
+pub struct RwLockWriteGuard<'a> {
+    lock: &'a RwLock,
     _irq: Option<crate::irq::IrqSave>,
 }
 
-impl Drop for RwLockWriteGuard {
+impl Drop for RwLockWriteGuard<'_> {
     fn drop(&mut self) {
-        self.state.lock().writer = None;
+        self.lock.unlock(true);
+    }
+}
+
+/// Held for read or write past the borrow that took it
+/// (`RwLock::lock_shared`); dropping it unlocks.
+pub struct RwLockHeld {
+    lock: std::sync::Arc<RwLock>,
+    write: bool,
+    _irq: Option<crate::irq::IrqSave>,
+}
+
+impl Drop for RwLockHeld {
+    fn drop(&mut self) {
+        self.lock.unlock(self.write);
+    }
+}
+
+/// The native lock word, as `qrwlock` keeps it: a reader count above a
+/// writer-locked and a writer-waiting bit. Readers queue behind a waiting
+/// writer (benchmarks take no interrupts).
+mod native {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    const LOCKED: u32 = 1;
+    const WAITING: u32 = 2;
+    const READER: u32 = 4;
+
+    #[derive(Default)]
+    pub(super) struct Word(AtomicU32);
+
+    impl Word {
+        pub(super) fn lock(&self, write: bool) {
+            if write {
+                return self.write_lock();
+            }
+            // The fast path is one atomic add, as `queued_read_lock`'s.
+            while self.0.fetch_add(READER, Ordering::Acquire) & (LOCKED | WAITING) != 0 {
+                self.0.fetch_sub(READER, Ordering::Relaxed);
+                while self.0.load(Ordering::Relaxed) & (LOCKED | WAITING) != 0 {
+                    std::thread::yield_now();
+                }
+            }
+        }
+
+        fn write_lock(&self) {
+            loop {
+                let c = self.0.load(Ordering::Relaxed);
+                if c & !WAITING == 0 {
+                    if self.0.compare_exchange(c, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                        return;
+                    }
+                } else if c & WAITING == 0 {
+                    self.0.fetch_or(WAITING, Ordering::Relaxed);
+                }
+                std::thread::yield_now();
+            }
+        }
+
+        pub(super) fn read_unlock(&self) {
+            self.0.fetch_sub(READER, Ordering::Release);
+        }
+
+        pub(super) fn write_unlock(&self) {
+            self.0.fetch_and(!LOCKED, Ordering::Release);
+        }
     }
 }

@@ -17,10 +17,10 @@ where
 {
     crate::watch::set_quiet(false);
     JoinHandle(match backend() {
-        Backend::Std => {
+        b @ (Backend::Std | Backend::Native) => {
             let bounds = crate::watch::bounds();
             JoinInner::Std(std::thread::spawn(move || {
-                let _g = enter(Backend::Std);
+                let _g = enter(b);
                 // A new OS thread: its interrupt and lock state start empty.
                 crate::watch::begin(bounds);
                 f()
@@ -47,7 +47,7 @@ impl<T> JoinHandle<T> {
 pub fn yield_now() {
     crate::watch::tick();
     match backend() {
-        Backend::Std => std::thread::yield_now(),
+        Backend::Std | Backend::Native => std::thread::yield_now(),
         Backend::Shuttle => {
             shuttle::thread::yield_now();
             crate::irq::poll();
@@ -86,6 +86,6 @@ pub fn schedule_point() {
 pub fn steps() -> u64 {
     match backend() {
         Backend::Shuttle => shuttle::current::context_switches() as u64,
-        Backend::Std | Backend::Loom => 0,
+        Backend::Std | Backend::Native | Backend::Loom => 0,
     }
 }

@@ -69,6 +69,20 @@ impl Watch {
 
 thread_local! {
     static WATCH: RefCell<Watch> = const { RefCell::new(Watch::NEW) };
+    static SIMULATED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Count one access that went through the simulation (simulated memory, a
+/// trace event, a model lock's bookkeeping).
+pub fn simulate() {
+    SIMULATED.with(|c| c.set(c.get() + 1));
+}
+
+/// Accesses this OS thread made through the simulation, watchdog ticks
+/// included: per thread, so that a benchmark's reader is not charged for
+/// its writer. A native fast path leaves it unchanged.
+pub fn simulated_accesses() -> u64 {
+    SIMULATED.with(std::cell::Cell::get) + ticks()
 }
 
 /// The bounds a new execution runs under: `limit` ticks and a deadline.
@@ -120,7 +134,7 @@ pub fn ticks() -> u64 {
 pub fn task_index() -> usize {
     match backend() {
         Backend::Shuttle => shuttle::current::get_current_task().map_or(0, usize::from),
-        Backend::Std | Backend::Loom => 0,
+        Backend::Std | Backend::Native | Backend::Loom => 0,
     }
 }
 
@@ -134,7 +148,7 @@ pub fn task_id() -> usize {
     }
     match backend() {
         Backend::Shuttle => task_index(),
-        Backend::Std | Backend::Loom => ID.with(|id| *id),
+        Backend::Std | Backend::Native | Backend::Loom => ID.with(|id| *id),
     }
 }
 
@@ -170,6 +184,10 @@ pub(crate) fn leave_irq((op, arg): (&'static str, u64)) {
 /// The current thread is in kernel function `name` until the guard drops:
 /// what a finding's signature and report name.
 pub fn kernel_fn(name: &'static str) -> KernelFn {
+    if backend() == Backend::Native {
+        // Nothing tells a story natively: no frame to push.
+        return KernelFn { task: usize::MAX, depth: 0 };
+    }
     let k = task_index();
     let mut depth = 0;
     with_place(k, |p| {
@@ -187,6 +205,9 @@ pub struct KernelFn {
 
 impl Drop for KernelFn {
     fn drop(&mut self) {
+        if self.task == usize::MAX {
+            return;
+        }
         // An execution that ended abandons its threads where they stand;
         // the next one starts with fresh places.
         WATCH.with(|w| {
@@ -265,6 +286,9 @@ pub fn task_cpu() -> Option<usize> {
 
 /// Say what the current thread is doing, for a livelock report.
 pub fn locate(op: &'static str, arg: u64) {
+    if backend() == Backend::Native {
+        return;
+    }
     let k = task_index();
     with_place(k, |p| {
         p.op = op;
@@ -311,6 +335,9 @@ pub fn tick() {
 /// `n` ticks at once: a caller that counts its own (the `c` design's C,
 /// whose every function entry is one) and reports them in batches.
 pub fn tick_by(n: u64) {
+    if backend() == Backend::Native {
+        return;
+    }
     let (over, fired) = WATCH.with(|w| {
         let mut w = w.borrow_mut();
         let before = w.ticks;

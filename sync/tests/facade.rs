@@ -269,3 +269,43 @@ fn primitives_follow_the_entered_backend() {
     );
     assert_eq!(smmu_sync::backend(), Backend::Std, "enter guard must restore the backend");
 }
+
+/// The native backend's rwlock is a bare lock word, not the model's
+/// bookkeeping: it must still exclude. Two reader threads and a writer on
+/// real threads; a reader inside while the writer holds the lock (or the
+/// reverse) fails it, as a read path that forgot the writer bit would.
+#[test]
+fn native_rwlock_excludes_readers_from_the_writer() {
+    use smmu_sync::{RwLock, RwLockKind};
+    use std::sync::atomic::AtomicUsize;
+    let _native = enter(Backend::Native);
+    let lock = Arc::new(RwLock::new(RwLockKind::Queued));
+    let (readers, writing) = (Arc::new(AtomicUsize::new(0)), Arc::new(StdBool::new(false)));
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let (lock, readers, writing) = (lock.clone(), readers.clone(), writing.clone());
+            spawn(move || {
+                for _ in 0..if cfg!(miri) { 100 } else { 20_000 } {
+                    if t == 0 {
+                        let _w = lock.write_lock();
+                        writing.store(true, std::sync::atomic::Ordering::SeqCst);
+                        assert_eq!(
+                            readers.load(std::sync::atomic::Ordering::SeqCst),
+                            0,
+                            "a reader inside the write lock"
+                        );
+                        writing.store(false, std::sync::atomic::Ordering::SeqCst);
+                    } else {
+                        let _r = lock.read_lock();
+                        readers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        assert!(!writing.load(std::sync::atomic::Ordering::SeqCst), "a writer inside the read lock");
+                        readers.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no thread saw the other side inside");
+    }
+}

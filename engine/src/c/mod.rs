@@ -304,6 +304,7 @@ const HONOURED: &[Mutant] = &[
     Mutant::VsmmuGuestVmidPassedThrough,
     Mutant::VsmmuVsidPassedThrough,
     Mutant::VmmCerrorAtBatchStart,
+    Mutant::VmmResumesAfterBatch,
     Mutant::HwQueueUnpinned,
     Mutant::HwQueueDestroyIgnoresDependency,
     Mutant::VsmmuNsnhAllRefused,

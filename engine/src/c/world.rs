@@ -13,23 +13,17 @@ use crate::kernel::Kernel;
 use crate::types::{Inv, InvDesc, InvType, InvsError};
 use crate::Mutant;
 use hwmodel::{Actor, CpuId, DomainId, EndpointId, Event, Goal, SmmuId, ViolationKind, Word, PAGE};
-use smmu_sync::{plain, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use smmu_sync::{plain, RwLock, RwLockHeld};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-
-/// A held rwlock, until the C unlocks it: dropping the guard unlocks.
-#[allow(dead_code)] // held for its `Drop`
-enum Guard {
-    Read(RwLockReadGuard),
-    Write(RwLockWriteGuard),
-}
 
 struct Held {
     task: usize,
     lock: u64,
     write: bool,
-    _guard: Guard,
+    /// Until the C unlocks it: dropping it unlocks.
+    _guard: RwLockHeld,
 }
 
 /// The largest value `IS_ERR` takes for an error pointer.
@@ -359,12 +353,7 @@ impl World {
             return;
         }
         let lock = self.locks.lock()[id as usize - 1].clone();
-        let guard = match (write, irqsave) {
-            (false, false) => Guard::Read(lock.read_lock()),
-            (false, true) => Guard::Read(lock.read_lock_irqsave()),
-            (true, false) => Guard::Write(lock.write_lock()),
-            (true, true) => Guard::Write(lock.write_lock_irqsave()),
-        };
+        let guard = lock.lock_shared(write, irqsave);
         self.held.lock().push(Held { task: smmu_sync::task_id(), lock: id, write, _guard: guard });
     }
 

@@ -124,7 +124,8 @@ fn install_old_domain_invs<'a>(f: &'a Fenced, st: &AttachState<'a>, ms: &mut Mas
     let _f = smmu_sync::kernel_fn("arm_smmu_install_old_domain_invs");
     let k = st.k;
     let Some(d) = st.old.domain() else { return };
-    let Some(to_unref) = ms.build_invs(st.m, &k.env, st.old_ats, st.ssid, d) else {
+    let ats = if k.env.mutant(Mutant::OldInvsWithNewAts) { st.ats } else { st.old_ats };
+    let Some(to_unref) = ms.build_invs(st.m, &k.env, ats, st.ssid, d) else {
         return;
     };
     // A re-attach finds here the array step 1 just published.
