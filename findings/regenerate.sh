@@ -56,7 +56,7 @@ done
 rm -rf "$work/fenced"
 target/release/stress --mutant no-tlb-flush-before-ats --seed 1 --jobs 1 --out "$work/fenced" >/dev/null 2>&1 || true
 shrunk=$(ls "$work"/fenced/*-shrunk.json)
-cp "$shrunk" "$work/replace-no-tlb-flush-before-ats.json"
-(cd "$work" && "$OLDPWD/target/release/stress" --emit-test replace-no-tlb-flush-before-ats.json) \
+cp "$shrunk" "$work/swarm-no-tlb-flush-before-ats.json"
+(cd "$work" && "$OLDPWD/target/release/stress" --emit-test swarm-no-tlb-flush-before-ats.json) \
     > harness/tests/regressions/fenced_no_tlb_flush_before_ats.rs
 echo "no-tlb-flush-before-ats (fenced mutant): harness/tests/regressions/fenced_no_tlb_flush_before_ats.rs"

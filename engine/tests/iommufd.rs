@@ -97,10 +97,21 @@ fn bytes(cmds: &[Cmd]) -> Vec<u8> {
 #[test]
 fn a_long_valid_array_is_handled_in_batches() {
     let w = world(None);
+    w.drv.machine.oracle.keep_full_trace();
     let mem = user_mem(150, None, 16);
     assert_eq!(w.invalidate(&mem, 16, 150), (Ok(()), 150));
     assert_eq!(w.issued(), 150);
     assert!(w.kinds().is_empty());
+    // What reached the host queue: batches of at most CMDQ_BATCH_ENTRIES - 1
+    // commands, each closed by its CMD_SYNC.
+    let ops: Vec<Opcode> = (w.drv.machine.oracle.trace_tail().into_iter())
+        .filter_map(|s| match s.event {
+            Event::Submit { cmd, .. } => Some(cmd.op),
+            _ => None,
+        })
+        .collect();
+    let batches: Vec<usize> = ops.split(|op| *op == Opcode::CmdSync).map(<[Opcode]>::len).collect();
+    assert_eq!(batches, [63, 63, 24, 0], "{ops:?}");
 }
 
 #[test]

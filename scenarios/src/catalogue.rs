@@ -7,7 +7,7 @@ use crate::queue::{self, Queues};
 use crate::rig::{Ep, Irq, Rig};
 use crate::{Outcome, Params, Scenario};
 use engine::{Cpu, Domain, DomainKind, Driver, GuestS1, Target};
-use hwmodel::{Features, PAGE};
+use hwmodel::{Features, Goal, PAGE};
 use std::sync::Arc;
 
 const PLAIN: Features = Features { ats: false, range_inv: false, e2h: false };
@@ -84,6 +84,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 2,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::WalkCacheHit],
         run: map_unmap_storm,
     },
     Scenario {
@@ -92,6 +93,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::WalkerOnOldArray, Goal::AtsJoinedMidWalk],
         run: unmap_vs_attach,
     },
     Scenario {
@@ -100,6 +102,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::AtsOffOlderArray, Goal::TrashWalked],
         run: unmap_vs_detach,
     },
     Scenario {
@@ -108,6 +111,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::AtsJoinedMidWalk],
         run: ats_toggle,
     },
     Scenario {
@@ -116,6 +120,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::AtsOffOlderArray],
         run: reattach_ats,
     },
     Scenario {
@@ -124,6 +129,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 2,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::WalkerOnOldArray, Goal::TrashWalked],
         run: replace,
     },
     Scenario {
@@ -132,6 +138,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::BatchEndS1Clear],
         run: nesting_s1_clear,
     },
     Scenario {
@@ -140,6 +147,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::PasidAtcHit],
         run: sva,
     },
     Scenario {
@@ -148,6 +156,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: true,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::ArraySpansSmmus, Goal::BatchEndSmmu],
         run: two_smmus,
     },
     Scenario {
@@ -156,6 +165,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: true,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::SmmuRemovedAttached],
         run: smmu_removal,
     },
     Scenario {
@@ -164,6 +174,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 2,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::LoadBeforePurge, Goal::PurgeBeforeLoad],
         run: blocked_attach,
     },
     Scenario {
@@ -172,6 +183,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::TagReused],
         run: asid_reuse,
     },
     Scenario {
@@ -180,6 +192,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[],
         run: live_attach,
     },
     Scenario {
@@ -188,6 +201,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::BatchEndS1Clear],
         run: vsmmu_invalidate,
     },
     Scenario {
@@ -196,6 +210,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[],
         run: vsmmu_malformed,
     },
     Scenario {
@@ -204,6 +219,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[],
         run: hw_queue_vs_unmap,
     },
     Scenario {
@@ -212,6 +228,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 1,
         multi_smmu: false,
         schedules: HAND_WRITTEN_SCHEDULES,
+        goals: &[Goal::IrqInvalidation, Goal::IrqReadWriterWaiting],
         run: irq_unmap,
     },
     Scenario {
@@ -220,6 +237,7 @@ pub static CATALOGUE: &[Scenario] = &[
         cpus: 3,
         multi_smmu: false,
         schedules: 1_000_000,
+        goals: &[],
         run: crate::swarm::swarm,
     },
 ];

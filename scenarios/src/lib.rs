@@ -11,7 +11,7 @@ mod rig;
 mod swarm;
 
 use engine::{Engine, Mutant};
-use hwmodel::{AtcInvDisabled, Coverage, Violation};
+use hwmodel::{AtcInvDisabled, Coverage, Goal, Violation};
 use smmu_sync::RwLockKind;
 use std::collections::BTreeMap;
 
@@ -107,6 +107,10 @@ pub struct Scenario {
     pub multi_smmu: bool,
     /// Schedules a run explores when `--iterations` is not given.
     pub schedules: u64,
+    /// The states it is written to reach (the generator's are all of
+    /// them): a run that misses one says so, as the scenario no longer
+    /// tests what it is named for.
+    pub goals: &'static [Goal],
     run: fn(&Params) -> Outcome,
 }
 
@@ -120,7 +124,7 @@ impl Scenario {
         schedules: u64,
         run: fn(&Params) -> Outcome,
     ) -> Self {
-        Self { name, about, cpus, multi_smmu: false, schedules, run }
+        Self { name, about, cpus, multi_smmu: false, schedules, goals: &[], run }
     }
 
     /// Run once on the current backend.
@@ -181,13 +185,6 @@ pub fn catcher(m: Mutant) -> &'static Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_mutant_has_a_catalogued_catcher_that_runs_on_the_epoch_engine() {
-        for m in Mutant::ALL {
-            assert!(catcher(*m).supports(Engine::Fenced), "{m:?}");
-        }
-    }
 
     #[test]
     fn scenario_names_are_unique() {
