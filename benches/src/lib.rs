@@ -1,5 +1,8 @@
 //! Fixtures shared by the benchmarks: the same invalidation work under each
-//! read-side design, over a machine whose command queue only counts.
+//! read-side design, over a machine whose command queue only counts, and
+//! the contention model.
+
+pub mod contention;
 
 use engine::fenced::{replace_invs, Invs};
 use engine::{inv_entries, Cpu, Domain, DomainKind, Driver, Engine, Env, InvDesc, InvType, Master, Target};
@@ -65,8 +68,13 @@ fn live_descs(asid: u16, live: usize) -> Vec<InvDesc> {
 
 /// A driver on a native machine (`Machine::native`) with one ATS SMMU, a master whose stream
 /// IDs are 0..n, and a mover with stream ID 511.
-fn driver(engine: Engine, sids: usize, writer_reclaims: bool) -> (Driver, Master, Master) {
-    let mut m = Machine::native(8);
+fn driver(
+    machine: fn(usize) -> Machine,
+    engine: Engine,
+    sids: usize,
+    writer_reclaims: bool,
+) -> (Driver, Master, Master) {
+    let mut m = machine(8);
     let smmu = m.add_smmu(ats());
     let ids: Vec<u32> = (0..sids as u32).collect();
     let ep = m.add_endpoint(smmu, &ids, true);
@@ -77,9 +85,16 @@ fn driver(engine: Engine, sids: usize, writer_reclaims: bool) -> (Driver, Master
     (drv, master, mover)
 }
 
-/// `live` entries; with `trash`, as many trash entries between them.
+/// `live` entries; with `trash`, as many trash entries between them; on
+/// native machines.
 pub fn fixture(live: usize, trash: bool, writer_reclaims: bool) -> Fixture {
-    let (epoch, _, epoch_mover) = driver(Engine::Fenced, 1, writer_reclaims);
+    fixture_on(Machine::native, live, trash, writer_reclaims)
+}
+
+/// The same on machines `machine` makes (`Machine::counting` to record
+/// what the fast path touches).
+pub fn fixture_on(machine: fn(usize) -> Machine, live: usize, trash: bool, writer_reclaims: bool) -> Fixture {
+    let (epoch, _, epoch_mover) = driver(machine, Engine::Fenced, 1, writer_reclaims);
     let cpu = epoch.cpu(0);
     let dom = epoch.alloc_domain(DomainKind::S1).unwrap();
     let descs = live_descs(dom.tag(), live);
@@ -97,7 +112,7 @@ pub fn fixture(live: usize, trash: bool, writer_reclaims: bool) -> Fixture {
     array.unref(&junk, &env, None, |_| {});
     replace_invs(&epoch, &cpu, &dom, array);
 
-    let (legacy, master, legacy_mover) = driver(Engine::Legacy, live - 1, writer_reclaims);
+    let (legacy, master, legacy_mover) = driver(machine, Engine::Legacy, live - 1, writer_reclaims);
     let legacy_dom = legacy.alloc_domain(DomainKind::S1).unwrap();
     let lcpu = legacy.cpu(0);
     legacy.attach(&lcpu, &master, 0, Target::Domain(legacy_dom.clone()), live > 1).expect("legacy attach");

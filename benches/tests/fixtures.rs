@@ -43,3 +43,24 @@ fn the_native_fast_path_makes_no_simulated_access() {
         }
     }
 }
+
+/// The contention model charges what the issue of scale is: a line every
+/// CPU writes (a reader count) costs more the more CPUs share it; a line
+/// only its CPU writes (an epoch participant) and lines nobody writes cost
+/// the same at 2 and 64 CPUs.
+#[test]
+fn the_contention_model_charges_shared_writes_by_the_sharers() {
+    use benches::contention::time_per_invalidation;
+    use smmu_sync::cost::Access;
+    let shared = [Access { write: false, line: 1, private: false }, Access { write: true, line: 1, private: false }];
+    let private = [Access { write: true, line: 1, private: true }, Access { write: false, line: 2, private: false }];
+    let t = |seq: &[Access], cpus| time_per_invalidation(seq, 8, cpus, 20);
+    assert!(t(&shared, 64) > 10.0 * t(&shared, 2), "{} vs {}", t(&shared, 64), t(&shared, 2));
+    assert_eq!(t(&private, 64), t(&private, 2));
+    // And recording sees a walker's shared words: the epoch array's
+    // pointer and counts, and its ATS read lock.
+    let f = benches::fixture_on(hwmodel::Machine::counting, 8, false, false);
+    let cpu = f.epoch.cpu(1);
+    let (_, seq) = smmu_sync::cost::recording(|| f.invalidate(Design::Epoch, &cpu));
+    assert!(seq.iter().filter(|a| a.write && !a.private).count() >= 2, "{seq:?}");
+}

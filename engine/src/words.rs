@@ -74,6 +74,15 @@ impl ArrayWords {
         }
     }
 
+    /// The cache line of the words' start, once placed in simulated
+    /// memory: where the kernel's array keeps its counts and its lock.
+    pub(crate) fn line(&self) -> Option<u64> {
+        match &self.0 {
+            Place::Simulated(base) => Some(base >> 6),
+            Place::Nowhere | Place::Native(_) => None,
+        }
+    }
+
     /// WRITE_ONCE of entry `k`'s user count.
     pub(crate) fn store_users(&self, v: Option<View>, k: usize, users: u32) {
         if let Some(v) = v {

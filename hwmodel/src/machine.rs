@@ -175,6 +175,13 @@ impl Machine {
         Self { mem: Memory::native(cpus), oracle, count_only: true, ..Self::new(cpus) }
     }
 
+    /// A machine whose command queues only count, over simulated memory:
+    /// for recording what a driver's fast path touches (`smmu_sync::cost`)
+    /// without the queue every design shares.
+    pub fn counting(cpus: usize) -> Self {
+        Self { count_only: true, ..Self::new(cpus) }
+    }
+
     pub fn is_native(&self) -> bool {
         self.mem.is_native()
     }

@@ -134,6 +134,7 @@ impl Memory {
             return n.store(addr, val, Relaxed);
         }
         smmu_sync::simulate();
+        smmu_sync::cost::write(addr >> 6);
         if smmu_sync::is_quiet() && self.buffer(cpu).entries.is_empty() {
             self.visible().insert(addr, val);
             return;
@@ -207,6 +208,7 @@ impl Memory {
             return n.fetch_add(addr, delta);
         }
         smmu_sync::simulate();
+        smmu_sync::cost::rmw(addr >> 6);
         schedule_point();
         if self.buffer(cpu).entries.iter().any(|p| p.addr == addr) {
             // Coherence: the CPU's own plain stores to the word come first.
@@ -261,6 +263,7 @@ impl Memory {
             return n.load(addr, Relaxed);
         }
         smmu_sync::simulate();
+        smmu_sync::cost::read(addr >> 6);
         let own = self.buffer(cpu).entries.iter().rev().find(|p| p.addr == addr).map(|p| p.val);
         own.unwrap_or_else(|| self.read_visible(addr))
     }

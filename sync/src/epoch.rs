@@ -56,11 +56,17 @@ impl Default for Collector {
 }
 
 /// One simulated thread's epoch participant.
+/// The contention model's name for the collector's global epoch word.
+const GLOBAL_EPOCH_LINE: u64 = u64::MAX;
+
 pub struct Handle(Option<cb::LocalHandle>);
 
 impl Handle {
     /// Enter a read-side critical section (`rcu_read_lock`).
     pub fn pin(&self) -> Guard {
+        // The participant's own epoch word, and the global epoch it copies.
+        crate::cost::write_private(crate::cost::line_of(self));
+        crate::cost::read(GLOBAL_EPOCH_LINE);
         Guard(self.0.as_ref().map(cb::LocalHandle::pin))
     }
 

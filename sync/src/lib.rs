@@ -12,6 +12,7 @@
 mod atomic;
 mod backend;
 mod choice;
+pub mod cost;
 #[allow(unsafe_code)]
 mod epoch;
 mod irq;

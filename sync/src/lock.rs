@@ -36,7 +36,9 @@ impl<T> Mutex<T> {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        MutexGuard(match &self.0 {
+        let line = crate::cost::line_of(self);
+        crate::cost::rmw(line);
+        let inner = match &self.0 {
             MutexInner::Std(m) => MutexGuardInner::Std(unpoison(m.lock())),
             MutexInner::Shuttle(order, data) => {
                 let order = (!crate::watch::is_quiet()).then(|| unpoison(order.lock()));
@@ -50,11 +52,19 @@ impl<T> Mutex<T> {
                 MutexGuardInner::Shuttle { data, _order: order }
             }
             MutexInner::Loom(m) => MutexGuardInner::Loom(unpoison(m.lock())),
-        })
+        };
+        MutexGuard(inner, line)
     }
 }
 
-pub struct MutexGuard<'a, T>(MutexGuardInner<'a, T>);
+/// Dropping it unlocks; the lock word's line is the contention model's.
+pub struct MutexGuard<'a, T>(MutexGuardInner<'a, T>, u64);
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        crate::cost::rmw(self.1);
+    }
+}
 
 enum MutexGuardInner<'a, T> {
     Std(std::sync::MutexGuard<'a, T>),
@@ -221,6 +231,9 @@ fn describe(cycle: &[usize], kind: RwLockKind) -> String {
 pub struct RwLock {
     kind: RwLockKind,
     state: Held,
+    /// Where the lock word sits, for the contention model: the line of the
+    /// structure that embeds it, once placed (`set_line`).
+    line: Option<u64>,
 }
 
 enum Held {
@@ -235,7 +248,17 @@ impl RwLock {
             Backend::Native => Held::Native(Default::default()),
             Backend::Std | Backend::Shuttle | Backend::Loom => Held::Model(Shared::default()),
         };
-        Self { kind, state }
+        Self { kind, state, line: None }
+    }
+
+    /// The lock word shares cache line `line` with what it is embedded in
+    /// (the kernel's `struct arm_smmu_invs` keeps it beside `num_invs`).
+    pub fn set_line(&mut self, line: u64) {
+        self.line = Some(line);
+    }
+
+    fn line(&self) -> u64 {
+        self.line.unwrap_or_else(|| crate::cost::line_of(self))
     }
 
     /// `read_lock`: interrupts stay as they are.
@@ -273,6 +296,7 @@ impl RwLock {
     }
 
     fn unlock(&self, write: bool) {
+        crate::cost::rmw(self.line());
         match &self.state {
             Held::Native(word) if write => word.write_unlock(),
             Held::Native(word) => word.read_unlock(),
@@ -294,6 +318,7 @@ impl RwLock {
             Held::Native(word) => return word.lock(write),
             Held::Model(state) => state,
         };
+        crate::cost::rmw(self.line());
         crate::thread::schedule_point();
         let me = crate::watch::task_id();
         let irq = crate::irq::in_interrupt();

@@ -112,6 +112,9 @@ impl Invs {
     pub fn place(&mut self, m: &Machine, cpu: CpuId) {
         let users: Vec<u32> = self.inv.iter().map(Inv::users).collect();
         self.words.place(m, cpu, self.num_invs(), self.has_ats, &users);
+        if let Some(line) = self.words.line() {
+            self.rwlock.set_line(line);
+        }
     }
 
     /// The array as walkers read it.
