@@ -98,7 +98,6 @@ impl<'a> Batch<'a> {
     fn add_range(&mut self, inv: &InvDesc, cmd: Cmd, iova: u64, size: u64, granule: u64) {
         let f = self.k.machine.smmu(inv.smmu).features;
         for cmd in RangeCmds::new(f, u32::from(inv.pgsize), cmd, iova, size, granule) {
-            self.k.tick();
             self.add(inv.smmu, cmd);
         }
     }
@@ -170,6 +169,7 @@ impl Iterator for RangeCmds {
         if self.iova >= self.end {
             return None;
         }
+        smmu_sync::tick();
         let step = if self.range_inv {
             let scale = self.num_pages.trailing_zeros();
             let num = (self.num_pages >> scale) & 31;
@@ -240,7 +240,7 @@ pub fn inv_entries<E: Borrow<InvDesc>>(
     let mut walk = Walk::default();
     let mut live = live.peekable();
     while let Some(inv) = live.next() {
-        k.tick();
+        smmu_sync::tick();
         let inv = inv.borrow();
         walk.poisoned |= poisoned();
         let f = k.machine.smmu(inv.smmu).features;

@@ -32,14 +32,6 @@ impl Kernel {
         Self { machine, env, writer_reclaims: false, collector: Collector::new(), asid_lock: Mutex::new(()) }
     }
 
-    /// A watchdog tick: loops that a bug could make endless count their
-    /// turns. A native machine runs no watchdog.
-    pub(crate) fn tick(&self) {
-        if !self.machine.is_native() {
-            smmu_sync::tick();
-        }
-    }
-
     pub fn cpu(&self, id: usize) -> Cpu {
         Cpu { id: CpuId(id), epoch: self.collector.register() }
     }

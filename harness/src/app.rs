@@ -544,15 +544,17 @@ fn mutation_score(cli: &Cli, config: &Config, list: &str) -> i32 {
         let deadline = cli.time_budget.map(|s| Instant::now() + Duration::from_secs_f64(s));
         // Explored past failures of other kinds: those are reported, and
         // written down, but they are not the bug the switch plants.
+        // (Threads mode, and a panic that unwinds out of shuttle, report
+        // any kind as the run's failure: the kind decides.)
         let mut e = explore(cli, &cfg, budget(sc), deadline, &pb, Some(m.expected_kind()));
-        let caught = e.stats.found.is_some();
-        if !caught {
+        if e.stats.found.is_none() {
             if let Some((other, seed)) = e.stats.other.take() {
                 (e.index, e.chunk_seed) = (other.index, seed);
                 e.stats.found = Some(other);
             }
         }
         let kind = e.stats.found.as_ref().map(|f| f.kind.clone());
+        let caught = kind.as_deref() == Some(m.expected_kind().name());
         let failure = kind.is_some().then(|| record_failure(cli, &cfg, &e, false));
         rows.push(MutantRow {
             name: m.name(),

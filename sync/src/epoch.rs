@@ -55,10 +55,10 @@ impl Default for Collector {
     }
 }
 
-/// One simulated thread's epoch participant.
 /// The contention model's name for the collector's global epoch word.
 const GLOBAL_EPOCH_LINE: u64 = u64::MAX;
 
+/// One simulated thread's epoch participant.
 pub struct Handle(Option<cb::LocalHandle>);
 
 impl Handle {

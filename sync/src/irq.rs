@@ -89,9 +89,9 @@ pub(crate) fn task_in_irq(k: usize) -> bool {
 
 /// `local_irq_save`: interrupts stay off on this CPU until the guard drops
 /// (`local_irq_restore`). Nests.
-/// Natively there are no simulated interrupts to hold off: nothing to count.
 #[must_use = "interrupts are restored when the guard drops"]
 pub struct IrqSave {
+    /// Natively there are no simulated interrupts to hold off.
     counted: bool,
 }
 

@@ -296,18 +296,17 @@ impl RwLock {
     }
 
     fn unlock(&self, write: bool) {
+        let state = match &self.state {
+            Held::Native(word) if write => return word.write_unlock(),
+            Held::Native(word) => return word.read_unlock(),
+            Held::Model(state) => state,
+        };
         crate::cost::rmw(self.line());
-        match &self.state {
-            Held::Native(word) if write => word.write_unlock(),
-            Held::Native(word) => word.read_unlock(),
-            Held::Model(state) if write => state.lock().writer = None,
-            Held::Model(state) => {
-                let me = crate::watch::task_id();
-                let mut st = state.lock();
-                if let Some(k) = st.readers.iter().rposition(|&t| t == me) {
-                    st.readers.swap_remove(k);
-                }
-            }
+        let mut st = state.lock();
+        if write {
+            st.writer = None;
+        } else if let Some(k) = st.readers.iter().rposition(|&t| t == crate::watch::task_id()) {
+            st.readers.swap_remove(k);
         }
     }
 
