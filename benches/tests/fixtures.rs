@@ -56,6 +56,10 @@ fn the_contention_model_charges_shared_writes_by_the_sharers() {
     let private = [Access { write: true, line: 1, private: true }, Access { write: false, line: 2, private: false }];
     let t = |seq: &[Access], cpus| time_per_invalidation(seq, 8, cpus, 20);
     assert!(t(&shared, 64) > 10.0 * t(&shared, 2), "{} vs {}", t(&shared, 64), t(&shared, 2));
+    // A line every CPU only writes: each write invalidates the last
+    // writer's copy, one transfer at a time.
+    let written = [Access { write: true, line: 1, private: false }];
+    assert!(t(&written, 64) > 10.0 * t(&written, 2), "{} vs {}", t(&written, 64), t(&written, 2));
     assert_eq!(t(&private, 64), t(&private, 2));
     // And recording sees a walker's shared words: the epoch array's
     // pointer and counts, and its ATS read lock.
