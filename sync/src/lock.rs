@@ -425,8 +425,23 @@ mod native {
     const WAITING: u32 = 2;
     const READER: u32 = 4;
 
+    /// Spins before a waiter yields its CPU.
+    const SPINS: u32 = 1000;
+
     #[derive(Default)]
     pub(super) struct Word(AtomicU32);
+
+    /// One wait: `cpu_relax` as the kernel's qrwlock spins, so a writer
+    /// takes the lock as soon as the last reader leaves; a yield once the
+    /// wait is long, for a holder that lost its CPU.
+    fn relax(spins: &mut u32) {
+        if *spins < SPINS {
+            *spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
 
     impl Word {
         pub(super) fn lock(&self, write: bool) {
@@ -436,13 +451,15 @@ mod native {
             // The fast path is one atomic add, as `queued_read_lock`'s.
             while self.0.fetch_add(READER, Ordering::Acquire) & (LOCKED | WAITING) != 0 {
                 self.0.fetch_sub(READER, Ordering::Relaxed);
+                let mut spins = 0;
                 while self.0.load(Ordering::Relaxed) & (LOCKED | WAITING) != 0 {
-                    std::thread::yield_now();
+                    relax(&mut spins);
                 }
             }
         }
 
         fn write_lock(&self) {
+            let mut spins = 0;
             loop {
                 let c = self.0.load(Ordering::Relaxed);
                 if c & !WAITING == 0 {
@@ -452,7 +469,7 @@ mod native {
                 } else if c & WAITING == 0 {
                     self.0.fetch_or(WAITING, Ordering::Relaxed);
                 }
-                std::thread::yield_now();
+                relax(&mut spins);
             }
         }
 
