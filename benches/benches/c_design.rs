@@ -58,6 +58,8 @@ fn main() {
                 policy: (None, 0),
                 explore: ExploreKind::Fresh,
                 want: None,
+                race: None,
+                fresh: Vec::new(),
             };
             let t = Instant::now();
             let r = explore(sc, params, plan);

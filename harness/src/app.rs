@@ -5,7 +5,7 @@ use crate::config::{Config, ModeKind, SchedulerKind, SeriesRef};
 use crate::failure::{FailureFile, FORMAT};
 use crate::known::Known;
 use crate::report::{self, MutantRow, RunRow};
-use crate::run::{self, Found, Plan, RunStats};
+use crate::run::{self, Found, Plan, Race, RunStats};
 use crate::shrink::shrink;
 use engine::{Engine, Mutant};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,7 +16,8 @@ use smmu_sync::plain::Mutex;
 use smmu_sync::{enter, Backend};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// `--known`, loaded once before any exploration.
@@ -206,6 +207,7 @@ fn explore(
     let chunks: Vec<u64> =
         (0..total.div_ceil(chunk_len)).filter(|i| cli.shard.is_none_or(|s| i % s.count == s.index)).collect();
     let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let first_failed = Arc::new(AtomicU64::new(u64::MAX));
     let past_new = KNOWN.get().is_some() && !cli.stop_at_new;
     let results = Mutex::new(Vec::new());
     let start = Instant::now();
@@ -231,6 +233,8 @@ fn explore(
                     policy: (None, 0),
                     explore: cfg.explore,
                     want,
+                    race: Some(Race::new(first_failed.clone(), chunk)),
+                    fresh: cfg.fresh_parts(chunk, |c| chunk_seed(params.seed, sc.name, c)),
                 };
                 let r = match cfg.mode {
                     ModeKind::Model => run::explore(sc, params, plan),

@@ -101,8 +101,9 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = ModeKind::Model)]
     pub mode: ModeKind,
     /// How schedules are made: each drawn fresh by --scheduler, or
-    /// feedback: mutations of earlier schedules that reached rare coverage
-    /// goals, mixed with fresh ones
+    /// feedback: the fresh run's schedules, with every third (after the
+    /// first 1 000 of a chunk) a mutation of an earlier schedule that
+    /// reached rare coverage goals
     #[arg(long, value_enum, default_value_t = ExploreKind::Fresh)]
     pub explore: ExploreKind,
     /// Inject one catalogued bug

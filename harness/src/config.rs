@@ -69,7 +69,7 @@ impl ModeKind {
 pub const DEPTHS: [usize; 5] = [10, 20, 3, 40, 5];
 
 /// Schedules explored under one seed; the unit of `--jobs` and `--shard`.
-const CHUNK: u64 = 500;
+pub(crate) const CHUNK: u64 = 500;
 /// A guided chunk is longer: its corpus learns only within it.
 const FEEDBACK_CHUNK: u64 = 10_000;
 
@@ -124,6 +124,16 @@ impl Config {
             ExploreKind::Fresh => CHUNK,
             ExploreKind::Feedback => FEEDBACK_CHUNK,
         }
+    }
+
+    /// Where chunk `chunk` draws its fresh schedules, as (seed, PCT depth)
+    /// of each part, `seed` giving a fresh chunk's seed: a guided chunk
+    /// spans as many of the fresh run's chunks as it makes fresh
+    /// schedules, the next ones after the chunk before it; a fresh chunk
+    /// is its own one part.
+    pub fn fresh_parts(&self, chunk: u64, seed: impl Fn(u64) -> u64) -> Vec<(u64, usize)> {
+        let per = crate::guide::fresh_in(self.chunk()).div_ceil(CHUNK);
+        (chunk * per..(chunk + 1) * per).map(|c| (seed(c), self.depth_of(c))).collect()
     }
 
     /// The PCT depth of chunk `chunk`.

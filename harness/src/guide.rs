@@ -27,12 +27,50 @@ impl Learn for Follow {}
 
 /// Corpus entries kept at most; a fuller corpus replaces its dullest.
 const CORPUS: usize = 256;
-/// One schedule in this many is drawn fresh once the corpus has entries:
-/// the corpus can only lead where fresh schedules have been.
-const FRESH_ONE_IN: u32 = 3;
+/// After the warm-up one schedule in this many is guided, the rest fresh:
+/// the fresh run's schedules keep coming in order between the guided
+/// ones, so a bug the fresh run catches at its n-th schedule a guided run
+/// catches by about its (1.5n)-th, whatever the corpus does.
+const GUIDED_ONE_IN: u64 = 3;
+/// Each way of guiding is chosen at least this share of the time,
+/// whatever it has yielded: one that yields nothing now may later.
+const FLOOR: f64 = 0.1;
+/// Schedules at the start of a chunk that are all fresh: the fresh run's
+/// first ones, which catch the shallow bugs as soon as it does, and the
+/// corpus's first entries.
+const WARM: u64 = 1000;
+/// How fast a way's yield forgets: about the last 1/(1-DECAY) schedules
+/// made that way count.
+const DECAY: f64 = 0.998;
 /// A goal is rare while at most this share (per mille) of the chunk's
 /// schedules reached it.
 const RARE_PER_MILLE: u64 = 10;
+
+/// The ways a schedule is made: drawn fresh by the `--scheduler`; a
+/// corpus entry's prefix with a new ending; a corpus entry with one to
+/// four small changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Fresh,
+    Ending,
+    Havoc,
+}
+
+const GUIDED: [Way; 2] = [Way::Ending, Way::Havoc];
+
+/// What one way has yielded lately: schedules made, and of those the ones
+/// the corpus kept, both decayed.
+#[derive(Clone, Copy, Default)]
+struct Yield {
+    made: f64,
+    kept: f64,
+}
+
+impl Yield {
+    fn rate(self) -> f64 {
+        (self.kept + 0.5) / (self.made + 1.0)
+    }
+}
 
 struct Entry {
     schedule: Recorded,
@@ -42,15 +80,48 @@ struct Entry {
 }
 
 /// A corpus entry, mutated: followed like a recording, with some
-/// decisions (by number) taken at random among the runnable tasks.
+/// decisions (by number) taken at random among the runnable tasks; with an
+/// ending, from its decision on the running task goes on but is switched
+/// away from at random (at the entry's own rate of switches) and data is
+/// drawn anew: the entry's prefix, which reached a rare state, with a new
+/// ending. Endings draw from the guide's own generator, so the fresh
+/// schedules stay the fresh run's.
 struct Mutated {
     follow: Follow,
     random_at: BTreeSet<u64>,
+    ending: Option<Ending>,
     decisions: u64,
 }
 
+#[derive(Clone, Copy)]
+struct Ending {
+    from: u64,
+    switch: f64,
+}
+
+impl Mutated {
+    fn ending_now(&self) -> Option<Ending> {
+        self.ending.filter(|e| self.decisions >= e.from)
+    }
+}
+
+/// Fresh schedules among a guide's first `schedules`: its warm-up, then
+/// all but one in `GUIDED_ONE_IN` (`Guide::choose_way`).
+pub fn fresh_in(schedules: u64) -> u64 {
+    let guided = schedules / GUIDED_ONE_IN - WARM.min(schedules) / GUIDED_ONE_IN;
+    schedules - guided
+}
+
 pub struct Guide<S> {
-    fresh: S,
+    /// Fresh schedules come from each in turn, `per` from each: the fresh
+    /// run's chunks over the same schedule indices, so a guided run makes
+    /// the fresh run's schedules, in order, between its own.
+    fresh: Vec<S>,
+    per: u64,
+    fresh_made: u64,
+    /// The part the running fresh schedule comes from.
+    part: usize,
+    schedules_total: u64,
     rng: ChaCha8Rng,
     corpus: Vec<Entry>,
     /// Schedules that reached each goal, and the goal pairs reached.
@@ -59,13 +130,23 @@ pub struct Guide<S> {
     schedules: u64,
     left: u64,
     running: Option<Mutated>,
+    /// The way the running schedule was made, and what each way of
+    /// guiding yields (by `Way`; the fresh one's slot stays empty).
+    way: Way,
+    yields: [Yield; 3],
 }
 
 impl<S: Scheduler> Guide<S> {
-    /// `schedules` schedules, the fresh ones drawn by `fresh`.
-    pub fn new(fresh: S, seed: u64, schedules: u64) -> Self {
+    /// `schedules` schedules, the fresh ones drawn by each of `fresh` in
+    /// turn, `per` from each.
+    pub fn new(fresh: Vec<S>, per: u64, seed: u64, schedules: u64) -> Self {
+        assert!(!fresh.is_empty(), "fresh schedules come from somewhere");
         Guide {
+            per: per.max(1),
             fresh,
+            fresh_made: 0,
+            part: 0,
+            schedules_total: schedules,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6775_6964_6521),
             corpus: Vec::new(),
             reached: vec![0; Goal::ALL.len()],
@@ -73,6 +154,8 @@ impl<S: Scheduler> Guide<S> {
             schedules: 0,
             left: schedules,
             running: None,
+            way: Way::Fresh,
+            yields: [Yield::default(); 3],
         }
     }
 
@@ -99,6 +182,40 @@ impl<S: Scheduler> Guide<S> {
             x -= e.score;
         }
         self.corpus.len() - 1
+    }
+
+    /// The way to make the next schedule: fresh while warming up and two
+    /// times in three after; else a way of guiding, each by its recent
+    /// yield, none less often than `FLOOR`.
+    fn choose_way(&mut self) -> Way {
+        let started = self.schedules_total - self.left;
+        if self.corpus.is_empty() || started <= WARM || !started.is_multiple_of(GUIDED_ONE_IN) {
+            return Way::Fresh;
+        }
+        let total: f64 = GUIDED.iter().map(|w| self.yields[*w as usize].rate()).sum();
+        let share = |y: Yield| FLOOR + (1.0 - FLOOR * GUIDED.len() as f64) * y.rate() / total;
+        let mut x = self.rng.random::<f64>();
+        for w in GUIDED {
+            x -= share(self.yields[w as usize]);
+            if x < 0.0 {
+                return w;
+            }
+        }
+        Way::Havoc
+    }
+
+    /// Entry `i`'s schedule up to a random decision, then the fresh
+    /// scheduler's.
+    fn ending(&mut self, i: usize) -> Mutated {
+        let r = self.corpus[i].schedule.clone();
+        let from = self.rng.random_range(0..r.steps.max(1));
+        let switch = (r.switches.len() + 1) as f64 / (r.steps + 1) as f64;
+        Mutated {
+            follow: Follow::new(r),
+            random_at: BTreeSet::new(),
+            ending: Some(Ending { from, switch }),
+            decisions: 0,
+        }
     }
 
     /// Entry `i`'s schedule with one to four changes: a switch dropped,
@@ -138,7 +255,7 @@ impl<S: Scheduler> Guide<S> {
                 }
             }
         }
-        Mutated { follow: Follow::new(r), random_at, decisions: 0 }
+        Mutated { follow: Follow::new(r), random_at, ending: None, decisions: 0 }
     }
 }
 
@@ -158,6 +275,11 @@ impl<S: Scheduler> Learn for Guide<S> {
         }
         if self.schedules.is_power_of_two() || self.schedules.is_multiple_of(256) {
             self.rescore();
+        }
+        if self.way != Way::Fresh {
+            let y = &mut self.yields[self.way as usize];
+            y.made = y.made * DECAY + 1.0;
+            y.kept = y.kept * DECAY + f64::from(u8::from(novel));
         }
         if !novel {
             return;
@@ -182,24 +304,49 @@ impl<S: Scheduler> Scheduler for Guide<S> {
             return None;
         }
         self.left -= 1;
-        if self.corpus.is_empty() || self.rng.random_ratio(1, FRESH_ONE_IN) {
-            self.running = None;
-            return self.fresh.new_execution();
-        }
-        let i = self.pick();
-        self.running = Some(self.mutate(i));
+        self.way = self.choose_way();
+        let part = ((self.fresh_made / self.per) as usize).min(self.fresh.len() - 1);
+        let m = match self.way {
+            Way::Fresh => {
+                self.fresh_made += 1;
+                self.running = None;
+                self.part = part;
+                return self.fresh[part].new_execution();
+            }
+            Way::Ending => {
+                let i = self.pick();
+                self.ending(i)
+            }
+            Way::Havoc => {
+                let i = self.pick();
+                self.mutate(i)
+            }
+        };
+        self.running = Some(m);
         Some(Schedule::new(0))
     }
 
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
-        let Some(m) = self.running.as_mut() else { return self.fresh.next_task(runnable, current, yielding) };
+        let Some(m) = self.running.as_mut() else {
+            return self.fresh[self.part].next_task(runnable, current, yielding);
+        };
+        if let Some(e) = m.ending_now() {
+            let go_on = current.filter(|c| !yielding && runnable.iter().any(|t| t.id() == *c));
+            return match go_on {
+                Some(c) if !self.rng.random_bool(e.switch) => Some(c),
+                _ => Some(runnable[self.rng.random_range(0..runnable.len())].id()),
+            };
+        }
         let random = m.random_at.contains(&m.decisions).then(|| self.rng.random_range(0..runnable.len()));
         m.decisions += 1;
         Some(m.follow.choose(runnable, current, yielding, random))
     }
 
     fn next_u64(&mut self) -> u64 {
-        let Some(m) = self.running.as_mut() else { return self.fresh.next_u64() };
+        let Some(m) = self.running.as_mut() else { return self.fresh[self.part].next_u64() };
+        if m.ending_now().is_some() {
+            return self.rng.random();
+        }
         m.follow.recorded_u64().unwrap_or_else(|| self.rng.random())
     }
 }

@@ -16,6 +16,7 @@ use smmu_sync::{enter, Backend, Bounds};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -219,6 +220,7 @@ impl RunStats {
 struct Shared {
     current: Recorded,
     stop: bool,
+    race: Option<Race>,
     stats: RunStats,
     /// Highest task id seen in the current schedule.
     top_task: usize,
@@ -254,6 +256,9 @@ impl Shared {
         if id.is_none() && self.stats.found.is_none() {
             self.stats.found = Some(f);
             self.stop = !past_new;
+            if let Some(r) = self.race.as_ref().filter(|_| self.stop) {
+                r.fail();
+            }
         }
     }
 
@@ -323,7 +328,7 @@ impl<S: Scheduler + Learn> Scheduler for Recorder<S> {
     fn new_execution(&mut self) -> Option<Schedule> {
         {
             let mut sh = self.shared.lock();
-            if sh.stop {
+            if sh.stop || sh.race.as_ref().is_some_and(Race::lost) {
                 return None;
             }
             sh.complete();
@@ -395,8 +400,31 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
 }
 
+/// The chunks of one run, explored side by side: the run's failure is
+/// its earliest chunk's, so a chunk gives up once an earlier one failed
+/// rather than run on to its end for nothing.
+#[derive(Clone, Debug)]
+pub struct Race {
+    first_failed: Arc<AtomicU64>,
+    chunk: u64,
+}
+
+impl Race {
+    pub fn new(first_failed: Arc<AtomicU64>, chunk: u64) -> Self {
+        Race { first_failed, chunk }
+    }
+
+    fn fail(&self) {
+        self.first_failed.fetch_min(self.chunk, Relaxed);
+    }
+
+    fn lost(&self) -> bool {
+        self.first_failed.load(Relaxed) < self.chunk
+    }
+}
+
 /// How to explore.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Plan {
     pub scheduler: SchedulerKind,
     pub seed: u64,
@@ -418,6 +446,11 @@ pub struct Plan {
     /// Stop only at a failure of this kind (a mutant's expected one),
     /// keeping the first of any other aside (`RunStats::other`).
     pub want: Option<hwmodel::ViolationKind>,
+    /// The run's other chunks, if it has any.
+    pub race: Option<Race>,
+    /// Where a guide draws its fresh schedules, as (seed, PCT depth) of
+    /// each part in turn; empty: one part, `seed` and `depth`.
+    pub fresh: Vec<(u64, usize)>,
 }
 
 /// The bounds one schedule starts under.
@@ -431,8 +464,8 @@ pub fn explore(sc: &'static Scenario, params: Params, plan: Plan) -> RunStats {
     let start = Instant::now();
     let n = plan.schedules as usize;
     let mut r = match plan.scheduler {
-        SchedulerKind::Pct => guided(sc, params, PctScheduler::new_from_seed(plan.seed, plan.depth, n), &plan),
-        SchedulerKind::Random => guided(sc, params, RandomScheduler::new_from_seed(plan.seed, n), &plan),
+        SchedulerKind::Pct => guided(sc, params, |seed, depth| PctScheduler::new_from_seed(seed, depth, n), &plan),
+        SchedulerKind::Random => guided(sc, params, |seed, _| RandomScheduler::new_from_seed(seed, n), &plan),
         SchedulerKind::Dfs => drive(sc, params, DfsScheduler::new(Some(n), true), &plan),
         SchedulerKind::Loom => unreachable!("loom runs its own model"),
     };
@@ -443,11 +476,21 @@ pub fn explore(sc: &'static Scenario, params: Params, plan: Plan) -> RunStats {
     r
 }
 
-/// `fresh`'s schedules, or a guide's that draws its fresh ones from it.
-fn guided<S: Scheduler + Learn + 'static>(sc: &'static Scenario, params: Params, fresh: S, plan: &Plan) -> RunStats {
+/// The schedules `make(seed, depth)` draws, or a guide's that draws its
+/// fresh ones from the plan's fresh parts in turn.
+fn guided<S: Scheduler + Learn + 'static>(
+    sc: &'static Scenario,
+    params: Params,
+    make: impl Fn(u64, usize) -> S,
+    plan: &Plan,
+) -> RunStats {
     match plan.explore {
-        ExploreKind::Fresh => drive(sc, params, fresh, plan),
-        ExploreKind::Feedback => drive(sc, params, Guide::new(fresh, plan.seed, plan.schedules), plan),
+        ExploreKind::Fresh => drive(sc, params, make(plan.seed, plan.depth), plan),
+        ExploreKind::Feedback => {
+            let parts = if plan.fresh.is_empty() { vec![(plan.seed, plan.depth)] } else { plan.fresh.clone() };
+            let fresh = parts.iter().map(|&(seed, depth)| make(seed, depth)).collect();
+            drive(sc, params, Guide::new(fresh, crate::config::CHUNK, plan.seed, plan.schedules), plan)
+        }
     }
 }
 
@@ -466,6 +509,8 @@ fn once(max_steps: Option<u64>, known: Option<&'static Known>, policy: (Option<u
         policy,
         explore: ExploreKind::Fresh,
         want: None,
+        race: None,
+        fresh: Vec::new(),
     }
 }
 
@@ -492,7 +537,7 @@ pub fn follow(sc: &'static Scenario, params: Params, schedule: &Recorded, max_st
 fn drive<S: Scheduler + Learn + 'static>(sc: &'static Scenario, params: Params, inner: S, plan: &Plan) -> RunStats {
     let (deadline, max_steps, known) = (plan.deadline, plan.max_steps, plan.known);
     let pursuit = Pursuit { known, past_new: plan.past_new, want: plan.want };
-    let shared = Arc::new(Mutex::new(Shared::default()));
+    let shared = Arc::new(Mutex::new(Shared { race: plan.race.clone(), ..Shared::default() }));
     let mut config = Config::new();
     config.failure_persistence = FailurePersistence::None;
     config.silence_warnings = true;

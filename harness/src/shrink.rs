@@ -58,6 +58,8 @@ impl Shrinker {
                 policy: (None, 0),
                 explore: crate::config::ExploreKind::Fresh,
                 want: None,
+                race: None,
+                fresh: Vec::new(),
             };
             run::explore(self.sc, p, plan)
         };

@@ -416,3 +416,81 @@ fn every_engine_reaches_its_scenarios_own_goals_and_every_state_goal() {
         assert!(missed.is_empty(), "{engine}: the generator never reached {missed:?}");
     }
 }
+
+#[test]
+fn a_guided_failure_is_the_same_at_any_jobs_and_replays_alone() {
+    // Caught past the first guided chunk at this seed, so two chunks' guides
+    // run side by side at --jobs 2.
+    let run = |jobs: &str| {
+        let dir = out_dir(&format!("guided-{jobs}"));
+        let o = stress(&[
+            "--scenario",
+            "swarm",
+            "--mutant",
+            "ats-off-without-grace-period",
+            "--explore",
+            "feedback",
+            "--seed",
+            "1",
+            "--iterations",
+            "60000",
+            "--shrink-budget",
+            "0",
+            "--jobs",
+            jobs,
+            "--json",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "not caught in 60 000 guided schedules: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        json(&o)["runs"][0]["failure"].clone()
+    };
+    let (one, two) = (run("1"), run("2"));
+    let index = one["schedule_index"].as_u64().unwrap();
+    assert!(index >= 10_000, "caught in the first chunk ({index}): the test no longer spans two guides");
+    for k in ["schedule_index", "trace_hash", "kind"] {
+        assert_eq!(one[k], two[k], "{k} depends on --jobs");
+    }
+    let r = stress(&["--replay", two["replay_file"].as_str().unwrap(), "--json"]);
+    assert_eq!(r.status.code(), Some(1), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        json(&r)["runs"][0]["failure"]["trace_hash"],
+        two["trace_hash"],
+        "a guided failure replays without its corpus"
+    );
+}
+
+#[test]
+fn a_guided_run_starts_with_the_fresh_runs_schedules() {
+    // Caught by PCT at its 45th schedule: a guided run, which warms up on
+    // the fresh run's own schedules, must catch it at the same one.
+    let failure = |explore: &str| {
+        let dir = out_dir(&format!("warm-{explore}"));
+        let o = stress(&[
+            "--scenario",
+            "swarm",
+            "--mutant",
+            "old-invs-with-new-ats",
+            "--explore",
+            explore,
+            "--seed",
+            "2",
+            "--shrink-budget",
+            "0",
+            "--json",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+        json(&o)["runs"][0]["failure"].clone()
+    };
+    let (fresh, guided) = (failure("fresh"), failure("feedback"));
+    for k in ["schedule_index", "trace_hash"] {
+        assert_eq!(fresh[k], guided[k], "{k}: the guided run's first schedules are not the fresh run's");
+    }
+}

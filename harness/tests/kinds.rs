@@ -33,6 +33,8 @@ fn a_model_thread_that_panics_is_reported_as_a_panic() {
         policy: (None, 0),
         explore: ExploreKind::Fresh,
         want: None,
+        race: None,
+        fresh: Vec::new(),
     };
     let stats = explore(&PANICS, Params::plain(&PANICS, engine::Engine::Fenced, 1), plan);
     let found = stats.found.expect("some schedule runs the store first");
