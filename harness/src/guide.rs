@@ -42,6 +42,8 @@ const WARM: u64 = 1000;
 /// How fast a way's yield forgets: about the last 1/(1-DECAY) schedules
 /// made that way count.
 const DECAY: f64 = 0.998;
+/// The energy of an entry that is no goal's shortest, as a share.
+const UNFAVOURED: f64 = 0.05;
 /// A goal is rare while at most this share (per mille) of the chunk's
 /// schedules reached it.
 const RARE_PER_MILLE: u64 = 10;
@@ -164,8 +166,26 @@ impl<S: Scheduler> Guide<S> {
         goals.iter().map(|g| 1.0 / (1 + self.reached[*g as usize]) as f64).sum()
     }
 
+    /// Each entry's energy anew, an entry that is the shortest to reach
+    /// some goal (AFL's favoured) at full energy, the others at
+    /// `UNFAVOURED` of it: a goal's shortest schedule is the cheapest and
+    /// least diluted way back to it.
     fn rescore(&mut self) {
-        let scores: Vec<f64> = self.corpus.iter().map(|e| self.score(&e.goals)).collect();
+        let mut shortest: Vec<Option<usize>> = vec![None; Goal::ALL.len()];
+        for (i, e) in self.corpus.iter().enumerate() {
+            for g in &e.goals {
+                let best = &mut shortest[*g as usize];
+                if best.is_none_or(|b| self.corpus[b].schedule.steps > e.schedule.steps) {
+                    *best = Some(i);
+                }
+            }
+        }
+        let scores: Vec<f64> = self
+            .corpus
+            .iter()
+            .enumerate()
+            .map(|(i, e)| self.score(&e.goals) * if shortest.contains(&Some(i)) { 1.0 } else { UNFAVOURED })
+            .collect();
         for (e, s) in self.corpus.iter_mut().zip(scores) {
             e.score = s;
         }
