@@ -1,11 +1,14 @@
-//! Feedback-directed exploration (`--explore feedback`): a corpus of
-//! recorded schedules kept because they reached a coverage goal, or a pair
-//! of goals, that few schedules reach; each new schedule is either drawn
-//! fresh by the `--scheduler` or a mutation of a corpus entry, entries near
-//! rare goals chosen more often (AFL's corpus and energy, over schedules
-//! and data choices instead of bytes). One guide per chunk, seeded from the
-//! chunk's seed: what it finds does not depend on `--jobs`, and whatever it
-//! runs is recorded like any schedule, so a failure replays alone.
+//! Feedback-directed exploration (`--explore feedback`). A guide makes the
+//! fresh run's own schedules, in order (drawn by the `--scheduler` from the
+//! fresh run's chunks over the same indices), and after a warm-up puts a
+//! guided one after every two: a corpus entry, kept because it reached a
+//! coverage goal or a pair of goals that few schedules reach, given a new
+//! ending or small changes, entries near rare goals and each goal's
+//! shortest chosen more often (AFL's corpus, energy and favoured entries,
+//! over schedules and data choices instead of bytes). One guide per chunk,
+//! seeded from the chunk's seed: what it finds does not depend on
+//! `--jobs`, and whatever it runs is recorded like any schedule, so a
+//! failure replays alone.
 
 use crate::schedule::{Follow, Recorded};
 use hwmodel::{Coverage, Goal};
