@@ -16,7 +16,7 @@ use smmu_sync::plain::Mutex;
 use smmu_sync::{enter, Backend};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -206,7 +206,9 @@ fn explore(
     let chunk_len = cfg.chunk();
     let chunks: Vec<u64> =
         (0..total.div_ceil(chunk_len)).filter(|i| cli.shard.is_none_or(|s| i % s.count == s.index)).collect();
-    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let next = AtomicUsize::new(0);
+    // The earliest chunk that failed: no chunk starts after one has, and a
+    // running chunk after it gives up (`run::Race`).
     let first_failed = Arc::new(AtomicU64::new(u64::MAX));
     let past_new = KNOWN.get().is_some() && !cli.stop_at_new;
     let results = Mutex::new(Vec::new());
@@ -215,7 +217,10 @@ fn explore(
         for _ in 0..cli.jobs() {
             s.spawn(|| loop {
                 let k = next.fetch_add(1, Relaxed);
-                if k >= chunks.len() || stop.load(Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+                if k >= chunks.len()
+                    || first_failed.load(Relaxed) != u64::MAX
+                    || deadline.is_some_and(|d| Instant::now() >= d)
+                {
                     break;
                 }
                 let chunk = chunks[k];
@@ -240,7 +245,9 @@ fn explore(
                     ModeKind::Model => run::explore(sc, params, plan),
                     ModeKind::Threads => run::threads(sc, params, n, &plan),
                 };
-                stop.fetch_or(r.found.is_some() && !past_new, Relaxed);
+                if r.found.is_some() && !past_new {
+                    first_failed.fetch_min(chunk, Relaxed);
+                }
                 pb.inc(r.schedules);
                 results.lock().push((chunk, seed, r));
             });
