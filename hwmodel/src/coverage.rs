@@ -74,6 +74,8 @@ goals! {
     SteDrainedBeforePte => "ste-drained-before-pte": "an STE store drained while a PTE store issued before it was buffered",
     IrqReadWriterWaiting => "irq-read-writer-waiting": "an interrupt asked for an rwlock's read side while a writer waited",
     IrqReadNoWriter => "irq-read-no-writer": "an interrupt asked for an rwlock's read side with no writer waiting",
+    IrqReadOwnReader => "irq-read-own-reader":
+        "an interrupt asked for an rwlock's read side its CPU held, with a writer waiting",
 }
 
 impl Goal {

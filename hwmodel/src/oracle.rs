@@ -415,9 +415,10 @@ impl Oracle {
         for g in Goal::ALL {
             c.add_count(*g, self.goals[*g as usize].load(std::sync::atomic::Ordering::Relaxed));
         }
-        let [waiting, none] = smmu_sync::irq_reads();
+        let [waiting, none, own] = smmu_sync::irq_reads();
         c.add_count(Goal::IrqReadWriterWaiting, waiting);
         c.add_count(Goal::IrqReadNoWriter, none);
+        c.add_count(Goal::IrqReadOwnReader, own);
         c
     }
 

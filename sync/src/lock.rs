@@ -163,20 +163,23 @@ thread_local! {
     /// handler is stuck there, whatever its interrupted code waited for.
     static WAITS: RefCell<Vec<Wait>> = const { RefCell::new(Vec::new()) };
     /// This execution's interrupt read-lock attempts: with a writer
-    /// waiting, and without.
-    static IRQ_READS: std::cell::Cell<[u64; 2]> = const { std::cell::Cell::new([0; 2]) };
+    /// waiting, without, and with a writer waiting on a lock the
+    /// interrupted code holds for read.
+    static IRQ_READS: std::cell::Cell<[u64; 3]> = const { std::cell::Cell::new([0; 3]) };
 }
 
 /// A new execution: nobody waits.
 pub(crate) fn reset() {
     WAITS.with(|w| w.borrow_mut().clear());
-    IRQ_READS.with(|c| c.set([0; 2]));
+    IRQ_READS.with(|c| c.set([0; 3]));
 }
 
 /// How often this execution's interrupt handlers asked for an rwlock's
 /// read side while a writer waited, and with no writer waiting: the two
-/// orders of the interrupt-reader deadlock (an "interleaving goal").
-pub fn irq_reads() -> [u64; 2] {
+/// orders of the interrupt-reader deadlock (an "interleaving goal"); and
+/// how often one did so on a lock its own interrupted code held for read,
+/// the state that deadlocks a fair rwlock and that a queued one lets pass.
+pub fn irq_reads() -> [u64; 3] {
     IRQ_READS.with(std::cell::Cell::get)
 }
 
@@ -323,10 +326,13 @@ impl RwLock {
         let irq = crate::irq::in_interrupt();
         let mut waiting = false;
         if irq && !write {
-            let k = usize::from(state.lock().writers_waiting.is_empty());
+            let st = state.lock();
+            let writer = !st.writers_waiting.is_empty();
+            let own = writer && st.readers.contains(&me);
             IRQ_READS.with(|c| {
                 let mut n = c.get();
-                n[k] += 1;
+                n[usize::from(!writer)] += 1;
+                n[2] += u64::from(own);
                 c.set(n);
             });
         }

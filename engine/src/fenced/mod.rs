@@ -79,7 +79,9 @@ impl Design for Fenced {
         domains.iter().flat_map(|d| invs(d).load(&guard).iter().map(|i| i.desc)).collect()
     }
 
-    fn can_reach(&self, _g: Goal) -> bool {
-        true
+    /// Its walkers read-lock with interrupts off: no interrupt runs on a
+    /// CPU that holds the ATS read side.
+    fn can_reach(&self, g: Goal) -> bool {
+        g != Goal::IrqReadOwnReader
     }
 }

@@ -123,6 +123,7 @@ impl Design for Legacy {
                 | AtsOffBeforeAtcInv
                 | IrqReadWriterWaiting
                 | IrqReadNoWriter
+                | IrqReadOwnReader
         )
     }
 
