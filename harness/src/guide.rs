@@ -51,12 +51,11 @@ const UNFAVOURED: f64 = 0.05;
 /// schedules reached it.
 const RARE_PER_MILLE: u64 = 10;
 
-/// The ways a schedule is made: drawn fresh by the `--scheduler`; a
-/// corpus entry's prefix with a new ending; a corpus entry with one to
-/// four small changes.
+/// The ways a guided schedule is made (a fresh one is drawn by the
+/// `--scheduler`): a corpus entry's prefix with a new ending; a corpus
+/// entry with one to four small changes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Way {
-    Fresh,
     Ending,
     Havoc,
 }
@@ -135,10 +134,10 @@ pub struct Guide<S> {
     schedules: u64,
     left: u64,
     running: Option<Mutated>,
-    /// The way the running schedule was made, and what each way of
-    /// guiding yields (by `Way`; the fresh one's slot stays empty).
-    way: Way,
-    yields: [Yield; 3],
+    /// The way the running schedule was made (none: fresh), and what
+    /// each way yields.
+    way: Option<Way>,
+    yields: [Yield; GUIDED.len()],
 }
 
 impl<S: Scheduler> Guide<S> {
@@ -159,8 +158,8 @@ impl<S: Scheduler> Guide<S> {
             schedules: 0,
             left: schedules,
             running: None,
-            way: Way::Fresh,
-            yields: [Yield::default(); 3],
+            way: None,
+            yields: [Yield::default(); GUIDED.len()],
         }
     }
 
@@ -210,10 +209,10 @@ impl<S: Scheduler> Guide<S> {
     /// The way to make the next schedule: fresh while warming up and two
     /// times in three after; else a way of guiding, each by its recent
     /// yield, none less often than `FLOOR`.
-    fn choose_way(&mut self) -> Way {
+    fn choose_way(&mut self) -> Option<Way> {
         let started = self.schedules_total - self.left;
         if self.corpus.is_empty() || started <= WARM || !started.is_multiple_of(GUIDED_ONE_IN) {
-            return Way::Fresh;
+            return None;
         }
         let total: f64 = GUIDED.iter().map(|w| self.yields[*w as usize].rate()).sum();
         let share = |y: Yield| FLOOR + (1.0 - FLOOR * GUIDED.len() as f64) * y.rate() / total;
@@ -221,10 +220,10 @@ impl<S: Scheduler> Guide<S> {
         for w in GUIDED {
             x -= share(self.yields[w as usize]);
             if x < 0.0 {
-                return w;
+                return Some(w);
             }
         }
-        Way::Havoc
+        Some(Way::Havoc)
     }
 
     /// Entry `i`'s schedule up to a random decision, then the fresh
@@ -299,8 +298,8 @@ impl<S: Scheduler> Learn for Guide<S> {
         if self.schedules.is_power_of_two() || self.schedules.is_multiple_of(256) {
             self.rescore();
         }
-        if self.way != Way::Fresh {
-            let y = &mut self.yields[self.way as usize];
+        if let Some(w) = self.way {
+            let y = &mut self.yields[w as usize];
             y.made = y.made * DECAY + 1.0;
             y.kept = y.kept * DECAY + f64::from(u8::from(novel));
         }
@@ -330,17 +329,17 @@ impl<S: Scheduler> Scheduler for Guide<S> {
         self.way = self.choose_way();
         let part = ((self.fresh_made / self.per) as usize).min(self.fresh.len() - 1);
         let m = match self.way {
-            Way::Fresh => {
+            None => {
                 self.fresh_made += 1;
                 self.running = None;
                 self.part = part;
                 return self.fresh[part].new_execution();
             }
-            Way::Ending => {
+            Some(Way::Ending) => {
                 let i = self.pick();
                 self.ending(i)
             }
-            Way::Havoc => {
+            Some(Way::Havoc) => {
                 let i = self.pick();
                 self.mutate(i)
             }

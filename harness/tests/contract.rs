@@ -24,6 +24,14 @@ fn failure_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// `stress` on swarm with `mutant` and `args`, its failures (unshrunk)
+/// in a fresh directory `out`, JSON on stdout.
+fn swarm_with_mutant(mutant: &str, args: &[&str], out: &str) -> Output {
+    let dir = out_dir(out);
+    let fixed = ["--scenario", "swarm", "--mutant", mutant, "--shrink-budget", "0", "--json", "--out"];
+    stress(&[&fixed[..], &[dir.to_str().unwrap()], args].concat())
+}
+
 #[test]
 fn list_names_every_scenario_and_mutant_with_its_catcher() {
     let o = stress(&["--list"]);
@@ -438,29 +446,14 @@ fn every_engine_reaches_its_scenarios_own_goals_and_every_state_goal() {
 
 #[test]
 fn a_guided_failure_is_the_same_at_any_jobs_and_replays_alone() {
-    // Caught past the first guided chunk at this seed, so two chunks' guides
-    // run side by side at --jobs 2.
+    // Caught past the first guided chunk at this seed (at 48 055, a guided
+    // schedule), so two chunks' guides run side by side at --jobs 2.
     let run = |jobs: &str| {
-        let dir = out_dir(&format!("guided-{jobs}"));
-        let o = stress(&[
-            "--scenario",
-            "swarm",
-            "--mutant",
+        let o = swarm_with_mutant(
             "ats-off-without-grace-period",
-            "--explore",
-            "feedback",
-            "--seed",
-            "1",
-            "--iterations",
-            "60000",
-            "--shrink-budget",
-            "0",
-            "--jobs",
-            jobs,
-            "--json",
-            "--out",
-            dir.to_str().unwrap(),
-        ]);
+            &["--explore", "feedback", "--seed", "1", "--iterations", "60000", "--jobs", jobs],
+            &format!("guided-{jobs}"),
+        );
         assert_eq!(
             o.status.code(),
             Some(1),
@@ -489,22 +482,11 @@ fn a_guided_run_starts_with_the_fresh_runs_schedules() {
     // Caught by PCT at its 45th schedule: a guided run, which warms up on
     // the fresh run's own schedules, must catch it at the same one.
     let failure = |explore: &str| {
-        let dir = out_dir(&format!("warm-{explore}"));
-        let o = stress(&[
-            "--scenario",
-            "swarm",
-            "--mutant",
+        let o = swarm_with_mutant(
             "old-invs-with-new-ats",
-            "--explore",
-            explore,
-            "--seed",
-            "2",
-            "--shrink-budget",
-            "0",
-            "--json",
-            "--out",
-            dir.to_str().unwrap(),
-        ]);
+            &["--explore", explore, "--seed", "2"],
+            &format!("warm-{explore}"),
+        );
         assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
         json(&o)["runs"][0]["failure"].clone()
     };
