@@ -226,6 +226,7 @@ fn explore(
                 let chunk = chunks[k];
                 let n = chunk_len.min(total - chunk * chunk_len);
                 let seed = chunk_seed(params.seed, sc.name, chunk);
+                let race = Race::new(first_failed.clone(), chunk);
                 let plan = Plan {
                     scheduler: cfg.scheduler,
                     seed,
@@ -238,7 +239,7 @@ fn explore(
                     policy: (None, 0),
                     explore: cfg.explore,
                     want,
-                    race: Some(Race::new(first_failed.clone(), chunk)),
+                    race: Some(race.clone()),
                     fresh: cfg.fresh_parts(chunk, |c| chunk_seed(params.seed, sc.name, c)),
                 };
                 let r = match cfg.mode {
@@ -246,7 +247,7 @@ fn explore(
                     ModeKind::Threads => run::threads(sc, params, n, &plan),
                 };
                 if r.found.is_some() && !past_new {
-                    first_failed.fetch_min(chunk, Relaxed);
+                    race.fail();
                 }
                 pb.inc(r.schedules);
                 results.lock().push((chunk, seed, r));

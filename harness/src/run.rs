@@ -414,7 +414,8 @@ impl Race {
         Race { first_failed, chunk }
     }
 
-    fn fail(&self) {
+    /// This chunk failed: no chunk after it need go on.
+    pub fn fail(&self) {
         self.first_failed.fetch_min(self.chunk, Relaxed);
     }
 
