@@ -18,15 +18,24 @@ use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler, Schedule, 
 use std::collections::{BTreeSet, HashSet};
 
 /// What a scheduler learns from a schedule it made, once it has ended:
-/// the schedule as recorded, and the goals it reached.
+/// the schedule as recorded, and the goals it reached; and how it made
+/// the schedule it runs now, so that a failure says whether a guide or
+/// the `--scheduler` found it.
 pub trait Learn {
     fn learn(&mut self, _schedule: &Recorded, _reached: &Coverage) {}
+    fn made_by(&self) -> &'static str {
+        "fresh"
+    }
 }
 
 impl Learn for PctScheduler {}
 impl Learn for RandomScheduler {}
 impl Learn for DfsScheduler {}
-impl Learn for Follow {}
+impl Learn for Follow {
+    fn made_by(&self) -> &'static str {
+        "recording"
+    }
+}
 
 /// Corpus entries kept at most; a fuller corpus replaces its dullest.
 const CORPUS: usize = 256;
@@ -282,6 +291,14 @@ impl<S: Scheduler> Guide<S> {
 }
 
 impl<S: Scheduler> Learn for Guide<S> {
+    fn made_by(&self) -> &'static str {
+        match self.way {
+            None => "fresh",
+            Some(Way::Ending) => "ending",
+            Some(Way::Havoc) => "havoc",
+        }
+    }
+
     fn learn(&mut self, schedule: &Recorded, reached: &Coverage) {
         self.schedules += 1;
         let goals: Vec<Goal> = reached.iter().filter(|(_, n)| *n > 0).map(|(g, _)| g).collect();

@@ -26,6 +26,9 @@ pub struct FailureRow {
     pub shrink_seconds: Option<f64>,
     /// Whether replaying the schedule gave the same trace hash.
     pub replay_matches: Option<bool>,
+    /// How the schedule was made (`run::Found::made_by`): `fresh` by the
+    /// `--scheduler`, or a guide's `ending` or `havoc`.
+    pub made_by: Option<&'static str>,
 }
 
 impl FailureRow {
@@ -45,6 +48,7 @@ impl FailureRow {
             shrunk_steps: None,
             shrink_seconds: None,
             replay_matches: None,
+            made_by: f.made_by,
         }
     }
 }
@@ -261,8 +265,8 @@ pub fn runs(json: bool, seed: u64, rows: &[RunRow]) {
 
 pub fn mutants(json: bool, rows: &[MutantRow]) {
     let mut t = format!(
-        "{:<36} {:<18} {:>7} {:>10} {:>8}  {:<23} {:>13} {:>11}\n",
-        "mutant", "scenario", "caught", "schedules", "seconds", "as", "preemptions", "steps"
+        "{:<36} {:<18} {:>7} {:>10} {:>8}  {:<23} {:>13} {:>11}  {}\n",
+        "mutant", "scenario", "caught", "schedules", "seconds", "as", "preemptions", "steps", "made by"
     );
     for r in rows {
         let shrunk =
@@ -271,7 +275,7 @@ pub fn mutants(json: bool, rows: &[MutantRow]) {
             (shrunk(f.preemptions, f.shrunk_preemptions), shrunk(f.steps as usize, f.shrunk_steps.map(|s| s as usize)))
         });
         t.push_str(&format!(
-            "{:<36} {:<18} {:>7} {:>10} {:>8.2}  {:<23} {:>13} {:>11}\n",
+            "{:<36} {:<18} {:>7} {:>10} {:>8.2}  {:<23} {:>13} {:>11}  {}\n",
             r.name,
             r.scenario,
             match (r.caught, &r.kind) {
@@ -286,7 +290,8 @@ pub fn mutants(json: bool, rows: &[MutantRow]) {
                 k => k.clone().unwrap_or_else(|| "-".into()),
             },
             pre,
-            steps
+            steps,
+            r.failure.as_ref().and_then(|f| f.made_by).unwrap_or("-")
         ));
     }
     let caught = rows.iter().filter(|r| r.caught).count();

@@ -42,6 +42,10 @@ pub struct Found {
     pub odds: Option<hwmodel::Odds>,
     /// Its cause (`hwmodel::signature`): what `--known` matches.
     pub signature: String,
+    /// How the schedule was made (`Learn::made_by`): drawn by the
+    /// `--scheduler`, a guide's ending or havoc, or a recording followed;
+    /// none in threads mode.
+    pub made_by: Option<&'static str>,
 }
 
 impl Found {
@@ -62,6 +66,7 @@ impl Found {
             trace_hash: v.hash,
             odds: Some(v.odds),
             signature: v.signature.clone(),
+            made_by: None,
         }
     }
 
@@ -91,6 +96,7 @@ impl Found {
             trace: Vec::new(),
             odds: None,
             signature: hwmodel::signature::of_site(kind, site),
+            made_by: None,
         }
     }
 }
@@ -230,6 +236,8 @@ struct Shared {
     /// The goals the schedule that just ended reached, for the scheduler
     /// to learn from (`Learn`).
     reached: Option<Coverage>,
+    /// How the current schedule was made (`Learn::made_by`).
+    made_by: &'static str,
 }
 
 impl Shared {
@@ -240,6 +248,7 @@ impl Shared {
     /// keeps a failure of another aside and goes on.
     fn note(&mut self, f: Found, id: Option<&str>, plan: Pursuit) {
         let Pursuit { known, past_new, want } = plan;
+        let f = Found { made_by: Some(self.made_by), ..f };
         if want.is_some_and(|k| f.kind != k.name()) {
             self.stats.other.get_or_insert((f, 0));
             return;
@@ -343,6 +352,7 @@ impl<S: Scheduler + Learn> Scheduler for Recorder<S> {
         let mut sh = self.shared.lock();
         sh.current = Recorded { prefer: self.policy.0, starve: self.policy.1, ..Recorded::default() };
         sh.top_task = 0;
+        sh.made_by = self.inner.made_by();
         self.progress = Progress::default();
         Some(s)
     }
@@ -594,7 +604,10 @@ fn drive<S: Scheduler + Learn + 'static>(sc: &'static Scenario, params: Params, 
         let index = s.stats.schedules;
         s.stats.schedules += 1;
         s.stats.max_threads = s.stats.max_threads.max(s.top_task + 1);
-        let found = Found::from_panic(index, s.current.clone(), panic_message(p.as_ref()), &[]);
+        let found = Found {
+            made_by: Some(s.made_by),
+            ..Found::from_panic(index, s.current.clone(), panic_message(p.as_ref()), &[])
+        };
         s.stats.found.get_or_insert(found);
     }
     s.stats.elapsed = start.elapsed();

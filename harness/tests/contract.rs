@@ -465,16 +465,15 @@ fn a_guided_failure_is_the_same_at_any_jobs_and_replays_alone() {
     let (one, two) = (run("1"), run("2"));
     let index = one["schedule_index"].as_u64().unwrap();
     assert!(index >= 10_000, "caught in the first chunk ({index}): the test no longer spans two guides");
-    for k in ["schedule_index", "trace_hash", "kind"] {
+    for k in ["schedule_index", "trace_hash", "kind", "made_by"] {
         assert_eq!(one[k], two[k], "{k} depends on --jobs");
     }
+    assert!(["ending", "havoc"].contains(&one["made_by"].as_str().unwrap()), "made by {}", one["made_by"]);
     let r = stress(&["--replay", two["replay_file"].as_str().unwrap(), "--json"]);
     assert_eq!(r.status.code(), Some(1), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_eq!(
-        json(&r)["runs"][0]["failure"]["trace_hash"],
-        two["trace_hash"],
-        "a guided failure replays without its corpus"
-    );
+    let replayed = &json(&r)["runs"][0]["failure"];
+    assert_eq!(replayed["trace_hash"], two["trace_hash"], "a guided failure replays without its corpus");
+    assert_eq!(replayed["made_by"], "recording");
 }
 
 #[test]
@@ -491,7 +490,8 @@ fn a_guided_run_starts_with_the_fresh_runs_schedules() {
         json(&o)["runs"][0]["failure"].clone()
     };
     let (fresh, guided) = (failure("fresh"), failure("feedback"));
-    for k in ["schedule_index", "trace_hash"] {
+    for k in ["schedule_index", "trace_hash", "made_by"] {
         assert_eq!(fresh[k], guided[k], "{k}: the guided run's first schedules are not the fresh run's");
     }
+    assert_eq!(fresh["made_by"], "fresh");
 }
