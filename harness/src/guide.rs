@@ -43,7 +43,7 @@ const CORPUS: usize = 256;
 /// the fresh run's schedules keep coming in order between the guided
 /// ones, so a bug the fresh run catches at its n-th schedule a guided run
 /// catches by about its (1.5n)-th, whatever the corpus does.
-const GUIDED_ONE_IN: u64 = 3;
+pub const GUIDED_ONE_IN: u64 = 3;
 /// Each way of guiding is chosen at least this share of the time,
 /// whatever it has yielded: one that yields nothing now may later.
 const FLOOR: f64 = 0.1;
