@@ -27,7 +27,8 @@ pub struct FailureRow {
     /// Whether replaying the schedule gave the same trace hash.
     pub replay_matches: Option<bool>,
     /// How the schedule was made (`run::Found::made_by`): `fresh` by the
-    /// `--scheduler`, or a guide's `ending` or `havoc`.
+    /// `--scheduler`, a guide's `ending` or `havoc`, or `recording` on a
+    /// replay.
     pub made_by: Option<&'static str>,
 }
 
